@@ -1,0 +1,69 @@
+"""Webhook endpoints partners register, and the outbox of deliveries to them."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django_cryptography.fields import encrypt
+
+
+class WebhookEndpoint(models.Model):
+    partner = models.ForeignKey("riskoffice.Partner", on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500)
+    # Standard Webhooks secret ("whsec_" + base64), encrypted at rest; shown once at creation.
+    secret = encrypt(models.CharField(max_length=100))
+    event_types = models.JSONField(default=list, help_text="Subscribed event types; empty means all.")
+    is_active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.partner}: {self.url}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: written in the transaction that caused it, delivered from here."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (retries exhausted)"
+        CANCELLED = "cancelled", "Cancelled (endpoint disabled)"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    # The webhook-id header: the same across retries, so consumers can deduplicate.
+    message_id = models.CharField(max_length=40, unique=True, default="")
+    event_type = models.CharField(max_length=50)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The periodic sweep: pending deliveries whose next attempt is due.
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(message_id=""),
+                name="delivery_has_message_id",
+                violation_error_message="A delivery carries its webhook-id.",
+            ),
+        ]
+
+    @staticmethod
+    def new_message_id() -> str:
+        return f"msg_{uuid.uuid4().hex}"

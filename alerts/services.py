@@ -1,0 +1,183 @@
+"""Webhook writes: registering endpoints, publishing events to the outbox, delivering them."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import socket
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from riskoffice.audit import Actor, audit_record
+from riskoffice.models import Partner
+
+from . import signing
+from .models import WebhookDelivery, WebhookEndpoint
+
+logger = logging.getLogger(__name__)
+
+# Retries spread over about three days (Standard Webhooks' schedule), with ±10 % jitter.
+RETRY_SCHEDULE = [
+    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=5),
+    timedelta(hours=10), timedelta(hours=14), timedelta(hours=20), timedelta(hours=24),
+]
+# While one worker sends, the row is leased so the periodic sweep does not send it twice.
+LEASE = timedelta(seconds=120)
+EVENT_TYPES = ("score.completed",)
+
+
+def url_problem(url: str) -> str | None:
+    """Why a webhook URL is refused, or None. Resolves the host: no private targets in production (SSRF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return "The URL must be an absolute http(s) URL."
+    if settings.PRODUCTION and parts.scheme != "https":
+        return "Webhook URLs must use https."
+    if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
+        return None
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except socket.gaierror:
+        return f"The host {parts.hostname} does not resolve."
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            return f"The host {parts.hostname} resolves to a non-public address ({address})."
+    return None
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, partner: Partner, url: str, event_types: list[str], actor: Actor
+) -> tuple[WebhookEndpoint, str]:
+    """Register an endpoint; returns it with its secret, which is shown this once."""
+    problem = url_problem(url)
+    if problem:
+        raise ValidationError({"url": problem})
+    unknown = sorted(set(event_types) - set(EVENT_TYPES))
+    if unknown:
+        raise ValidationError({"event_types": f"Unknown event types: {', '.join(unknown)}."})
+    secret = signing.secret_generate()
+    endpoint = WebhookEndpoint.objects.create(partner=partner, url=url, secret=secret, event_types=event_types)
+    audit_record(actor=actor, action="webhook_endpoint.created", obj=endpoint,
+                 after={"url": url, "event_types": event_types})
+    return endpoint, secret
+
+
+def event_publish(*, partner: Partner, event_type: str, payload: dict[str, Any]) -> list[WebhookDelivery]:
+    """Write one delivery per subscribed endpoint in the caller's transaction; send after commit."""
+    from .tasks import deliver_webhook
+
+    now = timezone.now()
+    envelope = {"type": event_type, "timestamp": now.isoformat(), "data": payload}
+    deliveries = [
+        WebhookDelivery.objects.create(
+            endpoint=endpoint, message_id=WebhookDelivery.new_message_id(), event_type=event_type,
+            payload=envelope, next_attempt_at=now,
+        )
+        for endpoint in partner.webhook_endpoints.filter(is_active=True)
+        if endpoint.wants(event_type)
+    ]
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+    return deliveries
+
+
+def _retry_after(response: requests.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return timedelta(seconds=int(value.strip()))
+    try:
+        return max(timedelta(0), parsedate_to_datetime(value) - timezone.now())
+    except (TypeError, ValueError):
+        return None
+
+
+def webhook_deliver(*, delivery_id: int) -> str | None:
+    """One attempt at a due delivery. Returns the resulting status, or None when it was not due."""
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True)
+            .select_related("endpoint")
+            .filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=now)
+            .first()
+        )
+        if delivery is None:
+            return None
+        delivery.next_attempt_at = now + LEASE
+        delivery.save(update_fields=["next_attempt_at"])
+
+    endpoint = delivery.endpoint
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    status_code, error, retry_after = None, "", None
+    problem = url_problem(endpoint.url)  # checked again at send time: DNS may have changed
+    if problem:
+        error = problem
+    else:
+        headers = signing.headers(secrets_=[endpoint.secret], message_id=delivery.message_id,
+                                  timestamp=int(now.timestamp()), body=body)
+        try:
+            response = requests.post(endpoint.url, data=body, headers=headers,
+                                     timeout=settings.WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False)
+            status_code = response.status_code
+            if status_code in (429, 503):
+                retry_after = _retry_after(response)
+        except requests.RequestException as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().select_related("endpoint").get(pk=delivery_id)
+        delivery.attempts += 1
+        delivery.last_status_code = status_code
+        delivery.last_error = error or ("" if status_code and 200 <= status_code < 300 else f"HTTP {status_code}")
+        if status_code is not None and 200 <= status_code < 300:
+            delivery.status = WebhookDelivery.Status.DELIVERED
+            delivery.delivered_at = timezone.now()
+            delivery.next_attempt_at = None
+        elif status_code == 410:
+            _endpoint_disable(delivery.endpoint, reason="The receiver answered 410 Gone.")
+            delivery.status = WebhookDelivery.Status.CANCELLED
+            delivery.next_attempt_at = None
+        elif delivery.attempts > len(RETRY_SCHEDULE):
+            delivery.status = WebhookDelivery.Status.FAILED
+            delivery.next_attempt_at = None
+        else:
+            delay = RETRY_SCHEDULE[delivery.attempts - 1] * random.uniform(0.9, 1.1)
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            delivery.next_attempt_at = timezone.now() + delay
+        delivery.save(update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at",
+                                     "next_attempt_at"])
+    return delivery.status
+
+
+def _endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> None:
+    endpoint.is_active = False
+    endpoint.disabled_reason = reason
+    endpoint.save(update_fields=["is_active", "disabled_reason"])
+    endpoint.deliveries.filter(status=WebhookDelivery.Status.PENDING).update(
+        status=WebhookDelivery.Status.CANCELLED, next_attempt_at=None
+    )
+    audit_record(actor=Actor.of_system("webhooks"), action="webhook_endpoint.disabled", obj=endpoint,
+                 after={"reason": reason})
+
+
+def due_delivery_ids(limit: int = 500) -> list[int]:
+    return list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )

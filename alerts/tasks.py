@@ -1,0 +1,15 @@
+from celery import shared_task
+
+from . import services
+
+
+@shared_task
+def deliver_webhook(delivery_id: int) -> None:
+    services.webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task
+def deliver_due_webhooks() -> None:
+    """Periodic: retries live in the database (next_attempt_at), never in long broker countdowns."""
+    for delivery_id in services.due_delivery_ids():
+        deliver_webhook.delay(delivery_id)

@@ -1,0 +1,157 @@
+"""Partner API for scores: POST /api/v1/scores, GET /api/v1/scores/{id}."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from riskoffice.api import api_client_of
+from riskoffice.audit import Actor
+
+from . import selectors, services
+from .identifiers import normalise_vat, siren_error, vat_error
+from .models import Dossier
+
+
+class StrictCharField(serializers.CharField):
+    """A string and nothing else: a JSON number would silently lose a SIREN's leading zeros."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """A JSON number or a numeric string; booleans are not amounts."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RejectUnknownFieldsMixin:
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class CompanySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    siren = StrictCharField(max_length=20, help_text="9-digit SIREN (spaces allowed).")
+    vat = StrictCharField(max_length=20, required=False, help_text="French VAT number, checked against the SIREN.")
+
+    def validate_siren(self, value: str) -> str:
+        siren = "".join(value.split())
+        error = siren_error(siren)
+        if error:
+            raise serializers.ValidationError(error)
+        return siren
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        vat = attrs.get("vat")
+        if vat:
+            error = vat_error(vat, attrs["siren"])
+            if error:
+                raise serializers.ValidationError({"vat": error})
+            attrs["vat"] = normalise_vat(vat)
+        return attrs
+
+
+class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    company = CompanySerializer()
+    bank_data = serializers.ListField(
+        child=StrictCharField(max_length=500, allow_blank=False), required=False, default=list, max_length=10,
+        help_text="Open-banking aggregator tokens; stored encrypted.",
+    )
+    requested_amount = StrictDecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal("1"), max_value=Decimal("100000000"),
+        help_text="Amount requested, in euros.",
+    )
+
+
+def _language(request: Request) -> str:
+    header = request.headers.get("Accept-Language", "")
+    return "en" if header.lower().startswith("en") else "fr"
+
+
+def score_representation(dossier: Dossier, request: Request) -> dict[str, Any]:
+    score = selectors.latest_score(dossier)
+    lang = _language(request)
+    body: dict[str, Any] = {
+        "id": str(dossier.pk),
+        "status": dossier.status,
+        "created_at": dossier.created_at.isoformat(),
+        "company": {"siren": dossier.company.siren, "vat": dossier.company.vat, "name": dossier.company.name}
+        if dossier.company_id else None,
+        "requested_amount": str(dossier.requested_amount),
+        "score": None,
+        "probability_of_default": None,
+        "band": None,
+        "decision": dossier.decision or None,
+        "recommendation": None,
+        "recommended_limit": None,
+        "explainability": [],
+        "model_version": None,
+        "policy_version": None,
+        "scored_at": None,
+    }
+    if dossier.status == Dossier.Status.FAILED:
+        body["error"] = dossier.status_detail
+    if score is not None:
+        body.update({
+            "score": score.score,
+            "probability_of_default": round(score.probability_of_default, 6),
+            "band": score.band,
+            "recommendation": score.decision,
+            "decision_overridden": dossier.decision_overridden,
+            "recommended_limit": str(score.recommended_limit) if score.recommended_limit is not None else None,
+            "explainability": [
+                {"feature": f["feature"], "text": f["text"][lang], "direction": f["direction"],
+                 "contribution": f["contribution"], "value": f["value"]}
+                for f in score.factors
+            ],
+            "model_version": score.model_version.label,
+            "policy_version": score.policy_version.label,
+            "scored_at": score.created_at.isoformat(),
+        })
+    return body
+
+
+class ScoreListCreate(APIView):
+    required_scopes = ["scores:write"]
+
+    def post(self, request: Request) -> Response:
+        serializer = ScoreRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        client = api_client_of(request)
+        dossier = services.dossier_create(
+            partner=client.partner, siren=data["company"]["siren"], requested_amount=data["requested_amount"],
+            bank_tokens=data["bank_data"], actor=Actor(client=client),
+        )
+        location = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))
+        body = {"id": str(dossier.pk), "status": dossier.status, "links": {"self": location}}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class ScoreDetail(APIView):
+    required_scopes = ["scores:read"]
+
+    def get(self, request: Request, pk: str) -> Response:
+        dossier = selectors.get_or_404(selectors.dossiers_for_client(api_client_of(request)), pk)
+        response = Response(score_representation(dossier, request))
+        if dossier.status == Dossier.Status.PENDING:
+            response["Retry-After"] = "1"
+        return response

@@ -1,0 +1,159 @@
+"""Applicants, dossiers, decisions and outcomes."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django_cryptography.fields import encrypt
+
+
+class Segment(models.TextChoices):
+    B2B = "b2b", "Company (B2B)"
+    B2C = "b2c", "Individual (B2C)"
+
+
+class Decision(models.TextChoices):
+    ACCEPT = "accept", "Accept"
+    GUARANTEE = "guarantee", "Ask for a guarantee"
+    REFUSE = "refuse", "Refuse"
+
+
+class Company(models.Model):
+    """A company known by its SIREN; its details come from the data sources."""
+
+    siren = models.CharField(max_length=9, unique=True)
+    vat = models.CharField(max_length=13, blank=True)
+    name = models.CharField(max_length=200, blank=True)
+    naf_code = models.CharField(max_length=6, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "companies"
+
+    def __str__(self) -> str:
+        return f"{self.name or 'Company'} ({self.siren})"
+
+
+class Dossier(models.Model):
+    """One credit request: an applicant, an amount, the data to score it, and the decision."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SCORED = "scored", "Scored"
+        FAILED = "failed", "Failed"
+
+    class Origin(models.TextChoices):
+        API = "api", "Partner API"
+        HISTORY = "history", "Historical book"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    partner = models.ForeignKey(
+        "riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers"
+    )
+    origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.API)
+    segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.B2B)
+    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers")
+    requested_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    # Open-banking tokens, encrypted at rest (AES-256-CBC + HMAC via django-cryptography).
+    bank_tokens_json = encrypt(models.TextField(default="[]"))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    status_detail = models.CharField(max_length=300, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
+    decision_overridden = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The analyst queue and the stalled-dossier sweep: dossiers by status, oldest first.
+            models.Index(fields=["status", "created_at"], name="dossier_status_created_idx"),
+            # A partner's dossiers (API scoping), newest first.
+            models.Index(fields=["partner", "-created_at"], name="dossier_partner_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(requested_amount__gt=0),
+                name="dossier_amount_positive",
+                violation_error_message="The requested amount must be positive.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(segment="b2b", company__isnull=False) | models.Q(segment="b2c"),
+                name="dossier_b2b_has_company",
+                violation_error_message="A B2B dossier names a company.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(decision_overridden=False) | ~models.Q(decision=""),
+                name="dossier_override_has_decision",
+                violation_error_message="An overridden dossier carries a decision.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dossier {self.short_id} — {self.applicant_label}"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.id)[:8]
+
+    @property
+    def applicant_label(self) -> str:
+        return str(self.company) if self.company_id else "Individual"
+
+    @property
+    def bank_tokens(self) -> list[str]:
+        return json.loads(self.bank_tokens_json or "[]")
+
+
+class Override(models.Model):
+    """An analyst replacing the recommended decision, with the reason; never an ordinary approval."""
+
+    dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="overrides")
+    from_decision = models.CharField(max_length=10, choices=Decision.choices)
+    to_decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason = models.TextField()
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(reason=""),
+                name="override_has_reason",
+                violation_error_message="An override needs a reason.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(from_decision=models.F("to_decision")),
+                name="override_changes_decision",
+                violation_error_message="An override changes the decision.",
+            ),
+        ]
+
+
+class Outcome(models.Model):
+    """What happened to the credit: repaid or defaulted. Labels for the next model."""
+
+    class Status(models.TextChoices):
+        REPAID = "repaid", "Repaid"
+        DEFAULTED = "defaulted", "Defaulted"
+
+    dossier = models.OneToOneField(Dossier, on_delete=models.PROTECT, related_name="outcome")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    occurred_on = models.DateField()
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["repaid", "defaulted"]),
+                name="outcome_status_valid",
+                violation_error_message="An outcome is repaid or defaulted.",
+            ),
+        ]

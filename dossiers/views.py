@@ -1,0 +1,129 @@
+"""The analysts' back-office: the queue, a dossier, overriding and recording outcomes."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from riskoffice.audit import Actor
+from riskoffice.models import AuditEvent
+from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
+from scoring.features import FEATURES_BY_NAME, format_value
+
+from . import selectors, services
+from .forms import OutcomeForm, OverrideForm
+from .models import Dossier
+
+PAGE_SIZE = 50
+
+
+def _require(request: HttpRequest, roles: set[str]) -> None:
+    if not has_any_role(request.user, roles):
+        raise PermissionDenied("Your role does not allow this.")
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    _require(request, CAN_READ_DOSSIERS)
+    status = request.GET.get("status", "")
+    dossiers = selectors.dossiers_for_user(request.user).exclude(origin=Dossier.Origin.HISTORY)
+    if status in Dossier.Status.values:
+        dossiers = dossiers.filter(status=status)
+    page = Paginator(dossiers, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(dossier, selectors.latest_score(dossier)) for dossier in page.object_list]
+    return render(request, "dossiers/queue.html", {
+        "page": page, "rows": rows, "status": status, "statuses": Dossier.Status.choices,
+    })
+
+
+def _contribution_bars(score) -> list[dict]:  # noqa: ANN001
+    features = score.snapshot.features
+    biggest = max((abs(v) for v in score.contributions.values()), default=0) or 1.0
+    bars = []
+    for name, value in sorted(score.contributions.items(), key=lambda item: abs(item[1]), reverse=True):
+        feature = FEATURES_BY_NAME.get(name)
+        bars.append({
+            "name": name,
+            "label": feature.label_en if feature else name,
+            "value": format_value(feature, features.get(name), "en") if feature else features.get(name),
+            "contribution": value,
+            "width": round(100 * abs(value) / biggest, 1),
+            "raises": value > 0,
+        })
+    return bars
+
+
+def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:  # noqa: ANN003
+    score = selectors.latest_score(dossier)
+    history = AuditEvent.objects.filter(object_type="dossiers.dossier", object_id=str(dossier.pk)).select_related(
+        "actor_user", "actor_client__partner", "actor_client__application"
+    )
+    return {
+        "dossier": dossier,
+        "score": score,
+        "bars": _contribution_bars(score) if score else [],
+        "overrides": dossier.overrides.select_related("decided_by"),
+        "outcome": getattr(dossier, "outcome", None),
+        "history": history,
+        "override_form": forms.get("override_form") or OverrideForm(),
+        "outcome_form": forms.get("outcome_form") or OutcomeForm(),
+        "can_decide": has_any_role(request.user, CAN_DECIDE),
+    }
+
+
+@login_required
+def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    _require(request, CAN_READ_DOSSIERS)
+    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    return render(request, "dossiers/detail.html", _detail_context(request, dossier))
+
+
+def _apply_errors(form, error: ValidationError) -> None:  # noqa: ANN001
+    if hasattr(error, "error_dict"):
+        for field, errors in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+@login_required
+@require_POST
+def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
+    _require(request, CAN_DECIDE)
+    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    form = OverrideForm(request.POST)
+    if form.is_valid():
+        try:
+            services.dossier_override(dossier=dossier, decision=form.cleaned_data["decision"],
+                                      reason=form.cleaned_data["reason"], user=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, "Decision overridden.")
+            return redirect("dossiers:detail", pk=dossier.pk)
+    context = _detail_context(request, dossier, override_form=form)
+    return render(request, "dossiers/detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
+    _require(request, CAN_DECIDE)
+    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    form = OutcomeForm(request.POST)
+    if form.is_valid():
+        try:
+            services.outcome_record(dossier=dossier, status=form.cleaned_data["status"],
+                                    occurred_on=form.cleaned_data["occurred_on"], actor=Actor(user=request.user))
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, "Outcome recorded.")
+            return redirect("dossiers:detail", pk=dossier.pk)
+    context = _detail_context(request, dossier, outcome_form=form)
+    return render(request, "dossiers/detail.html", context, status=400)

@@ -1,0 +1,162 @@
+"""API plumbing shared by every endpoint: client scopes, permissions and RFC 9457 errors."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, JsonResponse
+from oauth2_provider.models import AccessToken
+from oauth2_provider.scopes import SettingsScopes
+from rest_framework import exceptions, status
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .models import ApiClient
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class ApiClientScopes(SettingsScopes):
+    """A client may only obtain the scopes its ApiClient row allows (DOT lets any client ask for any scope)."""
+
+    def _allowed(self, application: Any) -> list[str]:
+        try:
+            return list(application.api_client.allowed_scopes)
+        except (ApiClient.DoesNotExist, AttributeError):
+            return []
+
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):  # noqa: ANN001, ANN201
+        all_scopes = super().get_available_scopes(application, request, *args, **kwargs)
+        allowed = self._allowed(application)
+        return [scope for scope in all_scopes if scope in allowed]
+
+    def get_default_scopes(self, application=None, request=None, *args, **kwargs):  # noqa: ANN001, ANN201
+        return self._allowed(application)
+
+
+def api_client_of(request: Request) -> ApiClient:
+    """The partner's API client behind the request's bearer token (checked by HasClientScope)."""
+    return request.auth.application.api_client
+
+
+class HasClientScope(BasePermission):
+    """A valid client-credentials token of a registered ApiClient, carrying the view's required scopes.
+
+    Client-credentials tokens have no user, so DRF's IsAuthenticated cannot be used here.
+    """
+
+    message = "The access token lacks a scope this endpoint requires."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        token = request.auth
+        if not isinstance(token, AccessToken):
+            raise exceptions.NotAuthenticated("Send an OAuth 2.0 bearer token: Authorization: Bearer <token>.")
+        try:
+            token.application.api_client  # noqa: B018 - existence check
+        except ApiClient.DoesNotExist:
+            return False
+        required = getattr(view, "required_scopes", None)
+        if required is None:
+            return False
+        return token.is_valid(required)
+
+
+def _flatten_errors(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"company.siren": ["..."]}."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = prefix if key == "non_field_errors" else (f"{prefix}.{key}" if prefix else str(key))
+            flat.update(_flatten_errors(value, name))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "body": [str(item) for item in detail]}
+        flat = {}
+        for index, item in enumerate(detail):
+            flat.update(_flatten_errors(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix or "body": [str(detail)]}
+
+
+def problem(
+    *, status_code: int, title: str, detail: str, slug: str, instance: str, errors: dict | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:riskoffice:problem:{slug}",
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+_TITLES = {
+    400: ("Invalid request", "invalid-request"),
+    401: ("Authentication required", "unauthenticated"),
+    403: ("Forbidden", "forbidden"),
+    404: ("Not found", "not-found"),
+    405: ("Method not allowed", "method-not-allowed"),
+    406: ("Not acceptable", "not-acceptable"),
+    409: ("Conflict", "conflict"),
+    415: ("Unsupported media type", "unsupported-media-type"),
+    422: ("Unprocessable content", "unprocessable"),
+    429: ("Too many requests", "throttled"),
+}
+
+
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every API error as application/problem+json; unexpected errors are logged, never shown."""
+    from rest_framework.views import exception_handler  # DRF's views import this module's settings
+
+    request = context.get("request")
+    instance = request.path if request is not None else ""
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error", exc_info=exc)
+        body = problem(
+            status_code=500,
+            title="Internal error",
+            detail="The request could not be completed; it has been logged. Retry later.",
+            slug="internal-error",
+            instance=instance,
+        )
+        response = Response(body, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    else:
+        title, slug = _TITLES.get(response.status_code, ("Error", "error"))
+        if isinstance(exc, exceptions.ValidationError):
+            errors = _flatten_errors(exc.detail)
+            detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
+            title, slug = "Invalid request", "validation-error"
+            body = problem(
+                status_code=response.status_code, title=title, detail=detail, slug=slug,
+                instance=instance, errors=errors,
+            )
+        else:
+            detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+            if isinstance(exc, Http404):
+                detail = "No such resource for this client."
+            body = problem(
+                status_code=response.status_code, title=title, detail=str(detail), slug=slug, instance=instance
+            )
+        response.data = body
+    response.content_type = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def problem_response(request: HttpRequest, status_code: int) -> JsonResponse:
+    """Plain-Django 404/500 answers for API paths (outside DRF views)."""
+    title, slug = _TITLES.get(status_code, ("Internal error", "internal-error"))
+    detail = {
+        404: "No such endpoint.",
+        500: "The request could not be completed; it has been logged. Retry later.",
+    }.get(status_code, title)
+    body = problem(status_code=status_code, title=title, detail=detail, slug=slug, instance=request.path)
+    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)

@@ -1,0 +1,44 @@
+"""One way to write the audit trail: services call ``audit_record`` inside their transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models
+
+from .models import ApiClient, AuditEvent
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a back-office user, a partner's API client, or the system (a task, a command)."""
+
+    user: AbstractBaseUser | None = None
+    client: ApiClient | None = None
+    system: str = ""
+
+    @classmethod
+    def of_system(cls, name: str) -> Actor:
+        return cls(system=name)
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    obj: models.Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        actor_user=actor.user,
+        actor_client=actor.client,
+        actor_system=actor.system,
+        action=action,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        before=before,
+        after=after,
+    )

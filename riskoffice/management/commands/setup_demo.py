@@ -1,0 +1,80 @@
+"""Demo accounts (one per role), a sandbox partner with an OAuth client, and a few scored dossiers."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from oauth2_provider.models import Application
+
+from dossiers.models import Dossier
+from dossiers.services import dossier_create
+from riskoffice.audit import Actor
+from riskoffice.models import ApiClient, Partner
+from riskoffice.roles import ADMIN, ANALYST, AUDITOR, SENIOR_ANALYST
+from scoring.services import score_compute
+from scoring.synthetic import siren_from_number
+
+DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
+DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
+DEMO_CLIENT_ID = "demo-marketplace"
+SAMPLE_SIRENS = ["552100554", "732829320"] + [siren_from_number(n) for n in (31415926, 27182818, 16180339,
+                                                                             14142135, 17320508, 22360679)]
+
+
+class Command(BaseCommand):
+    help = "Create demo users, a sandbox partner with an OAuth client (new secret printed), and sample dossiers."
+
+    def add_arguments(self, parser):  # noqa: ANN001
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+        parser.add_argument("--no-samples", action="store_true")
+
+    @transaction.atomic
+    def _accounts(self) -> str:
+        for username, role in DEMO_USERS.items():
+            user, _ = User.objects.get_or_create(username=username)
+            user.set_password(DEMO_PASSWORD)
+            user.is_staff = role == ADMIN
+            user.is_superuser = role == ADMIN
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+        partner, _ = Partner.objects.get_or_create(name="Demo Marketplace", defaults={"is_sandbox": True})
+        client_secret = secrets.token_urlsafe(32)
+        app = Application.objects.filter(client_id=DEMO_CLIENT_ID).first() or Application(client_id=DEMO_CLIENT_ID)
+        app.name = "Demo Marketplace (sandbox)"
+        app.client_type = Application.CLIENT_CONFIDENTIAL
+        app.authorization_grant_type = Application.GRANT_CLIENT_CREDENTIALS
+        app.client_secret = client_secret  # hashed on save: only this run knows it
+        app.save()
+        ApiClient.objects.update_or_create(
+            application=app,
+            defaults={"partner": partner, "allowed_scopes": ["scores:write", "scores:read", "webhooks:manage"]},
+        )
+        return client_secret
+
+    def handle(self, *args, base_url: str, no_samples: bool, **options) -> None:  # noqa: ANN002, ANN003
+        client_secret = self._accounts()
+        partner = Partner.objects.get(name="Demo Marketplace")
+        client = ApiClient.objects.get(application__client_id=DEMO_CLIENT_ID)
+        if not no_samples and not Dossier.objects.filter(partner=partner).exists():
+            for i, siren in enumerate(SAMPLE_SIRENS):
+                dossier = dossier_create(partner=partner, siren=siren, requested_amount=10000 + 7500 * i,
+                                         bank_tokens=["sandbox-token"] if i % 3 else [], actor=Actor(client=client))
+                score_compute(dossier_id=dossier.pk)
+        self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
+        self.stdout.write(f"""
+  Back-office   {base_url}/dossiers/
+  Users         {", ".join(DEMO_USERS)}   password: {DEMO_PASSWORD}
+  Admin         {base_url}/admin/   (user admin)
+  Health        {base_url}/healthz   {base_url}/readyz
+
+  Partner API (OAuth 2.0 client credentials)
+    client_id:     {DEMO_CLIENT_ID}
+    client_secret: {client_secret}
+    curl -s -u {DEMO_CLIENT_ID}:{client_secret} -d grant_type=client_credentials {base_url}/o/token/
+    curl -s -X POST {base_url}/api/v1/scores -H "Authorization: Bearer $TOKEN" \\
+         -H "Content-Type: application/json" \\
+         -d '{{"company": {{"siren": "552100554", "vat": "FR96552100554"}}, "bank_data": ["tok"], "requested_amount": 25000}}'
+""")

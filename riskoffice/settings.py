@@ -1,0 +1,257 @@
+"""riskoffice settings, read from the environment.
+
+Two environments, chosen by ``RISKOFFICE_ENV``:
+
+- ``dev`` (default): a newcomer's machine. SQLite under ``var/``, a secret key
+  generated once and kept in ``var/``, Celery on kombu's filesystem transport
+  (a real worker and beat, no service to install).
+- ``production``: refuses to start without ``SECRET_KEY``,
+  ``FIELD_ENCRYPTION_KEY`` and ``ALLOWED_HOSTS``; webhook URLs that resolve to
+  private addresses are refused.
+
+``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis in
+either environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("RISKOFFICE_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {value!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = env_str(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _dev_secret(filename: str) -> str:
+    """A secret generated on first use and kept under var/ so restarts keep sessions and data."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    path = VAR_DIR / filename
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+RISKOFFICE_ENV = env_str("RISKOFFICE_ENV", "dev")
+if RISKOFFICE_ENV not in {"dev", "production"}:
+    raise ImproperlyConfigured(f"RISKOFFICE_ENV must be 'dev' or 'production', got {RISKOFFICE_ENV!r}")
+PRODUCTION = RISKOFFICE_ENV == "production"
+
+if PRODUCTION:
+    _missing = [n for n in ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ALLOWED_HOSTS") if not env_str(n)]
+    if _missing:
+        raise ImproperlyConfigured(f"production settings need {', '.join(_missing)} in the environment")
+    SECRET_KEY = env_str("SECRET_KEY")
+    # Field encryption has its own key so that SECRET_KEY can rotate without
+    # making stored bank tokens unreadable (see docs/security.md).
+    CRYPTOGRAPHY_KEY = env_str("FIELD_ENCRYPTION_KEY")
+else:
+    SECRET_KEY = env_str("SECRET_KEY") or _dev_secret("secret_key")
+    CRYPTOGRAPHY_KEY = env_str("FIELD_ENCRYPTION_KEY") or _dev_secret("field_encryption_key")
+
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "riskoffice",
+    "dossiers",
+    "scoring",
+    "alerts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "riskoffice.urls"
+WSGI_APPLICATION = "riskoffice.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "riskoffice.roles.roles_context",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'riskoffice.sqlite3'}"),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A worker process and the web process share the file: wait rather than fail on a lock.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Tests that start a worker process need the test database on disk, not in memory.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-riskoffice.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "fr"
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+TIME_ZONE = "Europe/Paris"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+WHITENOISE_USE_FINDERS = True  # serve static/ without collectstatic in dev and tests
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dossiers:queue"
+LOGOUT_REDIRECT_URL = "login"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- API -------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["riskoffice.api.HasClientScope"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "riskoffice.api.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+OAUTH2_PROVIDER = {
+    # Partners use the client-credentials grant only; tokens live one hour.
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("ACCESS_TOKEN_EXPIRE_SECONDS", 3600),
+    "SCOPES": {
+        "scores:write": "Request credit scores",
+        "scores:read": "Read credit scores",
+        "webhooks:manage": "Register webhook endpoints",
+    },
+    "DEFAULT_SCOPES": ["scores:write", "scores:read"],
+    "SCOPES_BACKEND_CLASS": "riskoffice.api.ApiClientScopes",
+}
+
+# Named explicitly so that our migrations can point at DOT's (swappable) application model.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+
+# --- Celery ----------------------------------------------------------------
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
+BROKER_CONFIGURED = CELERY_BROKER_URL is not None
+if not BROKER_CONFIGURED:
+    # Embedded default: kombu's filesystem transport, a real broker with no service.
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    # Redis: any countdown longer than visibility_timeout would be redelivered, so
+    # long delays (webhook retries) live in the database instead (docs/architecture.md).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # every task is idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {"task": "riskoffice.tasks.heartbeat", "schedule": timedelta(seconds=30)},
+    "deliver-due-webhooks": {"task": "alerts.tasks.deliver_due_webhooks", "schedule": timedelta(seconds=10)},
+    "requeue-stalled-dossiers": {"task": "dossiers.tasks.requeue_stalled_dossiers", "schedule": timedelta(minutes=1)},
+    "clear-expired-tokens": {"task": "riskoffice.tasks.clear_expired_tokens", "schedule": timedelta(hours=6)},
+}
+
+# --- Domain settings -----------------------------------------------------------
+# Webhook URLs resolving to loopback, private or link-local addresses are refused
+# in production (SSRF); dev and tests deliver to local receivers.
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTION)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# A dossier still pending after this long is enqueued again (the broker may have lost it).
+SCORING_STALL_SECONDS = env_int("SCORING_STALL_SECONDS", 120)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

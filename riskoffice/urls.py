@@ -1,0 +1,56 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import include, path
+from oauth2_provider import views as oauth2_views
+
+from alerts import api as alerts_api
+from dossiers import api as dossiers_api
+
+from . import health
+from .api import problem_response
+
+api_patterns = (
+    [
+        path("scores", dossiers_api.ScoreListCreate.as_view(), name="scores"),
+        path("scores/<str:pk>", dossiers_api.ScoreDetail.as_view(), name="score-detail"),
+        path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
+        path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
+    ],
+    "api",
+)
+
+urlpatterns = [
+    path("", lambda request: redirect("dossiers:queue")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    # Only the token endpoints: partners use client credentials, nobody authorises apps interactively.
+    path("o/token/", oauth2_views.TokenView.as_view(), name="oauth2_token"),
+    path("o/revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="oauth2_revoke_token"),
+    path("api/v1/", include(api_patterns)),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("dossiers/", include("dossiers.urls")),
+    path("admin/", admin.site.urls),
+]
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return problem_response(request, 404)
+    return render(request, "404.html", status=404)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return problem_response(request, 500)
+    return render(request, "500.html", status=500)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "403.html", status=403)

@@ -1,0 +1,151 @@
+"""Model versions, decision policies, collected features and scores."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from dossiers.models import Decision, Segment
+
+
+class ModelVersion(models.Model):
+    """A trained XGBoost model, stored in XGBoost's own UBJ format in the database.
+
+    Kept in the database (not on a disk) so that every worker on every machine loads
+    the same bytes; never pickled.
+    """
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        CHAMPION = "champion", "Champion"
+        RETIRED = "retired", "Retired"
+
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
+    booster_ubj = models.BinaryField(help_text="xgboost.Booster.save_raw('ubj')")
+    feature_names = models.JSONField()
+    categories = models.JSONField(default=dict, help_text="Category list per categorical feature, in code order.")
+    monotone_constraints = models.JSONField(default=list)
+    params = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    training_window = models.JSONField(default=dict, help_text="First and last application date trained on.")
+    data_hash = models.CharField(max_length=64, blank=True)
+    trained_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["segment", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "version"], name="modelversion_unique_version"),
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(status="champion"),
+                name="modelversion_one_champion_per_segment",
+                violation_error_message="A segment has one champion model at a time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment}-v{self.version} ({self.status})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.segment}-v{self.version}"
+
+
+class PolicyVersion(models.Model):
+    """The decision policy risk managers own: PD thresholds and knock-out rules. Never edited in place."""
+
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    version = models.PositiveIntegerField()
+    is_current = models.BooleanField(default=False)
+    accept_max_pd = models.FloatField(help_text="PD below which the recommendation is accept.")
+    guarantee_max_pd = models.FloatField(help_text="PD below which a guarantee is asked for; above, refuse.")
+    knockouts = models.JSONField(
+        default=dict,
+        help_text='{"open_insolvency_proceeding": true, "sanctioned_naf_codes": [...], "max_amount": 500000}',
+    )
+    limit_revenue_share = models.FloatField(
+        default=0.1, help_text="Recommended limit: this share of revenue, scaled by (1 - PD / guarantee_max_pd)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["segment", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "version"], name="policy_unique_version"),
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(is_current=True),
+                name="policy_one_current_per_segment",
+                violation_error_message="A segment has one current policy at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accept_max_pd__gt=0)
+                & models.Q(accept_max_pd__lte=models.F("guarantee_max_pd"))
+                & models.Q(guarantee_max_pd__lt=1),
+                name="policy_thresholds_ordered",
+                violation_error_message="Thresholds must satisfy 0 < accept ≤ guarantee < 1.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment} policy v{self.version}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.segment}-policy-v{self.version}"
+
+
+class FeatureSnapshot(models.Model):
+    """What the sources said about a dossier when it was scored (derived values only, never bank lines)."""
+
+    dossier = models.ForeignKey("dossiers.Dossier", on_delete=models.CASCADE, related_name="feature_snapshots")
+    features = models.JSONField()
+    provenance = models.JSONField(default=dict, help_text="Per source: name, fetched_at, status.")
+    collected_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-collected_at"]
+        indexes = [
+            # Training and scoring read the latest snapshot of a dossier.
+            models.Index(fields=["dossier", "-collected_at"], name="snapshot_dossier_latest_idx"),
+        ]
+
+
+class Score(models.Model):
+    """One scoring of a dossier, reproducible from the model and policy versions it records."""
+
+    dossier = models.ForeignKey("dossiers.Dossier", on_delete=models.CASCADE, related_name="scores")
+    snapshot = models.ForeignKey(FeatureSnapshot, on_delete=models.PROTECT, related_name="scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="scores")
+    policy_version = models.ForeignKey(PolicyVersion, on_delete=models.PROTECT, related_name="scores")
+    probability_of_default = models.FloatField()
+    score = models.IntegerField()
+    band = models.CharField(max_length=1)
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    recommended_limit = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    rules_fired = models.JSONField(default=list)
+    base_value = models.FloatField(help_text="SHAP base value (log-odds).")
+    contributions = models.JSONField(help_text="Exact TreeSHAP contribution per feature (log-odds).")
+    factors = models.JSONField(help_text="Top reasons, ordered by absolute contribution.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The latest score of a dossier (API GET, dossier page, queue).
+            models.Index(fields=["dossier", "-created_at"], name="score_dossier_latest_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(probability_of_default__gte=0, probability_of_default__lte=1),
+                name="score_pd_is_probability",
+                violation_error_message="A probability of default lies in [0, 1].",
+            ),
+        ]

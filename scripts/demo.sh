@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up and run the demo: migrate, seed a synthetic history, train a model, create demo
+# accounts, then run a Celery worker with beat and the web server. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export DJANGO_SETTINGS_MODULE=riskoffice.settings
+
+$PY manage.py migrate --no-input -v 0
+$PY manage.py seed_demo
+$PY manage.py train_model --if-no-champion
+$PY manage.py setup_demo --base-url http://127.0.0.1:8000
+
+mkdir -p var/log
+.venv/bin/celery -A riskoffice worker --beat --concurrency 2 --loglevel INFO \
+    --schedule var/celerybeat-schedule >var/log/worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
+echo "  Worker log    var/log/worker.log (Celery worker + beat, pid $WORKER)"
+echo
+$PY manage.py runserver 127.0.0.1:8000 --noreload

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the test suite. Browser tests need Chromium (/usr/bin/chromium); as root on Debian it is
+# installed when missing, otherwise the tests that need it fail with a message saying so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Chromium for the browser tests (apt-get install chromium)..."
+    (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; })
+fi
+exec .venv/bin/python -m pytest "$@"
