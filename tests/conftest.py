@@ -1,0 +1,257 @@
+"""Shared actors and infrastructure for the specification tests.
+
+Named actors: an analyst, a senior analyst, an auditor, an outsider (logged in, no role),
+and two partners with their own OAuth clients. Reference data (roles, default policies,
+a champion model) is made sure of per test, because transactional tests truncate tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib import import_module
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from oauth2_provider.models import Application
+
+from riskoffice.models import ApiClient, Partner
+from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
+from scoring.features import CATALOGUE, FEATURE_NAMES
+from scoring.models import ModelVersion, PolicyVersion
+from scoring.synthetic import generate_portfolio
+from scoring.training import TrainedModel, train_model
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+
+# --- reference data ---------------------------------------------------------------
+
+_trained: TrainedModel | None = None
+
+
+def trained_once() -> TrainedModel:
+    """One model trained per test session on synthetic data, registered into each test's database."""
+    global _trained
+    if _trained is None:
+        portfolio = generate_portfolio(3000, seed=11)
+        rows = [company.features() for company, _, _ in portfolio]
+        labels = [int(defaulted) for _, _, defaulted in portfolio]
+        dates = [f"2024-01-01T00:00:{i:06d}" for i in range(len(rows))]
+        _trained = train_model(rows, labels, dates, feature_names=FEATURE_NAMES,
+                               categorical={f.name for f in CATALOGUE if f.categorical})
+    return _trained
+
+
+@pytest.fixture
+def reference_data(db) -> None:  # noqa: ANN001
+    for role in ALL_ROLES:
+        Group.objects.get_or_create(name=role)
+    # The default policies live in the data migration; transactional tests truncate them away.
+    defaults = import_module("scoring.migrations.0002_default_policies").DEFAULTS
+    for segment, values in defaults.items():
+        if not PolicyVersion.objects.filter(segment=segment).exists():
+            PolicyVersion.objects.create(segment=segment, version=1, is_current=True, **values)
+
+
+@pytest.fixture
+def champion(reference_data) -> ModelVersion:  # noqa: ANN001
+    from scoring.services import champion_for, model_register
+
+    return champion_for("b2b") or model_register(segment="b2b", trained=trained_once(), trained_by="tests",
+                                                 promote=True)
+
+
+# --- people -----------------------------------------------------------------------
+
+
+def _user(username: str, role: str | None) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+@pytest.fixture
+def analyst(reference_data) -> User:  # noqa: ANN001
+    return _user("alice.analyst", ANALYST)
+
+
+@pytest.fixture
+def senior(reference_data) -> User:  # noqa: ANN001
+    return _user("sam.senior", SENIOR_ANALYST)
+
+
+@pytest.fixture
+def auditor(reference_data) -> User:  # noqa: ANN001
+    return _user("aude.auditor", AUDITOR)
+
+
+@pytest.fixture
+def outsider(reference_data) -> User:  # noqa: ANN001
+    return _user("oscar.outsider", None)
+
+
+# --- partners and their OAuth clients -------------------------------------------------
+
+
+@dataclass
+class PartnerClient:
+    partner: Partner
+    api_client: ApiClient
+    client_id: str
+    client_secret: str
+    scopes: list[str] = field(default_factory=list)
+
+    @property
+    def basic_auth(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+
+
+def make_partner_client(name: str, scopes: list[str]) -> PartnerClient:
+    partner = Partner.objects.create(name=name)
+    secret = secrets.token_urlsafe(24)
+    app = Application.objects.create(
+        name=f"{name} app", client_id=f"{name.lower().replace(' ', '-')}-{secrets.token_hex(4)}",
+        client_secret=secret, client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+    )
+    api_client = ApiClient.objects.create(application=app, partner=partner, allowed_scopes=scopes)
+    return PartnerClient(partner, api_client, app.client_id, secret, scopes)
+
+
+ALL_SCOPES = ["scores:write", "scores:read", "webhooks:manage"]
+
+
+@pytest.fixture
+def marketplace(db) -> PartnerClient:  # noqa: ANN001
+    return make_partner_client("Pay Later Marketplace", ALL_SCOPES)
+
+
+@pytest.fixture
+def other_partner(db) -> PartnerClient:  # noqa: ANN001
+    return make_partner_client("Other Lender", ALL_SCOPES)
+
+
+def obtain_token(client, partner_client: PartnerClient, scope: str | None = None) -> str:  # noqa: ANN001
+    """A real client-credentials token from /o/token/, through Django's test client."""
+    data = {"grant_type": "client_credentials"}
+    if scope:
+        data["scope"] = scope
+    response = client.post("/o/token/", data, HTTP_AUTHORIZATION=partner_client.basic_auth)
+    assert response.status_code == 200, response.content
+    return response.json()["access_token"]
+
+
+@pytest.fixture
+def api(client, marketplace):  # noqa: ANN001, ANN201
+    """The marketplace's authenticated API client: api.post(path, json) / api.get(path)."""
+    token = obtain_token(client, marketplace)
+
+    class Api:
+        partner = marketplace
+
+        def post(self, path: str, body: object, **extra: str):  # noqa: ANN201
+            payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
+            extra.setdefault("content_type", "application/json")
+            return client.post(path, payload, HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
+
+        def get(self, path: str, **extra: str):  # noqa: ANN201
+            return client.get(path, HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
+
+    return Api()
+
+
+# --- a local webhook receiver -------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    url: str
+    requests: list[dict] = field(default_factory=list)
+    status: int = 204
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, count: int = 1, timeout: float = 30) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            self.event.wait(0.1)
+        return self.requests
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
+            self.send_response(receiver.status)
+            self.end_headers()
+            receiver.event.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+
+
+# --- a real Celery worker process ------------------------------------------------------------
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:  # noqa: ANN001
+    """`celery -A riskoffice worker --beat` on the configured broker, against this test's database."""
+    env = dict(os.environ, DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="riskoffice.settings",
+               SCORING_STALL_SECONDS="5")
+    celery = [sys.executable, "-m", "celery", "-A", "riskoffice"]
+    subprocess.run([*celery, "purge", "-f"], env=env, cwd=ROOT, capture_output=True, timeout=60, check=False)
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*celery, "worker", "--beat", "--pool", "solo", "--loglevel", "INFO",
+             "--schedule", str(tmp_path / "beat-schedule"), "--hostname", f"test-{os.getpid()}@%h"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + 60
+    while "ready." not in log.read_text() and time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the Celery worker exited at start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    if "ready." not in log.read_text():
+        process.kill()
+        pytest.fail(f"the Celery worker did not become ready in 60 s:\n{log.read_text()[-3000:]}")
+    process.log_path = log
+    yield process
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
