@@ -9,6 +9,7 @@ class OverrideForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, label="Reason",
         help_text="Required. Kept with your name and the time, and shown to auditors.",
+        error_messages={"required": "An override needs a reason."},
     )
 
     def clean_reason(self) -> str:
@@ -21,5 +22,5 @@ class OverrideForm(forms.Form):
 class OutcomeForm(forms.Form):
     status = forms.ChoiceField(choices=Outcome.Status.choices, label="Outcome")
     occurred_on = forms.DateField(
-        label="Date", widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate
+        label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), initial=timezone.localdate
     )

@@ -255,3 +255,9 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:  # noqa: ANN001
+    """Client secrets and passwords are hashed with PBKDF2 in production; tests need no such cost."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

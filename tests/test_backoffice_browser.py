@@ -1,0 +1,137 @@
+"""An analyst's day in a real browser: log in, open a dossier, read the score, override it, record the outcome."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from dossiers.models import Dossier, Outcome, Override
+from dossiers.services import dossier_create
+from dossiers.tasks import score_dossier
+from riskoffice.audit import Actor
+from scoring.services import score_compute
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PASSWORD = "correct horse battery staple"  # the one tests/conftest.py gives every named user
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def page(monkeypatch) -> Iterator:  # noqa: ANN001
+    """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test still reads the ORM synchronously.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.broken_resources = []
+        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
+                if r.status >= 400 and r.request.resource_type != "document" else None)
+        page.on("pageerror", lambda error: page.broken_resources.append(f"script error: {error}"))
+        yield page
+        context.close()
+        browser.close()
+
+
+@pytest.fixture
+def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:  # noqa: ANN001
+    # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
+    monkeypatch.setattr(score_dossier, "delay", lambda *args, **kwargs: None)
+    dossier = dossier_create(partner=marketplace.partner, siren="552100554", requested_amount=Decimal("25000"),
+                             bank_tokens=["t"], actor=Actor(client=marketplace.api_client))
+    assert score_compute(dossier_id=dossier.pk) is not None
+    dossier.refresh_from_db()
+    return dossier
+
+
+def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome(
+    live_server, page, analyst, scored_dossier  # noqa: ANN001
+):
+    from playwright.sync_api import expect
+
+    dossier = scored_dossier
+    score = dossier.scores.get()
+    company = dossier.company.name
+
+    # Logging in through the form lands on the queue the analyst asked for.
+    page.goto(f"{live_server.url}/dossiers/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/dossiers/$"))
+    page.get_by_label("Username").fill(analyst.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{live_server.url}/dossiers/")
+    expect(page.get_by_role("heading", name="Dossiers")).to_be_visible()
+    row = page.locator("table.grid tbody tr", has_text=company)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(str(score.score))
+
+    # The dossier shows the score, the PD, the recommendation and four reasons in French and English.
+    row.get_by_role("link", name=company).click()
+    expect(page).to_have_url(f"{live_server.url}/dossiers/{dossier.pk}/")
+    expect(page.get_by_test_id("score")).to_have_text(str(score.score))
+    expect(page.get_by_test_id("pd")).to_have_text(f"{100 * score.probability_of_default:.2f} %")
+    expect(page.get_by_test_id("recommendation")).to_have_text(score.get_decision_display())
+    expect(page.get_by_test_id("decision")).to_have_text(dossier.get_decision_display())
+    factors = page.get_by_test_id("factors").locator("li")
+    expect(factors).to_have_count(4)
+    for i, factor in enumerate(score.factors):
+        expect(factors.nth(i).locator(".fr")).to_have_text(factor["text"]["fr"])
+        expect(factors.nth(i).locator(".en")).to_have_text(factor["text"]["en"])
+
+    # An override with no reason: the browser holds the form back (the field is required).
+    target = "refuse" if dossier.decision != "refuse" else "accept"
+    target_label = dict(Dossier._meta.get_field("decision").choices)[target]
+    override_form = page.get_by_test_id("override-form")
+    override_form.get_by_label("New decision").select_option(target)
+    override_form.get_by_role("button", name="Override").click()
+    reason = override_form.get_by_label("Reason")
+    assert reason.evaluate("el => el.validity.valueMissing") is True
+    expect(page).to_have_url(f"{live_server.url}/dossiers/{dossier.pk}/")
+    assert not Override.objects.exists()
+
+    # A blank reason gets past the browser but not the server, which says why.
+    reason.fill("   ")
+    override_form.get_by_role("button", name="Override").click()
+    expect(page.get_by_test_id("override-form")).to_contain_text("An override needs a reason.")
+    assert not Override.objects.exists()
+
+    # With a reason, the decision in force changes and the override is listed under the analyst's name.
+    page.get_by_test_id("override-form").get_by_label("New decision").select_option(target)
+    page.get_by_test_id("override-form").get_by_label("Reason").fill("Personal guarantee from the managing director.")
+    page.get_by_test_id("override-form").get_by_role("button", name="Override").click()
+    expect(page.get_by_role("status")).to_have_text("Decision overridden.")
+    expect(page.get_by_test_id("decision")).to_have_text(target_label)
+    overrides = page.get_by_test_id("overrides")
+    expect(overrides).to_contain_text(analyst.username)
+    expect(overrides).to_contain_text("Personal guarantee from the managing director.")
+    assert Override.objects.get().decided_by == analyst
+
+    # Recording the outcome: today's date is offered, and the outcome replaces the form.
+    today = timezone.localdate().isoformat()
+    outcome_form = page.get_by_test_id("outcome-form")
+    expect(outcome_form.get_by_label("Date")).to_have_value(today)
+    outcome_form.get_by_label("Outcome").select_option("repaid")
+    outcome_form.get_by_role("button", name="Record outcome").click()
+    expect(page.get_by_role("status")).to_have_text("Outcome recorded.")
+    expect(page.get_by_test_id("outcome")).to_have_text(f"Repaid on {today}, recorded by {analyst.username}.")
+    expect(page.get_by_test_id("outcome-form")).to_have_count(0)
+    assert Outcome.objects.get().status == "repaid"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "backoffice-dossier.png"), full_page=True)
+    assert page.broken_resources == []
