@@ -67,3 +67,41 @@ class WebhookDelivery(models.Model):
     @staticmethod
     def new_message_id() -> str:
         return f"msg_{uuid.uuid4().hex}"
+
+
+class NegativeEvent(models.Model):
+    """A negative event on file about an applicant: reported by a partner, found in BODACC, or derived."""
+
+    class Kind(models.TextChoices):
+        INSOLVENCY_PROCEEDING = "insolvency_proceeding", "Insolvency proceeding"
+        PAYMENT_DELAY = "payment_delay", "Payment delay"
+        SEPA_INCIDENT = "sepa_incident", "SEPA incident"
+        SCORE_DROP = "score_drop", "Score drop"
+        ACCOUNTS_PUBLISHED = "accounts_published", "Accounts published"
+
+    company = models.ForeignKey("dossiers.Company", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="negative_events")
+    individual = models.ForeignKey("dossiers.Individual", null=True, blank=True, on_delete=models.CASCADE,
+                                   related_name="negative_events")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    occurred_on = models.DateField()
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    days_late = models.PositiveIntegerField(null=True, blank=True)
+    reason_code = models.CharField(max_length=20, blank=True, help_text="e.g. a SEPA return reason (AM04, MD06).")
+    details = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=50, help_text="partner:<id>, bodacc, analyst…")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-occurred_on"]
+        indexes = [
+            # Scoring counts a company's events of the last 12 months.
+            models.Index(fields=["company", "kind", "-occurred_on"], name="event_company_kind_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(company__isnull=False) | models.Q(individual__isnull=False),
+                name="event_has_subject",
+                violation_error_message="A negative event is about a company or an individual.",
+            ),
+        ]

@@ -41,12 +41,16 @@ def url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return "The URL must be an absolute http(s) URL."
+    try:
+        port = parts.port
+    except ValueError:  # out of range: urlsplit raises on access, the URLField regex lets it through
+        return "The URL's port is not valid."
     if settings.PRODUCTION and parts.scheme != "https":
         return "Webhook URLs must use https."
     if settings.WEBHOOK_ALLOW_PRIVATE_URLS:
         return None
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except socket.gaierror:
         return f"The host {parts.hostname} does not resolve."
     for info in infos:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 LA_POSTE_SIREN = "356000000"
+LA_POSTE_HEAD_OFFICE_SIRET = "35600000000048"  # the one La Poste SIRET that follows Luhn, not the sum-of-5 rule
 
 
 def luhn_valid(digits: str) -> bool:
@@ -19,7 +20,7 @@ def luhn_valid(digits: str) -> bool:
 
 def siren_error(siren: str) -> str | None:
     """Why ``siren`` is not a valid SIREN, or None when it is."""
-    if len(siren) != 9 or not siren.isdigit():
+    if len(siren) != 9 or not (siren.isascii() and siren.isdigit()):
         return "A SIREN is exactly 9 digits."
     if siren == LA_POSTE_SIREN:
         return None  # La Poste's SIREN follows "sum of digits is a multiple of 5", which it satisfies
@@ -29,9 +30,11 @@ def siren_error(siren: str) -> str | None:
 
 
 def siret_error(siret: str) -> str | None:
-    if len(siret) != 14 or not siret.isdigit():
+    if len(siret) != 14 or not (siret.isascii() and siret.isdigit()):
         return "A SIRET is exactly 14 digits."
-    if siret.startswith(LA_POSTE_SIREN):
+    if siren_error(siret[:9]):
+        return f"SIRET {siret} does not start with a valid SIREN."
+    if siret.startswith(LA_POSTE_SIREN) and siret != LA_POSTE_HEAD_OFFICE_SIRET:
         return None if sum(int(c) for c in siret) % 5 == 0 else f"SIRET {siret} fails La Poste's checksum."
     return None if luhn_valid(siret) else f"SIRET {siret} fails the Luhn checksum."
 

@@ -37,6 +37,23 @@ class Company(models.Model):
         return f"{self.name or 'Company'} ({self.siren})"
 
 
+class Individual(models.Model):
+    """A natural person, known only by the partner's internal reference: no name, no national id."""
+
+    partner = models.ForeignKey("riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="individuals")
+    reference = models.CharField(max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "reference"], name="individual_unique_reference_per_partner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Individual {self.reference}"
+
+
 class Dossier(models.Model):
     """One credit request: an applicant, an amount, the data to score it, and the decision."""
 
@@ -56,6 +73,9 @@ class Dossier(models.Model):
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.API)
     segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.B2B)
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers")
+    individual = models.ForeignKey(
+        Individual, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers"
+    )
     requested_amount = models.DecimalField(max_digits=14, decimal_places=2)
     # Open-banking tokens, encrypted at rest (AES-256-CBC + HMAC via django-cryptography).
     bank_tokens_json = encrypt(models.TextField(default="[]"))
@@ -81,9 +101,10 @@ class Dossier(models.Model):
                 violation_error_message="The requested amount must be positive.",
             ),
             models.CheckConstraint(
-                condition=models.Q(segment="b2b", company__isnull=False) | models.Q(segment="b2c"),
-                name="dossier_b2b_has_company",
-                violation_error_message="A B2B dossier names a company.",
+                condition=models.Q(segment="b2b", company__isnull=False, individual__isnull=True)
+                | models.Q(segment="b2c", individual__isnull=False, company__isnull=True),
+                name="dossier_applicant_matches_segment",
+                violation_error_message="A B2B dossier names a company, a B2C dossier an individual.",
             ),
             models.CheckConstraint(
                 condition=models.Q(decision_overridden=False) | ~models.Q(decision=""),
@@ -101,7 +122,9 @@ class Dossier(models.Model):
 
     @property
     def applicant_label(self) -> str:
-        return str(self.company) if self.company_id else "Individual"
+        if self.company_id:
+            return str(self.company)
+        return str(self.individual) if self.individual_id else "—"
 
     @property
     def bank_tokens(self) -> list[str]:

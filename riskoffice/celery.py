@@ -1,9 +1,16 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskoffice.settings")
 
 app = Celery("riskoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _first_heartbeat(sender, **kwargs) -> None:  # noqa: ANN001
+    """A heartbeat through the broker as soon as a worker is up: /readyz need not wait for beat's first tick."""
+    sender.app.send_task("riskoffice.tasks.heartbeat")

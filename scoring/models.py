@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 
@@ -29,6 +31,10 @@ class ModelVersion(models.Model):
     monotone_constraints = models.JSONField(default=list)
     params = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)
+    calibration = models.JSONField(
+        default=dict, blank=True,
+        help_text='Platt scaling on the margin, {"a": ..., "b": ...}; empty when it did not help.',
+    )
     training_window = models.JSONField(default=dict, help_text="First and last application date trained on.")
     data_hash = models.CharField(max_length=64, blank=True)
     trained_by = models.CharField(max_length=150, blank=True)
@@ -134,6 +140,7 @@ class Score(models.Model):
     base_value = models.FloatField(help_text="SHAP base value (log-odds).")
     contributions = models.JSONField(help_text="Exact TreeSHAP contribution per feature (log-odds).")
     factors = models.JSONField(help_text="Top reasons, ordered by absolute contribution.")
+    data_flags = models.JSONField(default=list, help_text="Sources that failed or had nothing: the analyst is told.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -147,5 +154,100 @@ class Score(models.Model):
                 condition=models.Q(probability_of_default__gte=0, probability_of_default__lte=1),
                 name="score_pd_is_probability",
                 violation_error_message="A probability of default lies in [0, 1].",
+            ),
+        ]
+
+
+class FinancialStatement(models.Model):
+    """Balance-sheet and income items of one fiscal year, supplied by a partner or an analyst."""
+
+    class Source(models.TextChoices):
+        PARTNER = "partner", "Partner (API)"
+        ANALYST = "analyst", "Analyst upload"
+
+    company = models.ForeignKey("dossiers.Company", on_delete=models.CASCADE, related_name="statements")
+    fiscal_year_end = models.DateField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    revenue = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    net_income = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    ebitda = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    equity = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    total_assets = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    current_assets = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    current_liabilities = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    financial_debt = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    supplied_by_client = models.ForeignKey("riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT,
+                                           related_name="+")
+    supplied_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-fiscal_year_end", "-created_at"]
+        indexes = [
+            # Scoring reads a company's latest statement.
+            models.Index(fields=["company", "-fiscal_year_end"], name="statement_company_latest_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(total_assets__isnull=True) | models.Q(total_assets__gte=0),
+                name="statement_assets_not_negative",
+                violation_error_message="Total assets cannot be negative.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(revenue__isnull=True) | models.Q(revenue__gte=0),
+                name="statement_revenue_not_negative",
+                violation_error_message="Revenue cannot be negative.",
+            ),
+        ]
+
+
+class SourceCache(models.Model):
+    """A source's answer for a key (a SIREN), shared by every worker until it expires."""
+
+    source = models.CharField(max_length=50)
+    key = models.CharField(max_length=100)
+    payload = models.JSONField()
+    fetched_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "key"], name="sourcecache_unique_key"),
+        ]
+
+
+class BulkScoringJob(models.Model):
+    """A CSV scored row by row with the segment's champion; input and output kept in the database."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    filename = models.CharField(max_length=200)
+    input_csv = models.BinaryField()
+    output_csv = models.BinaryField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rows_done__lte=models.F("rows_total")),
+                name="bulkjob_progress_bounded",
+                violation_error_message="Rows done cannot exceed the rows in the file.",
             ),
         ]

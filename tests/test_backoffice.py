@@ -210,6 +210,18 @@ def test_an_analyst_opens_a_dossier_and_sees_score_pd_recommendation_and_four_bi
     assert 'data-testid="override-form"' in body and 'data-testid="outcome-form"' in body
 
 
+def test_the_contribution_bars_have_css_widths_proportional_to_the_contributions(client, analyst, dossier):
+    # CSS needs "45.2%"; the French locale would print "45,2%", which browsers drop (every bar full width).
+    login(client, analyst)
+    body = client.get(detail_url(dossier)).content.decode()
+    widths = [float(w) for w in re.findall(r'class="(?:raises|lowers)" style="width: (\d+(?:\.\d+)?)%"', body)]
+    contributions = dossier.scores.get().contributions
+    assert len(widths) == len(contributions)
+    biggest = max(abs(v) for v in contributions.values())
+    expected = sorted((round(100 * abs(v) / biggest, 1) for v in contributions.values()), reverse=True)
+    assert widths == expected
+
+
 def test_the_outcome_form_offers_today_as_a_date_the_browser_can_show(client, analyst, dossier):
     # <input type="date"> only accepts yyyy-mm-dd; a localised 26/11/2026 would show as empty.
     login(client, analyst)

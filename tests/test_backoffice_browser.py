@@ -15,18 +15,18 @@ from dossiers.services import dossier_create
 from dossiers.tasks import score_dossier
 from riskoffice.audit import Actor
 from scoring.services import score_compute
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-PASSWORD = "correct horse battery staple"  # the one tests/conftest.py gives every named user
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture
-def page(monkeypatch) -> Iterator:  # noqa: ANN001
+def page(monkeypatch) -> Iterator:
     """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
@@ -49,7 +49,7 @@ def page(monkeypatch) -> Iterator:  # noqa: ANN001
 
 
 @pytest.fixture
-def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:  # noqa: ANN001
+def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
     # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
     monkeypatch.setattr(score_dossier, "delay", lambda *args, **kwargs: None)
     dossier = dossier_create(partner=marketplace.partner, siren="552100554", requested_amount=Decimal("25000"),
@@ -60,7 +60,7 @@ def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:  # noqa: ANN0
 
 
 def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome(
-    live_server, page, analyst, scored_dossier  # noqa: ANN001
+    live_server, page, analyst, scored_dossier
 ):
     from playwright.sync_api import expect
 
@@ -92,6 +92,12 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     for i, factor in enumerate(score.factors):
         expect(factors.nth(i).locator(".fr")).to_have_text(factor["text"]["fr"])
         expect(factors.nth(i).locator(".en")).to_have_text(factor["text"]["en"])
+
+    # The contribution bars are drawn to scale: the biggest contribution has the longest bar.
+    bars = page.locator("table.bars td.bar span")
+    expect(bars).to_have_count(len(score.contributions))
+    first, last = bars.first.bounding_box(), bars.last.bounding_box()
+    assert first["width"] > 0 and last["width"] < first["width"]
 
     # An override with no reason: the browser holds the form back (the field is required).
     target = "refuse" if dossier.decision != "refuse" else "accept"
