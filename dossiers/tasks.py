@@ -8,7 +8,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, max_retries=3)
-def score_dossier(self, dossier_id: str) -> None:  # noqa: ANN001
+def score_dossier(self, dossier_id: str) -> None:
     from scoring.services import score_compute, score_fail
 
     try:

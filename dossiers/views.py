@@ -41,7 +41,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     })
 
 
-def _contribution_bars(score) -> list[dict]:  # noqa: ANN001
+def _contribution_bars(score) -> list[dict]:
     features = score.snapshot.features
     biggest = max((abs(v) for v in score.contributions.values()), default=0) or 1.0
     bars = []
@@ -58,7 +58,7 @@ def _contribution_bars(score) -> list[dict]:  # noqa: ANN001
     return bars
 
 
-def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:  # noqa: ANN003
+def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
     score = selectors.latest_score(dossier)
     history = AuditEvent.objects.filter(object_type="dossiers.dossier", object_id=str(dossier.pk)).select_related(
         "actor_user", "actor_client__partner", "actor_client__application"
@@ -83,7 +83,7 @@ def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
     return render(request, "dossiers/detail.html", _detail_context(request, dossier))
 
 
-def _apply_errors(form, error: ValidationError) -> None:  # noqa: ANN001
+def _apply_errors(form, error: ValidationError) -> None:
     if hasattr(error, "error_dict"):
         for field, errors in error.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)

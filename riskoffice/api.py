@@ -29,12 +29,12 @@ class ApiClientScopes(SettingsScopes):
         except (ApiClient.DoesNotExist, AttributeError):
             return []
 
-    def get_available_scopes(self, application=None, request=None, *args, **kwargs):  # noqa: ANN001, ANN201
+    def get_available_scopes(self, application=None, request=None, *args, **kwargs):
         all_scopes = super().get_available_scopes(application, request, *args, **kwargs)
         allowed = self._allowed(application)
         return [scope for scope in all_scopes if scope in allowed]
 
-    def get_default_scopes(self, application=None, request=None, *args, **kwargs):  # noqa: ANN001, ANN201
+    def get_default_scopes(self, application=None, request=None, *args, **kwargs):
         return self._allowed(application)
 
 

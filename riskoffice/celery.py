@@ -11,6 +11,6 @@ app.autodiscover_tasks()
 
 
 @worker_ready.connect
-def _first_heartbeat(sender, **kwargs) -> None:  # noqa: ANN001
+def _first_heartbeat(sender, **kwargs) -> None:
     """A heartbeat through the broker as soon as a worker is up: /readyz need not wait for beat's first tick."""
     sender.app.send_task("riskoffice.tasks.heartbeat")

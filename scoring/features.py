@@ -114,6 +114,24 @@ CATALOGUE: tuple[Feature, ...] = (
 FEATURES_BY_NAME = {feature.name: feature for feature in CATALOGUE}
 FEATURE_NAMES = [feature.name for feature in CATALOGUE]
 
+# One catalogue per segment. The B2C catalogue joins when individuals are scored.
+CATALOGUES: dict[str, tuple[Feature, ...]] = {"b2b": CATALOGUE}
+
+
+def catalogue_for(segment: str) -> tuple[Feature, ...]:
+    try:
+        return CATALOGUES[segment]
+    except KeyError:
+        raise ValueError(f"no feature catalogue for segment {segment!r}") from None
+
+
+def features_for(segment: str, gathered: Any, requested_amount: float) -> dict[str, Any]:
+    """The segment's features from what the sources gathered (a ``scoring.sources.GatheredData``)."""
+    if segment == "b2b":
+        return build_features(company=gathered.company, financials=gathered.financials, bank=gathered.bank,
+                              events=gathered.events, requested_amount=requested_amount)
+    raise ValueError(f"no feature builder for segment {segment!r}")
+
 # INSEE headcount band code -> middle of the band.
 HEADCOUNT_BANDS = {
     "NN": None, "00": 0, "01": 1.5, "02": 4, "03": 7.5, "11": 14.5, "12": 34.5, "21": 74.5, "22": 149.5,

@@ -14,11 +14,11 @@ from dossiers.models import Dossier
 from riskoffice.audit import Actor, audit_record
 
 from . import engine
-from .features import CATALOGUE, FEATURE_NAMES, build_features
+from .features import catalogue_for, features_for
 from .models import FeatureSnapshot, ModelVersion, PolicyVersion, Score
 from .policy import policy_apply
 from .scale import band_for, score_for
-from .sources import gather_sandbox
+from .sources import gather_for_dossier
 from .training import train_model
 
 logger = logging.getLogger(__name__)
@@ -48,10 +48,9 @@ def score_compute(*, dossier_id: Any) -> Score | None:
         score_fail(dossier.pk, "No champion model or current policy for this segment; train and promote a model.")
         return None
 
-    gathered = gather_sandbox(siren=dossier.company.siren, bank_tokens=dossier.bank_tokens)
+    gathered = gather_for_dossier(dossier)
     requested = float(dossier.requested_amount)
-    features = build_features(company=gathered.company, financials=gathered.financials, bank=gathered.bank,
-                              events=gathered.events, requested_amount=requested)
+    features = features_for(dossier.segment, gathered, requested)
     explanation = engine.explain_one(engine.model_load(model_version), features)
     pd = explanation.probability_of_default
     result = policy_apply(policy, pd=pd, features=features, requested_amount=requested,
@@ -61,10 +60,11 @@ def score_compute(*, dossier_id: Any) -> Score | None:
         locked = Dossier.objects.select_for_update().get(pk=dossier.pk)
         if locked.status != Dossier.Status.PENDING:
             return None
-        company = dossier.company
-        company.name = gathered.identity.get("name", company.name)
-        company.naf_code = gathered.identity.get("naf_code", company.naf_code)
-        company.save(update_fields=["name", "naf_code"])
+        if dossier.company_id and gathered.identity:
+            company = dossier.company
+            company.name = gathered.identity.get("name", company.name)
+            company.naf_code = gathered.identity.get("naf_code", company.naf_code)
+            company.save(update_fields=["name", "naf_code"])
         snapshot = FeatureSnapshot.objects.create(
             dossier=locked, features=_jsonable(features), provenance=gathered.provenance(),
             collected_at=timezone.now(),
@@ -74,7 +74,7 @@ def score_compute(*, dossier_id: Any) -> Score | None:
             probability_of_default=pd, score=score_for(pd, locked.segment), band=band_for(pd),
             decision=result.decision, recommended_limit=result.recommended_limit, rules_fired=result.rules_fired,
             base_value=explanation.base_value, contributions=explanation.contributions,
-            factors=engine.factors_from(explanation, features),
+            factors=engine.factors_from(explanation, features), data_flags=gathered.flags,
         )
         before = {"status": locked.status, "decision": locked.decision}
         locked.status = Dossier.Status.SCORED
@@ -179,8 +179,10 @@ def model_promote(*, model_version: ModelVersion, actor: Actor) -> ModelVersion:
 def model_train_from_dossiers(*, segment: str = "b2b", trained_by: str = "train_model",
                               promote: bool = True) -> ModelVersion:
     rows, labels, dates = labelled_history(segment)
+    catalogue = catalogue_for(segment)
     trained = train_model(
-        rows, labels, dates, feature_names=FEATURE_NAMES,
-        categorical={f.name for f in CATALOGUE if f.categorical},
+        rows, labels, dates, feature_names=[f.name for f in catalogue],
+        categorical={f.name for f in catalogue if f.categorical},
+        directions={f.name: f.direction for f in catalogue},
     )
     return model_register(segment=segment, trained=trained, trained_by=trained_by, promote=promote)

@@ -42,6 +42,11 @@ class GatheredData:
     events: dict[str, Any] = field(default_factory=dict)
     results: list[SourceResult] = field(default_factory=list)
 
+    @property
+    def flags(self) -> list[str]:
+        """What the analyst should know: sources that failed or had nothing, e.g. 'missing:open_banking'."""
+        return [f"{r.status}:{r.source}" for r in self.results if r.status != "ok"]
+
     def provenance(self) -> dict[str, Any]:
         return {result.source: result.provenance() for result in self.results}
 
@@ -66,3 +71,10 @@ def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
         SourceResult("sandbox.events", "ok", now),
     ]
     return gathered
+
+
+def gather_for_dossier(dossier: Any) -> GatheredData:
+    """Everything the dossier's segment needs, from the sources its partner is entitled to."""
+    if dossier.segment == "b2b":
+        return gather_sandbox(siren=dossier.company.siren, bank_tokens=dossier.bank_tokens)
+    raise ValueError(f"no sources for segment {dossier.segment!r}")

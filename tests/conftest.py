@@ -16,10 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from importlib import import_module
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -56,7 +56,7 @@ def trained_once() -> TrainedModel:
 
 
 @pytest.fixture
-def reference_data(db) -> None:  # noqa: ANN001
+def reference_data(db) -> None:
     for role in ALL_ROLES:
         Group.objects.get_or_create(name=role)
     # The default policies live in the data migration; transactional tests truncate them away.
@@ -67,7 +67,7 @@ def reference_data(db) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def champion(reference_data) -> ModelVersion:  # noqa: ANN001
+def champion(reference_data) -> ModelVersion:
     from scoring.services import champion_for, model_register
 
     return champion_for("b2b") or model_register(segment="b2b", trained=trained_once(), trained_by="tests",
@@ -85,22 +85,22 @@ def _user(username: str, role: str | None) -> User:
 
 
 @pytest.fixture
-def analyst(reference_data) -> User:  # noqa: ANN001
+def analyst(reference_data) -> User:
     return _user("alice.analyst", ANALYST)
 
 
 @pytest.fixture
-def senior(reference_data) -> User:  # noqa: ANN001
+def senior(reference_data) -> User:
     return _user("sam.senior", SENIOR_ANALYST)
 
 
 @pytest.fixture
-def auditor(reference_data) -> User:  # noqa: ANN001
+def auditor(reference_data) -> User:
     return _user("aude.auditor", AUDITOR)
 
 
 @pytest.fixture
-def outsider(reference_data) -> User:  # noqa: ANN001
+def outsider(reference_data) -> User:
     return _user("oscar.outsider", None)
 
 
@@ -136,16 +136,16 @@ ALL_SCOPES = ["scores:write", "scores:read", "webhooks:manage"]
 
 
 @pytest.fixture
-def marketplace(db) -> PartnerClient:  # noqa: ANN001
+def marketplace(db) -> PartnerClient:
     return make_partner_client("Pay Later Marketplace", ALL_SCOPES)
 
 
 @pytest.fixture
-def other_partner(db) -> PartnerClient:  # noqa: ANN001
+def other_partner(db) -> PartnerClient:
     return make_partner_client("Other Lender", ALL_SCOPES)
 
 
-def obtain_token(client, partner_client: PartnerClient, scope: str | None = None) -> str:  # noqa: ANN001
+def obtain_token(client, partner_client: PartnerClient, scope: str | None = None) -> str:
     """A real client-credentials token from /o/token/, through Django's test client."""
     data = {"grant_type": "client_credentials"}
     if scope:
@@ -156,19 +156,19 @@ def obtain_token(client, partner_client: PartnerClient, scope: str | None = None
 
 
 @pytest.fixture
-def api(client, marketplace):  # noqa: ANN001, ANN201
+def api(client, marketplace):
     """The marketplace's authenticated API client: api.post(path, json) / api.get(path)."""
     token = obtain_token(client, marketplace)
 
     class Api:
         partner = marketplace
 
-        def post(self, path: str, body: object, **extra: str):  # noqa: ANN201
+        def post(self, path: str, body: object, **extra: str):
             payload = body if isinstance(body, (str, bytes)) else json.dumps(body)
             extra.setdefault("content_type", "application/json")
             return client.post(path, payload, HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
 
-        def get(self, path: str, **extra: str):  # noqa: ANN201
+        def get(self, path: str, **extra: str):
             return client.get(path, HTTP_AUTHORIZATION=f"Bearer {token}", **extra)
 
     return Api()
@@ -196,7 +196,7 @@ def webhook_receiver() -> Iterator[Receiver]:
     receiver = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
             self.send_response(receiver.status)
@@ -227,7 +227,7 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:  # noqa: ANN001
+def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
     """`celery -A riskoffice worker --beat` on the configured broker, against this test's database."""
     env = dict(os.environ, DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="riskoffice.settings",
                SCORING_STALL_SECONDS="5")
@@ -258,6 +258,6 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:  # noqa: ANN001
+def fast_password_hashing(settings) -> None:
     """Client secrets and passwords are hashed with PBKDF2 in production; tests need no such cost."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -20,7 +20,7 @@ VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data":
          "requested_amount": 25000}
 
 
-def _problem(response) -> dict:  # noqa: ANN001
+def _problem(response) -> dict:
     assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
     body = response.json()
     assert {"type", "title", "status", "detail", "instance"} <= set(body)

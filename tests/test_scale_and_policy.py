@@ -172,9 +172,11 @@ def test_the_thresholds_come_from_the_policy_version() -> None:
     assert policy_apply(b2b_policy(), pd=0.02, features=clean_features(), requested_amount=1).decision == "accept"
 
 
-def test_the_current_b2b_policy_of_the_reference_data_applies_its_thresholds(reference_data) -> None:  # noqa: ANN001
+def test_the_current_b2b_policy_of_the_reference_data_applies_its_thresholds(reference_data) -> None:
     policy = PolicyVersion.objects.get(segment="b2b", is_current=True)
-    decide = lambda pd: policy_apply(policy, pd=pd, features=clean_features(), requested_amount=1).decision  # noqa: E731
+
+    def decide(pd: float) -> str:
+        return policy_apply(policy, pd=pd, features=clean_features(), requested_amount=1).decision
 
     assert decide(policy.accept_max_pd / 2) == Decision.ACCEPT
     assert decide((policy.accept_max_pd + policy.guarantee_max_pd) / 2) == Decision.GUARANTEE
@@ -281,7 +283,7 @@ def test_no_limit_is_recommended_without_a_positive_revenue(revenue: float | Non
     assert result.recommended_limit is None
 
 
-def test_the_database_refuses_a_policy_whose_accept_threshold_exceeds_its_guarantee_threshold(db) -> None:  # noqa: ANN001
+def test_the_database_refuses_a_policy_whose_accept_threshold_exceeds_its_guarantee_threshold(db) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         PolicyVersion.objects.create(segment="b2b", version=99, accept_max_pd=0.09, guarantee_max_pd=0.05)
 
@@ -289,12 +291,12 @@ def test_the_database_refuses_a_policy_whose_accept_threshold_exceeds_its_guaran
 
 
 @pytest.mark.parametrize(("accept", "guarantee"), [(0.0, 0.05), (0.03, 1.0)])
-def test_the_database_refuses_thresholds_outside_zero_to_one(db, accept: float, guarantee: float) -> None:  # noqa: ANN001
+def test_the_database_refuses_thresholds_outside_zero_to_one(db, accept: float, guarantee: float) -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         PolicyVersion.objects.create(segment="b2b", version=98, accept_max_pd=accept, guarantee_max_pd=guarantee)
 
 
-def test_the_database_accepts_equal_accept_and_guarantee_thresholds(db) -> None:  # noqa: ANN001
+def test_the_database_accepts_equal_accept_and_guarantee_thresholds(db) -> None:
     PolicyVersion.objects.create(segment="b2b", version=97, accept_max_pd=0.05, guarantee_max_pd=0.05)
 
     assert PolicyVersion.objects.filter(version=97).exists()

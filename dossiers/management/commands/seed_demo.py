@@ -20,12 +20,12 @@ from scoring.synthetic import generate_portfolio
 class Command(BaseCommand):
     help = "Seed a synthetic labelled history of French companies (valid SIRENs, ground-truth defaults)."
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--companies", type=int, default=6000, help="How many historical files (default 6000).")
         parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
         parser.add_argument("--reset", action="store_true", help="Delete the existing synthetic history first.")
 
-    def handle(self, *args, companies: int, seed: int, reset: bool, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, companies: int, seed: int, reset: bool, **options) -> None:
         if companies < 200:
             raise CommandError("--companies must be at least 200 to train a model on.")
         history = Dossier.objects.filter(origin=Dossier.Origin.HISTORY)
@@ -57,17 +57,17 @@ class Command(BaseCommand):
                         bank_tokens_json=json.dumps([]))
                 for c, _, _ in portfolio
             ])
-            for dossier, when in zip(dossiers, applied):
+            for dossier, when in zip(dossiers, applied, strict=True):
                 Dossier.objects.filter(pk=dossier.pk).update(created_at=when, updated_at=when)
             FeatureSnapshot.objects.bulk_create([
                 FeatureSnapshot(dossier=dossier, features=_jsonable(c.features()), collected_at=when,
                                 provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
-                for dossier, (c, pd_true, _), when in zip(dossiers, portfolio, applied)
+                for dossier, (c, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
             ])
             Outcome.objects.bulk_create([
                 Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
                         occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
-                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied)
+                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
             ])
             defaults = sum(1 for _, _, d in portfolio if d)
             audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -24,10 +25,15 @@ SAMPLE_SIRENS = ["552100554", "732829320"] + [siren_from_number(n) for n in (314
                                                                              14142135, 17320508, 22360679)]
 
 
+SAMPLE_REQUEST = json.dumps(
+    {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok"], "requested_amount": 25000}
+)
+
+
 class Command(BaseCommand):
     help = "Create demo users, a sandbox partner with an OAuth client (new secret printed), and sample dossiers."
 
-    def add_arguments(self, parser):  # noqa: ANN001
+    def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
         parser.add_argument("--no-samples", action="store_true")
 
@@ -54,7 +60,7 @@ class Command(BaseCommand):
         )
         return client_secret
 
-    def handle(self, *args, base_url: str, no_samples: bool, **options) -> None:  # noqa: ANN002, ANN003
+    def handle(self, *args, base_url: str, no_samples: bool, **options) -> None:
         client_secret = self._accounts()
         partner = Partner.objects.get(name="Demo Marketplace")
         client = ApiClient.objects.get(application__client_id=DEMO_CLIENT_ID)
@@ -76,5 +82,5 @@ class Command(BaseCommand):
     curl -s -u {DEMO_CLIENT_ID}:{client_secret} -d grant_type=client_credentials {base_url}/o/token/
     curl -s -X POST {base_url}/api/v1/scores -H "Authorization: Bearer $TOKEN" \\
          -H "Content-Type: application/json" \\
-         -d '{{"company": {{"siren": "552100554", "vat": "FR96552100554"}}, "bank_data": ["tok"], "requested_amount": 25000}}'
+         -d '{SAMPLE_REQUEST}'
 """)
