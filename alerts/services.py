@@ -161,7 +161,8 @@ def webhook_deliver(*, delivery_id: int) -> str | None:
         else:
             delay = RETRY_SCHEDULE[delivery.attempts - 1] * random.uniform(0.9, 1.1)
             if retry_after is not None:
-                delay = max(delay, retry_after)
+                # Honour the receiver's Retry-After, but never beyond the schedule's longest wait.
+                delay = max(delay, min(retry_after, RETRY_SCHEDULE[-1]))
             delivery.next_attempt_at = timezone.now() + delay
         delivery.save(update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at",
                                      "next_attempt_at"])

@@ -237,7 +237,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "riskoffice.tasks.heartbeat", "schedule": timedelta(seconds=30)},
     "deliver-due-webhooks": {"task": "alerts.tasks.deliver_due_webhooks", "schedule": timedelta(seconds=10)},
-    "requeue-stalled-dossiers": {"task": "dossiers.tasks.requeue_stalled_dossiers", "schedule": timedelta(minutes=1)},
+    "requeue-stalled-dossiers": {
+        "task": "dossiers.tasks.requeue_stalled_dossiers",
+        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
+    },
     "clear-expired-tokens": {"task": "riskoffice.tasks.clear_expired_tokens", "schedule": timedelta(hours=6)},
 }
 

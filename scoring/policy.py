@@ -46,7 +46,7 @@ def policy_apply(
 
     limit = None
     revenue = features.get("revenue")
-    if decision != Decision.REFUSE and not is_missing(revenue) and revenue > 0:
+    if decision != Decision.REFUSE and policy.limit_revenue_share > 0 and not is_missing(revenue) and revenue > 0:
         headroom = max(0.0, 1 - pd / policy.guarantee_max_pd)
         limit = Decimal(round(revenue * policy.limit_revenue_share * headroom, -2)).quantize(Decimal("0.01"))
     return PolicyResult(decision=str(decision), rules_fired=fired, recommended_limit=limit)

@@ -230,7 +230,7 @@ def _database_url() -> str:
 def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
     """`celery -A riskoffice worker --beat` on the configured broker, against this test's database."""
     env = dict(os.environ, DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="riskoffice.settings",
-               SCORING_STALL_SECONDS="5")
+               SCORING_STALL_SECONDS="5", SCORING_REQUEUE_INTERVAL_SECONDS="2")
     celery = [sys.executable, "-m", "celery", "-A", "riskoffice"]
     subprocess.run([*celery, "purge", "-f"], env=env, cwd=ROOT, capture_output=True, timeout=60, check=False)
     log = tmp_path / "worker.log"
