@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +15,7 @@ from rest_framework.views import APIView
 
 from riskoffice.api import api_client_of
 from riskoffice.audit import Actor
+from scoring.sources import STATEMENT_FIGURES
 
 from . import selectors, services
 from .identifiers import normalise_vat, siren_error, vat_error
@@ -69,6 +72,34 @@ class CompanySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         return attrs
 
 
+def _figure(**kwargs: Any) -> StrictDecimalField:
+    return StrictDecimalField(max_digits=16, decimal_places=2, required=False, allow_null=True, **kwargs)
+
+
+class FinancialStatementSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """One fiscal year's balance-sheet and income items, in euros (the registry publishes only two of them)."""
+
+    fiscal_year_end = serializers.DateField(help_text="Last day of the fiscal year, YYYY-MM-DD.")
+    revenue = _figure(min_value=Decimal("0"))
+    net_income = _figure()
+    ebitda = _figure()
+    equity = _figure()
+    total_assets = _figure(min_value=Decimal("0"))
+    current_assets = _figure()
+    current_liabilities = _figure()
+    financial_debt = _figure()
+
+    def validate_fiscal_year_end(self, value: date) -> date:
+        if value > timezone.localdate():
+            raise serializers.ValidationError("A fiscal year still running has no statement yet.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if all(attrs.get(name) is None for name in STATEMENT_FIGURES):
+            raise serializers.ValidationError(f"Give at least one of: {', '.join(STATEMENT_FIGURES)}.")
+        return attrs
+
+
 class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     company = CompanySerializer()
     bank_data = serializers.ListField(
@@ -78,6 +109,10 @@ class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     requested_amount = StrictDecimalField(
         max_digits=14, decimal_places=2, min_value=Decimal("1"), max_value=Decimal("100000000"),
         help_text="Amount requested, in euros.",
+    )
+    financial_statements = FinancialStatementSerializer(
+        many=True, required=False, max_length=5,
+        help_text="Optional: the applicant's latest statements; the latest fiscal year is scored.",
     )
 
 
@@ -140,6 +175,7 @@ class ScoreListCreate(APIView):
         dossier = services.dossier_create(
             partner=client.partner, siren=data["company"]["siren"], requested_amount=data["requested_amount"],
             bank_tokens=data["bank_data"], actor=Actor(client=client),
+            statements=data.get("financial_statements") or [],
         )
         location = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))
         body = {"id": str(dossier.pk), "status": dossier.status, "links": {"self": location}}

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import Partner
+from scoring.models import FinancialStatement
+from scoring.sources import STATEMENT_FIGURES
 
 from .identifiers import vat_for_siren
 from .models import Company, Decision, Dossier, Outcome, Override
@@ -23,8 +25,9 @@ from .models import Company, Decision, Dossier, Outcome, Override
 @transaction.atomic
 def dossier_create(
     *, partner: Partner | None, siren: str, requested_amount: Decimal, bank_tokens: list[str], actor: Actor,
+    statements: list[dict] | None = None,
 ) -> Dossier:
-    """Create a B2B dossier and enqueue its scoring once the transaction commits."""
+    """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring."""
     from .tasks import score_dossier
 
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
@@ -32,9 +35,13 @@ def dossier_create(
         partner=partner, company=company, segment="b2b", requested_amount=requested_amount,
         bank_tokens_json=json.dumps(bank_tokens),
     )
-    audit_record(actor=actor, action="dossier.created", obj=dossier,
-                 after={"siren": siren, "requested_amount": str(requested_amount),
-                        "bank_tokens": len(bank_tokens)})
+    for values in statements or []:
+        FinancialStatement.objects.create(company=company, source=FinancialStatement.Source.PARTNER,
+                                          supplied_by_client=actor.client, **values)
+    after = {"siren": siren, "requested_amount": str(requested_amount), "bank_tokens": len(bank_tokens)}
+    if statements:
+        after["financial_statements"] = [_statement_audit(values) for values in statements]
+    audit_record(actor=actor, action="dossier.created", obj=dossier, after=after)
     transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
     return dossier
 
@@ -80,6 +87,37 @@ def outcome_record(*, dossier: Dossier, status: str, occurred_on: date, actor: A
     audit_record(actor=actor, action="dossier.outcome_recorded", obj=dossier,
                  after={"outcome": status, "occurred_on": occurred_on.isoformat()})
     return outcome
+
+
+@transaction.atomic
+def statement_record(*, dossier: Dossier, values: dict[str, Any], user: AbstractBaseUser) -> FinancialStatement:
+    """Record a financial statement an analyst read from the applicant's accounts, for the dossier's company."""
+    if not dossier.company_id:
+        raise ValidationError("Financial statements belong to a company's dossier.")
+    fiscal_year_end = values.get("fiscal_year_end")
+    if fiscal_year_end is None:
+        raise ValidationError({"fiscal_year_end": "Give the last day of the fiscal year."})
+    if fiscal_year_end > timezone.localdate():
+        raise ValidationError({"fiscal_year_end": "A fiscal year still running has no statement yet."})
+    figures = {name: values[name] for name in STATEMENT_FIGURES if values.get(name) is not None}
+    if not figures:
+        raise ValidationError("Give at least one figure.")
+    for name in ("revenue", "total_assets"):
+        if figures.get(name, 0) < 0:
+            raise ValidationError({name: "Cannot be negative."})
+    statement = FinancialStatement.objects.create(
+        company_id=dossier.company_id, fiscal_year_end=fiscal_year_end, source=FinancialStatement.Source.ANALYST,
+        supplied_by_user=user, **figures,
+    )
+    audit_record(actor=Actor(user=user), action="dossier.statement_recorded", obj=dossier,
+                 after={"statement_id": statement.pk, **_statement_audit({"fiscal_year_end": fiscal_year_end,
+                                                                           **figures})})
+    return statement
+
+
+def _statement_audit(values: dict[str, Any]) -> dict[str, str]:
+    return {name: value.isoformat() if isinstance(value, date) else str(value)
+            for name, value in values.items() if value is not None}
 
 
 def stalled_dossier_ids() -> list[Any]:

@@ -8,4 +8,5 @@ urlpatterns = [
     path("<str:pk>/", views.dossier_detail, name="detail"),
     path("<str:pk>/override", views.dossier_override, name="override"),
     path("<str:pk>/outcome", views.dossier_outcome, name="outcome"),
+    path("<str:pk>/statement", views.dossier_statement, name="statement"),
 ]

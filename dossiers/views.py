@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.forms import DateField, DateInput, DecimalField, Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -14,12 +15,32 @@ from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
 from scoring.features import FEATURES_BY_NAME, format_value
+from scoring.models import FinancialStatement
+from scoring.sources import STATEMENT_FIGURES, describe_flags
 
 from . import selectors, services
 from .forms import OutcomeForm, OverrideForm
 from .models import Dossier
 
 PAGE_SIZE = 50
+
+
+class StatementForm(Form):
+    """A fiscal year's figures an analyst read from the applicant's accounts, in euros."""
+
+    LABELS = {"revenue": "Revenue", "net_income": "Net income", "ebitda": "EBITDA", "equity": "Equity",
+              "total_assets": "Total assets", "current_assets": "Current assets",
+              "current_liabilities": "Current liabilities", "financial_debt": "Financial debt"}
+
+    fiscal_year_end = DateField(label="Fiscal year end", widget=DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in STATEMENT_FIGURES:
+            self.fields[name] = DecimalField(
+                label=self.LABELS[name], required=False, max_digits=16, decimal_places=2,
+                min_value=0 if name in ("revenue", "total_assets") else None,
+            )
 
 
 def _require(request: HttpRequest, roles: set[str]) -> None:
@@ -72,6 +93,10 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
         "history": history,
         "override_form": forms.get("override_form") or OverrideForm(),
         "outcome_form": forms.get("outcome_form") or OutcomeForm(),
+        "statement_form": forms.get("statement_form") or StatementForm(),
+        "statements": FinancialStatement.objects.filter(company_id=dossier.company_id).select_related(
+            "supplied_by_user", "supplied_by_client__partner")[:10] if dossier.company_id else [],
+        "data_notices": describe_flags(score.data_flags, score.snapshot.provenance) if score else [],
         "can_decide": has_any_role(request.user, CAN_DECIDE),
     }
 
@@ -126,4 +151,22 @@ def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
             messages.success(request, "Outcome recorded.")
             return redirect("dossiers:detail", pk=dossier.pk)
     context = _detail_context(request, dossier, outcome_form=form)
+    return render(request, "dossiers/detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def dossier_statement(request: HttpRequest, pk: str) -> HttpResponse:
+    _require(request, CAN_DECIDE)
+    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    form = StatementForm(request.POST)
+    if form.is_valid():
+        try:
+            services.statement_record(dossier=dossier, values=form.cleaned_data, user=request.user)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, "Financial statement recorded; it is used from the next scoring.")
+            return redirect("dossiers:detail", pk=dossier.pk)
+    context = _detail_context(request, dossier, statement_form=form)
     return render(request, "dossiers/detail.html", context, status=400)

@@ -215,13 +215,14 @@ BROKER_CONFIGURED = CELERY_BROKER_URL is not None
 if not BROKER_CONFIGURED:
     # Embedded default: kombu's filesystem transport, a real broker with no service.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control in the working directory
         "store_processed": False,
     }
 else:
@@ -251,6 +252,15 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTI
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # A dossier still pending after this long is enqueued again (the broker may have lost it).
 SCORING_STALL_SECONDS = env_int("SCORING_STALL_SECONDS", 120)
+# Data-source connectors of non-sandbox partners (docs/sources.md); the sandbox needs none of these.
+COMPANY_REGISTRY_URL = env_str("COMPANY_REGISTRY_URL", "https://recherche-entreprises.api.gouv.fr")
+BODACC_URL = env_str("BODACC_URL", "https://bodacc-datadila.opendatasoft.com")
+OPEN_BANKING_URL = env_str("OPEN_BANKING_URL", "https://api.bridgeapi.io")
+OPEN_BANKING_CLIENT_ID = env_str("OPEN_BANKING_CLIENT_ID", "")
+OPEN_BANKING_CLIENT_SECRET = env_str("OPEN_BANKING_CLIENT_SECRET", "")
+SOURCE_TIMEOUT_SECONDS = env_int("SOURCE_TIMEOUT_SECONDS", 5)
+SOURCE_CACHE_SECONDS_REGISTRY = env_int("SOURCE_CACHE_SECONDS_REGISTRY", 24 * 3600)
+SOURCE_CACHE_SECONDS_BODACC = env_int("SOURCE_CACHE_SECONDS_BODACC", 6 * 3600)
 
 LOGGING = {
     "version": 1,

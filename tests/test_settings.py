@@ -10,10 +10,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SHOW_DEBUG = "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
+
+
 def _django_setup(**env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ALLOWED_HOSTS"}}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"],
+        [sys.executable, "-c", SHOW_DEBUG],
         env=dict(clean, DJANGO_SETTINGS_MODULE="riskoffice.settings", **env),
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
     )

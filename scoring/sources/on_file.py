@@ -1,0 +1,76 @@
+"""What is already on file about a company: financial statements and negative events.
+
+Statements (balance sheet and income items) come from the partner in the API
+payload or from an analyst's upload: the public registry publishes only revenue
+and net income. Negative events (payment delays, SEPA incidents, insolvency
+proceedings) are recorded by partners, analysts or monitoring.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Q
+from django.utils import timezone
+
+from .base import SourceResult
+
+STATEMENTS = "financial_statements"
+EVENTS = "negative_events"
+# The figures a statement may carry, in the order forms and the API list them.
+STATEMENT_FIGURES = ("revenue", "net_income", "ebitda", "equity", "total_assets", "current_assets",
+                     "current_liabilities", "financial_debt")
+
+
+def statements_on_file(dossier: Any) -> SourceResult:
+    """The company's latest statement that the dossier's partner may use.
+
+    A statement a partner supplied is that partner's to use: it is confidential
+    to the applicant's relationship with that lender, so another partner's dossier
+    on the same company does not see it. Analysts' uploads serve every dossier.
+    """
+    from ..models import FinancialStatement
+
+    visible = Q(source=FinancialStatement.Source.ANALYST)
+    if dossier.partner_id:
+        visible |= Q(source=FinancialStatement.Source.PARTNER, supplied_by_client__partner_id=dossier.partner_id)
+    statement = FinancialStatement.objects.filter(visible, company_id=dossier.company_id).first()  # latest first
+    if statement is None:
+        return SourceResult(STATEMENTS, "missing", timezone.now(), detail="no financial statements on file")
+    figures = {name: float(getattr(statement, name)) for name in STATEMENT_FIGURES
+               if getattr(statement, name) is not None}
+    return SourceResult(
+        STATEMENTS, "ok", statement.created_at, data=figures,
+        detail=f"fiscal year ending {statement.fiscal_year_end.isoformat()}, {statement.get_source_display()}",
+    )
+
+
+def events_on_file(company_id: Any, today: date | None = None) -> SourceResult:
+    """Counts of the company's negative events of the last 12 months."""
+    from alerts.models import NegativeEvent
+
+    today = today or timezone.localdate()
+    Kind = NegativeEvent.Kind
+    counts = NegativeEvent.objects.filter(
+        company_id=company_id, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
+    ).aggregate(
+        delays=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
+        max_delay=Max("days_late", filter=Q(kind=Kind.PAYMENT_DELAY)),
+        sepa=Count("pk", filter=Q(kind=Kind.SEPA_INCIDENT)),
+        insolvency=Count("pk", filter=Q(kind=Kind.INSOLVENCY_PROCEEDING)),
+    )
+    data = {
+        "payment_delays_12m": counts["delays"],
+        "max_payment_delay_days": counts["max_delay"] or 0,
+        "sepa_incidents_12m": counts["sepa"],
+        "insolvency_proceeding": counts["insolvency"] > 0,
+    }
+    detail = (f"{data['payment_delays_12m']} payment delay(s), {data['sepa_incidents_12m']} SEPA incident(s), "
+              f"{counts['insolvency']} insolvency proceeding(s) in 12 months")
+    return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)
+
+
+def has_events(result: SourceResult) -> bool:
+    data = result.data or {}
+    return bool(data.get("payment_delays_12m") or data.get("sepa_incidents_12m") or data.get("insolvency_proceeding"))

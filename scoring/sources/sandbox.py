@@ -1,0 +1,35 @@
+"""The sandbox source: deterministic, realistic data derived from the SIREN.
+
+Used by the demo, by dossiers without a partner and by sandbox API clients. The
+profile comes from the synthetic generator (``scoring.synthetic``) that also made
+the training history, so the same SIREN always gives the same company.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from ..synthetic import sandbox_company
+from .base import GatheredData, SourceResult
+
+
+def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
+    """Company registry, statements, bank aggregates and events, all from the SIREN's sandbox profile."""
+    now = timezone.now()
+    profile = sandbox_company(siren, with_bank=bool(bank_tokens))
+    gathered = GatheredData(
+        identity={"name": profile.name, "naf_code": profile.naf_code, "active": profile.company["active"]},
+        company=profile.company,
+        financials=profile.financials,
+        bank=profile.bank,
+        events=profile.events,
+    )
+    gathered.results = [
+        SourceResult("sandbox.registry", "ok", now),
+        SourceResult("sandbox.financial_statements", "ok" if profile.financials else "missing", now,
+                     detail="" if profile.financials else "no published accounts"),
+        SourceResult("sandbox.open_banking", "ok" if profile.bank else "missing", now,
+                     detail="" if profile.bank else "no aggregator token supplied"),
+        SourceResult("sandbox.events", "ok", now),
+    ]
+    return gathered

@@ -1,0 +1,105 @@
+"""Bulk scoring in the back-office: upload a CSV, watch its progress, download the scored file."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+
+from dossiers.models import Segment
+from riskoffice.roles import AUDITOR, CAN_DECIDE, has_any_role
+
+from . import bulk, services_bulk
+from .models import BulkScoringJob, ModelVersion
+
+CAN_VIEW = CAN_DECIDE | {AUDITOR}
+RECENT_JOBS = 20
+
+
+class BulkUploadForm(forms.Form):
+    segment = forms.ChoiceField(choices=Segment.choices, initial=Segment.B2B)
+    file = forms.FileField(
+        label="CSV file", widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+        help_text=f"UTF-8, comma or semicolon separated, up to {bulk.MAX_ROWS:,} rows and "
+                  f"{bulk.MAX_BYTES // 2**20} MB.",
+        error_messages={"required": "Choose a CSV file to score.", "empty": "The file is empty."},
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > bulk.MAX_BYTES:  # refused before the upload is read into memory
+            raise ValidationError(f"The file is {upload.size / 2**20:.1f} MB; the limit is "
+                                  f"{bulk.MAX_BYTES // 2**20} MB. Split it into smaller files.")
+        return upload
+
+
+def _require(request: HttpRequest, roles: set[str]) -> None:
+    if not has_any_role(request.user, roles):
+        raise PermissionDenied("Your role does not allow this.")
+
+
+def _apply_errors(form: forms.Form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error.messages)
+
+
+@login_required
+def bulk_upload(request: HttpRequest) -> HttpResponse:
+    _require(request, CAN_VIEW)
+    status = 200
+    if request.method == "POST":
+        _require(request, CAN_DECIDE)
+        form = BulkUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                job = services_bulk.bulk_job_create(user=request.user, segment=form.cleaned_data["segment"],
+                                                    filename=upload.name, data=upload.read())
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                messages.success(request, f"{job.filename}: {job.rows_total:,} rows queued for scoring.")
+                return redirect("scoring:bulk-job", pk=job.pk)
+        status = 400
+    else:
+        form = BulkUploadForm()
+    champions = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).defer("booster_ubj")
+    return render(request, "scoring/bulk_upload.html", {
+        "form": form,
+        "jobs": services_bulk.bulk_jobs_for_user(request.user)[:RECENT_JOBS],
+        "champions": list(champions),
+        "can_upload": has_any_role(request.user, CAN_DECIDE),
+        "max_rows": bulk.MAX_ROWS,
+    }, status=status)
+
+
+@login_required
+def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    """The job's page; htmx polls the same URL and gets only the progress fragment back."""
+    _require(request, CAN_VIEW)
+    job = services_bulk.bulk_job_get_or_404(request.user, pk)
+    history = list(services_bulk.bulk_job_history(job))
+    finished = next((event for event in history if event.action == "bulk_job.finished"), None)
+    template = "scoring/_bulk_progress.html" if request.headers.get("HX-Request") else "scoring/bulk_job.html"
+    return render(request, template, {"job": job, "history": history, "result": finished.after if finished else None})
+
+
+@login_required
+def bulk_job_download(request: HttpRequest, pk: str) -> HttpResponse:
+    _require(request, CAN_VIEW)
+    job = services_bulk.bulk_job_get_or_404(request.user, pk)
+    if job.status != BulkScoringJob.Status.DONE:
+        raise Http404("This job has no scored file yet.")
+    response = HttpResponse(bytes(job.output_csv), content_type="text/csv; charset=utf-8")
+    filename = f"{PurePath(job.filename).stem or 'file'}-scored.csv"
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)
+    return response
