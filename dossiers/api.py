@@ -6,6 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers, status
@@ -72,6 +73,16 @@ class CompanySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         return attrs
 
 
+class IndividualSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    # Only the partner's internal reference: we store nothing that identifies a person directly.
+    reference = StrictCharField(
+        max_length=100, trim_whitespace=False,
+        validators=[RegexValidator(r"\A[A-Za-z0-9._:-]+\Z",
+                                   "Use letters, digits and . _ : - only (no spaces), 1 to 100 characters.")],
+        help_text="The partner's internal reference for the person (no name, no national id).",
+    )
+
+
 def _figure(**kwargs: Any) -> StrictDecimalField:
     return StrictDecimalField(max_digits=16, decimal_places=2, required=False, allow_null=True, **kwargs)
 
@@ -101,7 +112,10 @@ class FinancialStatementSerializer(RejectUnknownFieldsMixin, serializers.Seriali
 
 
 class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
-    company = CompanySerializer()
+    APPLICANTS = ("company", "individual")
+
+    company = CompanySerializer(required=False, help_text="A company (B2B); or give an individual.")
+    individual = IndividualSerializer(required=False, help_text="An individual (B2C); or give a company.")
     bank_data = serializers.ListField(
         child=StrictCharField(max_length=500, allow_blank=False), required=False, default=list, max_length=10,
         help_text="Open-banking aggregator tokens; stored encrypted.",
@@ -114,6 +128,29 @@ class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
         many=True, required=False, max_length=5,
         help_text="Optional: the applicant's latest statements; the latest fiscal year is scored.",
     )
+
+    def to_internal_value(self, data: Any) -> Any:
+        # Checked beside the field errors, not after them: a body naming no applicant hears so at once.
+        applicant_errors = self._applicant_errors(data) if isinstance(data, dict) else {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if applicant_errors and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**applicant_errors, **exc.detail}) from None
+            raise
+        if applicant_errors:
+            raise serializers.ValidationError(applicant_errors)
+        return value
+
+    def _applicant_errors(self, data: dict[str, Any]) -> dict[str, list[str]]:
+        given = [name for name in self.APPLICANTS if name in data]
+        if len(given) == 1:
+            if given == ["individual"] and data.get("financial_statements"):
+                return {"financial_statements": ["Financial statements belong to a company, not an individual."]}
+            return {}
+        message = ("Give either a company or an individual, not both." if given
+                   else "Give the applicant: a company (B2B) or an individual (B2C).")
+        return {name: [message] for name in self.APPLICANTS}
 
 
 def _language(request: Request) -> str:
@@ -130,6 +167,7 @@ def score_representation(dossier: Dossier, request: Request) -> dict[str, Any]:
         "created_at": dossier.created_at.isoformat(),
         "company": {"siren": dossier.company.siren, "vat": dossier.company.vat, "name": dossier.company.name}
         if dossier.company_id else None,
+        "individual": {"reference": dossier.individual.reference} if dossier.individual_id else None,
         "requested_amount": str(dossier.requested_amount),
         "score": None,
         "probability_of_default": None,
@@ -172,11 +210,17 @@ class ScoreListCreate(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         client = api_client_of(request)
-        dossier = services.dossier_create(
-            partner=client.partner, siren=data["company"]["siren"], requested_amount=data["requested_amount"],
-            bank_tokens=data["bank_data"], actor=Actor(client=client),
-            statements=data.get("financial_statements") or [],
-        )
+        if "individual" in data:
+            dossier = services.dossier_create_individual(
+                partner=client.partner, reference=data["individual"]["reference"],
+                requested_amount=data["requested_amount"], bank_tokens=data["bank_data"], actor=Actor(client=client),
+            )
+        else:
+            dossier = services.dossier_create(
+                partner=client.partner, siren=data["company"]["siren"], requested_amount=data["requested_amount"],
+                bank_tokens=data["bank_data"], actor=Actor(client=client),
+                statements=data.get("financial_statements") or [],
+            )
         location = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))
         body = {"id": str(dossier.pk), "status": dossier.status, "links": {"self": location}}
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})

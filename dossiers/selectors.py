@@ -18,7 +18,7 @@ from .models import Dossier
 
 def _with_latest_score(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
     scores = Score.objects.select_related("model_version", "policy_version").order_by("-created_at")
-    return queryset.select_related("company", "partner").prefetch_related(
+    return queryset.select_related("company", "individual", "partner").prefetch_related(
         Prefetch("scores", queryset=scores, to_attr="scores_newest_first")
     )
 

@@ -19,7 +19,7 @@ from scoring.models import FinancialStatement
 from scoring.sources import STATEMENT_FIGURES
 
 from .identifiers import vat_for_siren
-from .models import Company, Decision, Dossier, Outcome, Override
+from .models import Company, Decision, Dossier, Individual, Outcome, Override
 
 
 @transaction.atomic
@@ -42,6 +42,28 @@ def dossier_create(
     if statements:
         after["financial_statements"] = [_statement_audit(values) for values in statements]
     audit_record(actor=actor, action="dossier.created", obj=dossier, after=after)
+    transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
+    return dossier
+
+
+@transaction.atomic
+def dossier_create_individual(
+    *, partner: Partner | None, reference: str, requested_amount: Decimal, bank_tokens: list[str], actor: Actor,
+) -> Dossier:
+    """Create a B2C dossier for the partner's individual ``reference`` and enqueue its scoring.
+
+    References are the partner's own: the same reference from two partners is two people.
+    """
+    from .tasks import score_dossier
+
+    individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
+    dossier = Dossier.objects.create(
+        partner=partner, individual=individual, segment="b2c", requested_amount=requested_amount,
+        bank_tokens_json=json.dumps(bank_tokens),
+    )
+    audit_record(actor=actor, action="dossier.created", obj=dossier,
+                 after={"individual_reference": reference, "requested_amount": str(requested_amount),
+                        "bank_tokens": len(bank_tokens)})
     transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
     return dossier
 

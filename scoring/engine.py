@@ -3,13 +3,18 @@
 Contributions come from ``Booster.predict(pred_contribs=True)``: exact TreeSHAP in
 log-odds, so ``base_value + Σ contributions == logit(PD)`` holds by construction
 and the PD is derived from that very sum.
+
+A model may carry a Platt calibration ``PD = sigmoid(a · margin + b)``. It is an
+affine map of the margin, and SHAP values are linear in the model's output, so
+the calibrated explanation is exact too: every contribution is multiplied by
+``a`` and the base value becomes ``a · base + b``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -23,14 +28,26 @@ TOP_FACTORS = 4
 
 @dataclass(frozen=True)
 class LoadedModel:
-    version_id: int
+    version_id: int | None
     booster: xgb.Booster
     feature_names: list[str]
     categories: dict[str, list[str]]
+    calibration: dict[str, float] = field(default_factory=dict)
+    # Derived once, used on every scoring.
+    feature_types: list[str] = field(init=False, repr=False, compare=False)
+    category_codes: dict[str, dict[str, float]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "feature_types",
+                           ["c" if name in self.categories else "q" for name in self.feature_names])
+        object.__setattr__(self, "category_codes", _category_codes(self.categories))
 
     @property
-    def feature_types(self) -> list[str]:
-        return ["c" if name in self.categories else "q" for name in self.feature_names]
+    def scale(self) -> tuple[float, float]:
+        """(a, b) of the calibration ``a · margin + b``; (1, 0) when the model is not calibrated."""
+        if not self.calibration:
+            return 1.0, 0.0
+        return float(self.calibration["a"]), float(self.calibration["b"])
 
 
 @dataclass(frozen=True)
@@ -44,26 +61,56 @@ class Explanation:
         return self.base_value + sum(self.contributions.values())
 
 
-_cache: dict[int, LoadedModel] = {}
+_cache: dict[tuple[Any, ...], LoadedModel] = {}
 _cache_lock = threading.Lock()
 
 
+def booster_from_bytes(booster_ubj: bytes) -> xgb.Booster:
+    booster = xgb.Booster()
+    booster.load_model(bytearray(bytes(booster_ubj)))
+    booster.set_param({"nthread": 1})  # one row at a time: threads cost more than they give
+    return booster
+
+
+def model_from_version(model_version: ModelVersion) -> LoadedModel:
+    """A model version's booster and metadata, parsed from its stored bytes (no cache)."""
+    return LoadedModel(
+        version_id=model_version.pk,
+        booster=booster_from_bytes(model_version.booster_ubj),
+        feature_names=list(model_version.feature_names),
+        categories={k: list(v) for k, v in (model_version.categories or {}).items()},
+        calibration=dict(model_version.calibration or {}),
+    )
+
+
+def model_from_trained(trained: Any) -> LoadedModel:
+    """A freshly trained model (``training.TrainedModel``), loaded as the scoring path loads a stored one."""
+    return LoadedModel(
+        version_id=None,
+        booster=booster_from_bytes(trained.booster_ubj),
+        feature_names=list(trained.feature_names),
+        categories={k: list(v) for k, v in trained.categories.items()},
+        calibration=dict(trained.calibration),
+    )
+
+
 def model_load(model_version: ModelVersion) -> LoadedModel:
-    """The booster of a model version, parsed once per process (versions are immutable)."""
-    loaded = _cache.get(model_version.pk)
+    """The booster of a model version, parsed once per process (versions are immutable).
+
+    The key carries the creation time and data hash as well as the id: a test database that rolls back
+    (or a restored one) can hand the same id to another model.
+    """
+    key = (model_version.pk, model_version.created_at, model_version.data_hash)
+    loaded = _cache.get(key)
     if loaded is None:
-        booster = xgb.Booster()
-        booster.load_model(bytearray(bytes(model_version.booster_ubj)))
-        booster.set_param({"nthread": 1})  # one row at a time: threads cost more than they give
-        loaded = LoadedModel(
-            version_id=model_version.pk,
-            booster=booster,
-            feature_names=list(model_version.feature_names),
-            categories={k: list(v) for k, v in (model_version.categories or {}).items()},
-        )
+        loaded = model_from_version(model_version)
         with _cache_lock:
-            _cache[model_version.pk] = loaded
+            _cache[key] = loaded
     return loaded
+
+
+def _category_codes(categories: dict[str, list[str]]) -> dict[str, dict[str, float]]:
+    return {name: {value: float(i) for i, value in enumerate(values)} for name, values in categories.items()}
 
 
 def encode_rows(feature_names: list[str], categories: dict[str, list[str]], rows: list[dict[str, Any]]) -> np.ndarray:
@@ -71,7 +118,10 @@ def encode_rows(feature_names: list[str], categories: dict[str, list[str]], rows
 
     A category never seen in training becomes missing, which the trees route like any missing value.
     """
-    codes = {name: {value: float(i) for i, value in enumerate(values)} for name, values in categories.items()}
+    return _encode(feature_names, _category_codes(categories), rows)
+
+
+def _encode(feature_names: list[str], codes: dict[str, dict[str, float]], rows: list[dict[str, Any]]) -> np.ndarray:
     matrix = np.full((len(rows), len(feature_names)), np.nan, dtype=np.float64)
     for i, row in enumerate(rows):
         for j, name in enumerate(feature_names):
@@ -92,13 +142,39 @@ def dmatrix(loaded: LoadedModel, matrix: np.ndarray) -> xgb.DMatrix:
     )
 
 
+def calibrated_pd(margin: np.ndarray, calibration: dict[str, float]) -> np.ndarray:
+    """PD from raw margins (log-odds) through the calibration, if any."""
+    if calibration:
+        margin = float(calibration["a"]) * margin + float(calibration["b"])
+    return 1 / (1 + np.exp(-margin))
+
+
+def predict_pd(loaded: LoadedModel, rows: list[dict[str, Any]]) -> np.ndarray:
+    """Calibrated PDs of many rows at once (batch evaluation; the per-dossier path is ``explain_one``)."""
+    matrix = _encode(loaded.feature_names, loaded.category_codes, rows)
+    margin = loaded.booster.predict(dmatrix(loaded, matrix), output_margin=True).astype(np.float64)
+    return calibrated_pd(margin, loaded.calibration)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1 / (1 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1 + e)
+
+
 def explain_one(loaded: LoadedModel, features: dict[str, Any]) -> Explanation:
-    matrix = encode_rows(loaded.feature_names, loaded.categories, [features])
+    """PD and exact TreeSHAP contributions of one row; the PD is the sigmoid of base + Σ contributions."""
+    matrix = _encode(loaded.feature_names, loaded.category_codes, [features])
     contribs = loaded.booster.predict(dmatrix(loaded, matrix), pred_contribs=True)[0].astype(np.float64)
-    values = {name: float(contribs[j]) for j, name in enumerate(loaded.feature_names)}
+    a, b = loaded.scale
+    if a != 1.0 or b != 0.0:
+        contribs *= a
+        contribs[-1] += b
+    values = dict(zip(loaded.feature_names, contribs[:-1].tolist(), strict=True))
     base_value = float(contribs[-1])
-    margin = base_value + float(contribs[:-1].sum())
-    return Explanation(probability_of_default=1 / (1 + math.exp(-margin)), base_value=base_value, contributions=values)
+    margin = base_value + sum(values.values())
+    return Explanation(probability_of_default=_sigmoid(margin), base_value=base_value, contributions=values)
 
 
 def factors_from(

@@ -21,7 +21,7 @@ class Feature:
     name: str
     source: str
     meaning: str
-    unit: str  # years | count | eur | ratio | pct | days | flag | category
+    unit: str  # years | months | count | eur | ratio | pct | days | flag | category
     direction: int
     label_en: str
     label_fr: str
@@ -111,11 +111,69 @@ CATALOGUE: tuple[Feature, ...] = (
             "Aucune procédure collective en cours", "Procédure collective en cours"),
 )
 
-FEATURES_BY_NAME = {feature.name: feature for feature in CATALOGUE}
 FEATURE_NAMES = [feature.name for feature in CATALOGUE]
 
-# One catalogue per segment. The B2C catalogue joins when individuals are scored.
-CATALOGUES: dict[str, tuple[Feature, ...]] = {"b2b": CATALOGUE}
+
+def _shared(name: str) -> Feature:
+    """A B2B feature that means exactly the same for an individual: one entry, one name, one text."""
+    return next(feature for feature in CATALOGUE if feature.name == name)
+
+
+# Individuals: bank-derived, because a person has no registry entry or published accounts, and we keep
+# nothing about them beyond the partner's internal reference (no name, no birth date, no national id).
+B2C_CATALOGUE: tuple[Feature, ...] = (
+    Feature("monthly_income", "open banking", "Average monthly inflows over the 12 complete months", "eur",
+            RISK_DOWN, "Monthly income", "Revenus mensuels",
+            "Comfortable monthly income", "Modest monthly income",
+            "Revenus mensuels confortables", "Revenus mensuels modestes"),
+    Feature("income_regularity", "open banking", "Share of the 12 months whose inflows are within 30 % of the "
+            "median month", "pct", RISK_DOWN, "Regularity of income", "Régularité des revenus",
+            "Regular income", "Irregular income",
+            "Revenus réguliers", "Revenus irréguliers"),
+    _shared("avg_balance_12m"),
+    _shared("min_balance_12m"),
+    _shared("months_negative_balance_12m"),
+    _shared("days_overdraft_12m"),
+    _shared("rejected_sepa_debits_12m"),
+    Feature("debt_service_ratio", "open banking", "Monthly repayments of existing credits / monthly income",
+            "pct", RISK_UP, "Debt service ratio", "Taux d'endettement",
+            "Light repayments on existing credits", "Heavy repayments on existing credits",
+            "Charges de crédit légères", "Charges de crédit lourdes"),
+    Feature("amount_to_income", "request", "Requested amount / annual income (12 × monthly income)", "pct",
+            RISK_UP, "Amount requested vs income", "Montant demandé / revenus annuels",
+            "Amount small relative to income", "Amount large relative to income",
+            "Montant modeste au regard des revenus", "Montant élevé au regard des revenus"),
+    Feature("gambling_share", "open banking", "Share of outflows paid to gambling and betting operators", "pct",
+            RISK_UP, "Gambling spending", "Dépenses de jeux d'argent",
+            "Little or no gambling spending", "Significant gambling spending",
+            "Peu ou pas de dépenses de jeux", "Dépenses de jeux notables"),
+    Feature("late_repayments_12m", "negative events", "Credit instalments reported late or unpaid over 12 months",
+            "count", RISK_UP, "Late repayments", "Échéances en retard",
+            "No late repayments reported", "Late repayments reported",
+            "Aucune échéance en retard signalée", "Échéances en retard signalées"),
+    Feature("account_history_months", "open banking", "Age of the oldest current account shared, in months",
+            "months", RISK_DOWN, "Banking history", "Ancienneté bancaire",
+            "Long banking history", "Short banking history",
+            "Ancienneté bancaire longue", "Ancienneté bancaire courte"),
+)
+B2C_FEATURE_NAMES = [feature.name for feature in B2C_CATALOGUE]
+
+# One catalogue per segment; docs/features.md is generated from these (manage.py feature_catalogue).
+CATALOGUES: dict[str, tuple[Feature, ...]] = {"b2b": CATALOGUE, "b2c": B2C_CATALOGUE}
+
+
+def _by_name(catalogues: dict[str, tuple[Feature, ...]]) -> dict[str, Feature]:
+    """Every feature of every segment by name. A name means one thing: a reason text must not depend on the
+    segment, and a stored model's feature names must read the same in every catalogue."""
+    by_name: dict[str, Feature] = {}
+    for catalogue in catalogues.values():
+        for feature in catalogue:
+            if by_name.setdefault(feature.name, feature) != feature:
+                raise ValueError(f"feature {feature.name!r} has two different definitions")
+    return by_name
+
+
+FEATURES_BY_NAME = _by_name(CATALOGUES)
 
 
 def catalogue_for(segment: str) -> tuple[Feature, ...]:
@@ -130,6 +188,9 @@ def features_for(segment: str, gathered: Any, requested_amount: float) -> dict[s
     if segment == "b2b":
         return build_features(company=gathered.company, financials=gathered.financials, bank=gathered.bank,
                               events=gathered.events, requested_amount=requested_amount)
+    if segment == "b2c":
+        return build_individual_features(bank=gathered.bank, events=gathered.events,
+                                         requested_amount=requested_amount)
     raise ValueError(f"no feature builder for segment {segment!r}")
 
 # INSEE headcount band code -> middle of the band.
@@ -184,6 +245,43 @@ def build_features(
     }
 
 
+def _capped_ratio(numerator: float | None, denominator: float | None, *, cap: float) -> float | None:
+    """numerator / denominator, at most ``cap``; something owed out of no income at all is the cap."""
+    if is_missing(numerator) or is_missing(denominator):
+        return None
+    if denominator <= 0:
+        return cap if numerator > 0 else 0.0
+    return min(numerator / denominator, cap)
+
+
+def build_individual_features(
+    *, bank: dict[str, Any] | None, events: dict[str, Any], requested_amount: float,
+) -> dict[str, Any]:
+    """An individual's features from the bank aggregates and reported events (None where data is missing).
+
+    The bank aggregates use the open-banking connector's names (``inflow_regularity``) plus those only an
+    individual's accounts give: ``avg_monthly_inflows``, ``monthly_credit_repayments``, ``gambling_share``
+    and ``oldest_account_months``. Late repayments are missing, not zero, when no source reported on them.
+    """
+    bank = bank or {}
+    income = bank.get("avg_monthly_inflows")
+    annual_income = None if is_missing(income) else 12 * income
+    return {
+        "monthly_income": income,
+        "income_regularity": bank.get("inflow_regularity"),
+        "avg_balance_12m": bank.get("avg_balance_12m"),
+        "min_balance_12m": bank.get("min_balance_12m"),
+        "months_negative_balance_12m": bank.get("months_negative_balance_12m"),
+        "days_overdraft_12m": bank.get("days_overdraft_12m"),
+        "rejected_sepa_debits_12m": bank.get("rejected_sepa_debits_12m"),
+        "debt_service_ratio": _capped_ratio(bank.get("monthly_credit_repayments"), income, cap=2.0),
+        "amount_to_income": _capped_ratio(requested_amount, annual_income, cap=10.0),
+        "gambling_share": bank.get("gambling_share"),
+        "late_repayments_12m": events.get("late_repayments_12m"),
+        "account_history_months": bank.get("oldest_account_months"),
+    }
+
+
 def format_value(feature: Feature, value: Any, lang: str) -> str:
     """The value as an analyst reads it: '8 420 €', '12 %', '3,5 ans'."""
     if is_missing(value):
@@ -203,6 +301,8 @@ def format_value(feature: Feature, value: Any, lang: str) -> str:
         return number(value, 2)
     if unit == "years":
         return f"{number(value, 1)} {'years' if lang == 'en' else 'ans'}"
+    if unit == "months":
+        return f"{number(value)} {'months' if lang == 'en' else 'mois'}"
     if unit == "days":
         return f"{number(value)} {'days' if lang == 'en' else 'jours'}"
     if unit == "flag":

@@ -151,6 +151,7 @@ def model_register(*, segment: str, trained: Any, trained_by: str, promote: bool
         feature_names=trained.feature_names, categories=trained.categories,
         monotone_constraints=trained.monotone_constraints, params=trained.params, metrics=trained.metrics,
         training_window=trained.training_window, data_hash=trained.data_hash, trained_by=trained_by,
+        calibration=trained.calibration,
     )
     actor = Actor.of_system(trained_by or "train_model")
     audit_record(actor=actor, action="model.registered", obj=model_version,

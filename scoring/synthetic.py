@@ -26,6 +26,11 @@ The ground truth (log-odds of default within 12 months), documented in
 
 The portfolio defaults at about 3 % a year, more for companies under 3 years
 old and in construction, retail and hospitality (``../shared/SOURCES.md``).
+
+Individuals (B2C) have their own generator and ground truth, documented at
+``true_logit_individual`` and in ``docs/synthetic-data.md``: bank behaviour,
+existing credit repayments, gambling and late repayments, defaulting at about
+5 % a year, as unsecured consumer credit does.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np
 
 from dossiers.identifiers import luhn_valid
 
-from .features import build_features, is_missing
+from .features import build_features, build_individual_features, is_missing
 
 SECTORS = {  # NAF section: (share of companies, effect on log-odds)
     "C": (0.08, 0.0), "F": (0.14, 0.45), "G": (0.19, 0.25), "H": (0.05, 0.2), "I": (0.08, 0.5),
@@ -225,4 +230,127 @@ def generate_portfolio(n: int, *, seed: int = 7) -> list[tuple[SyntheticCompany,
         company = draw_company(rng, siren)
         pd_true = true_pd(company.features())
         portfolio.append((company, pd_true, bool(rng.random() < pd_true)))
+    return portfolio
+
+
+# --- Individuals (B2C) ----------------------------------------------------------------------
+
+B2C_INTERCEPT = -4.2
+MEDIAN_INCOME = 2000.0  # € a month: the reference point of the income effect
+
+
+@dataclass
+class SyntheticIndividual:
+    reference: str
+    bank: dict[str, Any] | None
+    events: dict[str, Any]
+    requested_amount: float
+
+    def features(self) -> dict[str, Any]:
+        return build_individual_features(bank=self.bank, events=self.events, requested_amount=self.requested_amount)
+
+
+def draw_individual(rng: np.random.Generator, reference: str, *, with_bank: bool | None = None) -> SyntheticIndividual:
+    """One individual: a latent financial health drives income, balances, credits, gambling and incidents."""
+    health = rng.normal()
+    stress = 1 / (1 + math.exp(1.5 * health))  # 0 (healthy) .. 1 (stressed)
+    income = float(np.clip(math.exp(rng.normal(7.65 + 0.12 * health, 0.45)), 400, 20000))  # median ≈ 2,100 €
+    oldest_account_months = int(np.clip(rng.gamma(2.0, 55), 3, 480))
+    has_credits = rng.random() < 0.45 + 0.25 * stress
+    if with_bank is None:
+        with_bank = rng.random() < 0.9
+    bank = None
+    if with_bank:
+        avg = income * rng.normal(0.5 + 0.35 * health, 0.4)
+        months_negative = int(min(12, rng.poisson(0.2 + 5 * stress**2)))
+        gambles = rng.random() < 0.12 + 0.15 * stress
+        bank = {
+            "avg_monthly_inflows": round(income, 0),
+            "inflow_regularity": round(float(np.clip(rng.beta(8, 2) - 0.3 * stress, 0, 1)), 3),
+            "avg_balance_12m": round(avg, 0),
+            "min_balance_12m": round(avg - abs(rng.normal(0.9, 0.4)) * income, 0),
+            "months_negative_balance_12m": months_negative,
+            "days_overdraft_12m": int(min(365, months_negative * rng.uniform(2, 22))),
+            "rejected_sepa_debits_12m": int(rng.poisson(0.03 + 2.0 * stress**3)),
+            "monthly_credit_repayments": (
+                round(income * float(np.clip(rng.beta(2, 8) + 0.15 * stress, 0.01, 1.0)), 0) if has_credits else 0.0
+            ),
+            "gambling_share": (
+                round(float(np.clip(rng.beta(1.2, 25) + 0.08 * stress * rng.random(), 0, 0.6)), 4) if gambles
+                else 0.0
+            ),
+            "oldest_account_months": oldest_account_months,
+        }
+    events = {"late_repayments_12m": int(rng.poisson(0.05 + 1.8 * stress**2)) if has_credits else 0}
+    requested_amount = float(np.clip(round(math.exp(rng.normal(8.0, 0.8)), -1), 300, 50000))  # median ≈ 3,000 €
+    return SyntheticIndividual(reference=reference, bank=bank, events=events, requested_amount=requested_amount)
+
+
+def true_logit_individual(f: dict[str, Any]) -> float:
+    """The B2C ground truth: log-odds of default within 12 months given an individual's features::
+
+        logit(PD) = -4.2
+          + 1.6 when there is no bank data (sharing no account is itself a warning), else
+              - 0.6 · ln(clip(monthly_income, 400, 20000) / 2000)
+              - 1.5 · (income_regularity - 0.65)
+              - 0.3 · sign(avg_balance) · ln(1 + |avg_balance| / 1000)
+              + 0.12 · months_negative + 0.003 · days_overdraft + 0.4 · min(rejected_sepa, 5)
+              + 2.2 · clip(debt_service_ratio, 0, 0.8)
+              + 5.0 · clip(gambling_share, 0, 0.3)
+              - 0.3 · ln(1 + clip(account_history_months, 0, 480) / 12)
+              + 1.0 · clip(amount_to_income, 0, 1)
+          + 0.4 · min(late_repayments, 6)
+
+    ``min_balance_12m`` has no effect of its own: it informs only through what it shares with the rest.
+    """
+
+    def val(name: str) -> float | None:
+        value = f.get(name)
+        return None if is_missing(value) else float(value)
+
+    z = B2C_INTERCEPT
+    avg = val("avg_balance_12m")
+    if avg is None:
+        z += 1.6
+    else:
+        income = val("monthly_income")
+        if income is not None:
+            z -= 0.6 * math.log(float(np.clip(income, 400, 20000)) / MEDIAN_INCOME)
+        regularity = val("income_regularity")
+        if regularity is not None:
+            z -= 1.5 * (regularity - 0.65)
+        z -= 0.3 * math.copysign(math.log1p(abs(avg) / 1000), avg)
+        z += 0.12 * (val("months_negative_balance_12m") or 0)
+        z += 0.003 * (val("days_overdraft_12m") or 0)
+        z += 0.4 * min(val("rejected_sepa_debits_12m") or 0, 5)
+        z += 2.2 * float(np.clip(val("debt_service_ratio") or 0, 0, 0.8))
+        z += 5.0 * float(np.clip(val("gambling_share") or 0, 0, 0.3))
+        z -= 0.3 * math.log1p(float(np.clip(val("account_history_months") or 0, 0, 480)) / 12)
+        z += 1.0 * float(np.clip(val("amount_to_income") or 0, 0, 1))
+    z += 0.4 * min(val("late_repayments_12m") or 0, 6)
+    return z
+
+
+def true_pd_individual(features: dict[str, Any]) -> float:
+    return 1 / (1 + math.exp(-true_logit_individual(features)))
+
+
+def sandbox_individual(reference: str, *, with_bank: bool) -> SyntheticIndividual:
+    """The deterministic sandbox profile of a reference: the same reference always gives the same person."""
+    return draw_individual(_rng_for(f"sandbox-b2c:{reference}"), reference, with_bank=with_bank)
+
+
+def generate_b2c_portfolio(n: int, *, seed: int = 13) -> list[tuple[SyntheticIndividual, float, bool]]:
+    """``n`` individuals (references ``CUST-…``) with their true PD and a default drawn from it."""
+    rng = np.random.default_rng(seed)
+    portfolio = []
+    used: set[str] = set()
+    while len(portfolio) < n:
+        reference = f"CUST-{int(rng.integers(10**7, 10**8)):08d}"
+        if reference in used:
+            continue
+        used.add(reference)
+        individual = draw_individual(rng, reference)
+        pd_true = true_pd_individual(individual.features())
+        portfolio.append((individual, pd_true, bool(rng.random() < pd_true)))
     return portfolio

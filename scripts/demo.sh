@@ -7,8 +7,9 @@ PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE=riskoffice.settings
 
 $PY manage.py migrate --no-input -v 0
-$PY manage.py seed_demo
+$PY manage.py seed_demo --individuals 4000
 $PY manage.py train_model --if-no-champion
+$PY manage.py train_model --if-no-champion --segment b2c
 $PY manage.py setup_demo --base-url http://127.0.0.1:8000
 
 mkdir -p var/log

@@ -1,4 +1,4 @@
-"""Generate a synthetic, labelled history of French SME credit files (see scoring/synthetic.py)."""
+"""Generate a synthetic, labelled history of French SME credit files, and of individuals' (scoring/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from dossiers.models import Company, Dossier, Outcome
+from dossiers.models import Company, Dossier, Individual, Outcome
 from riskoffice.audit import Actor, audit_record
 from scoring.models import FeatureSnapshot
 from scoring.services import _jsonable
-from scoring.synthetic import generate_portfolio
+from scoring.synthetic import generate_b2c_portfolio, generate_portfolio
 
 
 class Command(BaseCommand):
@@ -22,13 +22,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--companies", type=int, default=6000, help="How many historical files (default 6000).")
+        parser.add_argument("--individuals", type=int, default=0,
+                            help="Also seed this many B2C files of individuals (default none; make demo uses 4000).")
         parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
         parser.add_argument("--reset", action="store_true", help="Delete the existing synthetic history first.")
 
-    def handle(self, *args, companies: int, seed: int, reset: bool, **options) -> None:
+    def handle(self, *args, companies: int, individuals: int, seed: int, reset: bool, **options) -> None:
         if companies < 200:
             raise CommandError("--companies must be at least 200 to train a model on.")
-        history = Dossier.objects.filter(origin=Dossier.Origin.HISTORY)
+        if individuals and individuals < 200:
+            raise CommandError("--individuals must be 0 or at least 200 to train a model on.")
+        if individuals:
+            self.seed_individuals(individuals, seed=seed, reset=reset)
+        history = Dossier.objects.filter(origin=Dossier.Origin.HISTORY, segment="b2b")
         if history.exists() and not reset:
             self.stdout.write(f"Synthetic history already present ({history.count()} files); use --reset to redo.")
             return
@@ -74,4 +80,54 @@ class Command(BaseCommand):
                          after={"files": len(portfolio), "defaults": defaults, "seed": seed})
         self.stdout.write(self.style.SUCCESS(
             f"Seeded {len(portfolio)} historical files, {defaults} defaults ({100 * defaults / len(portfolio):.1f} %)."
+        ))
+
+    def seed_individuals(self, n: int, *, seed: int, reset: bool) -> None:
+        """A B2C history: individuals known by a reference only, their bank features and outcomes."""
+        history = Dossier.objects.filter(origin=Dossier.Origin.HISTORY, segment="b2c")
+        if history.exists() and not reset:
+            self.stdout.write(f"Synthetic B2C history already present ({history.count()} files); use --reset to redo.")
+            return
+        portfolio = generate_b2c_portfolio(n, seed=seed)
+        rng = np.random.default_rng(seed + 2)
+        now = timezone.now()
+        references = [person.reference for person, _, _ in portfolio]
+        with transaction.atomic():
+            if reset:
+                FeatureSnapshot.objects.filter(dossier__in=history).delete()
+                Outcome.objects.filter(dossier__in=history).delete()
+                history.delete()
+            # History files have no partner: their references live apart from every partner's own.
+            existing = set(Individual.objects.filter(partner=None, reference__in=references)
+                           .values_list("reference", flat=True))
+            Individual.objects.bulk_create([Individual(partner=None, reference=reference)
+                                            for reference in references if reference not in existing])
+            individual_ids = dict(Individual.objects.filter(partner=None, reference__in=references)
+                                  .values_list("reference", "pk"))
+            applied = [now - timedelta(days=int(d)) for d in rng.uniform(365, 3 * 365, size=len(portfolio))]
+            dossiers = Dossier.objects.bulk_create([
+                Dossier(origin=Dossier.Origin.HISTORY, individual_id=individual_ids[person.reference], segment="b2c",
+                        requested_amount=round(person.requested_amount, 2), status=Dossier.Status.SCORED,
+                        bank_tokens_json=json.dumps([]))
+                for person, _, _ in portfolio
+            ])
+            for dossier, when in zip(dossiers, applied, strict=True):
+                dossier.created_at = dossier.updated_at = when
+            Dossier.objects.bulk_update(dossiers, ["created_at", "updated_at"], batch_size=500)
+            FeatureSnapshot.objects.bulk_create([
+                FeatureSnapshot(dossier=dossier, features=_jsonable(person.features()), collected_at=when,
+                                provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
+                for dossier, (person, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
+            ])
+            Outcome.objects.bulk_create([
+                Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
+                        occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
+                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
+            ])
+            defaults = sum(1 for _, _, d in portfolio if d)
+            audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],
+                         after={"segment": "b2c", "files": len(portfolio), "defaults": defaults, "seed": seed})
+        self.stdout.write(self.style.SUCCESS(
+            f"Seeded {len(portfolio)} historical B2C files, {defaults} defaults "
+            f"({100 * defaults / len(portfolio):.1f} %)."
         ))

@@ -1,0 +1,87 @@
+"""Data sources for individuals (B2C): what a dossier on a natural person is scored from.
+
+An individual is known only by the partner's internal reference, so there is no
+registry, no published accounts and no BODACC: the score rests on the accounts the
+applicant shares through open banking and on the negative events on file.
+
+- sandbox partners and dossiers without a partner: the deterministic sandbox
+  profile of the reference (``scoring.synthetic.sandbox_individual``), the same
+  generator that made the B2C training history;
+- other partners: the open-banking connector. It computes the six account
+  aggregates a company's accounts also give; income, existing credit repayments,
+  gambling and account age need individual-specific categorisation it does not do
+  yet, so those features stay missing and the explanation says so;
+- both: late repayments and SEPA incidents recorded about the individual.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from .sources import GatheredData, SourceResult
+from .sources.open_banking import open_banking_lookup
+from .synthetic import sandbox_individual
+
+EVENTS = "negative_events"
+
+
+def gather_individual(dossier: Any) -> GatheredData:
+    """Bank aggregates and reported events for a B2C dossier, each with its provenance."""
+    partner = dossier.partner
+    if partner is None or partner.is_sandbox:
+        gathered = gather_individual_sandbox(reference=dossier.individual.reference, bank_tokens=dossier.bank_tokens)
+    else:
+        bank = open_banking_lookup(dossier.bank_tokens)
+        gathered = GatheredData(results=[bank], bank=dict(bank.data) if bank.status == "ok" else None,
+                                events={"late_repayments_12m": 0})
+    merge_individual_events(gathered, individual_events_on_file(dossier.individual_id))
+    return gathered
+
+
+def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> GatheredData:
+    now = timezone.now()
+    profile = sandbox_individual(reference, with_bank=bool(bank_tokens))
+    return GatheredData(
+        bank=profile.bank,
+        events=dict(profile.events),
+        results=[
+            SourceResult("sandbox.open_banking", "ok" if profile.bank else "missing", now,
+                         detail="" if profile.bank else "no aggregator token supplied"),
+            SourceResult("sandbox.events", "ok", now),
+        ],
+    )
+
+
+def individual_events_on_file(individual_id: Any, today: date | None = None) -> SourceResult:
+    """Late repayments and SEPA incidents reported about the individual over the last 12 months."""
+    from alerts.models import NegativeEvent
+
+    today = today or timezone.localdate()
+    Kind = NegativeEvent.Kind
+    counts = NegativeEvent.objects.filter(
+        individual_id=individual_id, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
+    ).aggregate(
+        late=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
+        sepa=Count("pk", filter=Q(kind=Kind.SEPA_INCIDENT)),
+    )
+    data = {"late_repayments_12m": counts["late"], "sepa_incidents_12m": counts["sepa"]}
+    detail = f"{counts['late']} late repayment(s), {counts['sepa']} SEPA incident(s) in 12 months"
+    return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)
+
+
+def merge_individual_events(gathered: GatheredData, events: SourceResult) -> None:
+    """Events on file add to what the other sources reported; a SEPA incident is a rejected debit."""
+    data = events.data or {}
+    gathered.events = {
+        **gathered.events,
+        "late_repayments_12m": (gathered.events.get("late_repayments_12m") or 0) + data.get("late_repayments_12m", 0),
+    }
+    if data.get("sepa_incidents_12m"):
+        bank = dict(gathered.bank or {})
+        bank["rejected_sepa_debits_12m"] = bank.get("rejected_sepa_debits_12m", 0) + data["sepa_incidents_12m"]
+        gathered.bank = bank
+    gathered.results.append(events)
