@@ -241,7 +241,9 @@ def build_features(
         "rejected_sepa_debits_12m": bank.get("rejected_sepa_debits_12m"),
         "payment_delays_12m": events.get("payment_delays_12m", 0),
         "max_payment_delay_days": events.get("max_payment_delay_days", 0),
-        "open_insolvency_proceeding": 1 if events.get("open_insolvency_proceeding") else 0,
+        # None (missing) when the insolvency source could not answer: unknown is not "none".
+        "open_insolvency_proceeding": None if events.get("open_insolvency_proceeding") is None
+        else int(bool(events["open_insolvency_proceeding"])),
     }
 
 

@@ -883,3 +883,16 @@ def test_an_outsider_gets_403_and_an_unknown_dossier_404(client, outsider, analy
     login(client, analyst)
     unknown = "00000000-0000-0000-0000-000000000000"
     assert client.post(f"/dossiers/{unknown}/statement", {"fiscal_year_end": "2025-06-30"}).status_code == 404
+
+
+def test_when_bodacc_fails_the_insolvency_feature_is_missing_not_no_proceeding():
+    from django.utils import timezone
+
+    from scoring.features import build_features
+    from scoring.sources import GatheredData, SourceResult, merge_events
+
+    gathered = GatheredData(events={"payment_delays_12m": 0, "max_payment_delay_days": 0,
+                                    "open_insolvency_proceeding": None})
+    merge_events(gathered, SourceResult("events_on_file", "missing", timezone.now()), always_report=False)
+    features = build_features(company={}, financials={}, bank=None, events=gathered.events, requested_amount=1)
+    assert features["open_insolvency_proceeding"] is None

@@ -75,8 +75,10 @@ def gather_live(*, siren: str, bank_tokens: list[str]) -> GatheredData:
     gathered.events = {
         "payment_delays_12m": 0,
         "max_payment_delay_days": 0,
-        # Unknown when BODACC failed: the feature reads "no proceeding" and the flag tells the analyst.
-        "open_insolvency_proceeding": bool(bodacc.data and bodacc.data["open_insolvency_proceeding"]),
+        # Unknown (missing) when BODACC failed: never read as "no proceeding".
+        "open_insolvency_proceeding": (
+            bool(bodacc.data["open_insolvency_proceeding"]) if bodacc.status == "ok" else None
+        ),
     }
     return gathered
 
@@ -97,8 +99,8 @@ def merge_events(gathered: GatheredData, events: SourceResult, *, always_report:
         merged["payment_delays_12m"] = merged.get("payment_delays_12m", 0) + data["payment_delays_12m"]
         merged["max_payment_delay_days"] = max(merged.get("max_payment_delay_days", 0),
                                                data["max_payment_delay_days"])
-        merged["open_insolvency_proceeding"] = bool(merged.get("open_insolvency_proceeding")
-                                                    or data["insolvency_proceeding"])
+        if data["insolvency_proceeding"]:
+            merged["open_insolvency_proceeding"] = True
         gathered.events = merged
         if data["sepa_incidents_12m"]:
             # A SEPA incident on file is a rejected debit even when no bank data was shared.
