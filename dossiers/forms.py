@@ -1,6 +1,8 @@
 from django import forms
 from django.utils import timezone
 
+from scoring.sources import STATEMENT_FIGURES
+
 from .models import Decision, Outcome
 
 
@@ -24,3 +26,23 @@ class OutcomeForm(forms.Form):
     occurred_on = forms.DateField(
         label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), initial=timezone.localdate
     )
+
+
+class StatementForm(forms.Form):
+    """A fiscal year's figures an analyst read from the applicant's accounts, in euros."""
+
+    LABELS = {"revenue": "Revenue", "net_income": "Net income", "ebitda": "EBITDA", "equity": "Equity",
+              "total_assets": "Total assets", "current_assets": "Current assets",
+              "current_liabilities": "Current liabilities", "financial_debt": "Financial debt"}
+
+    fiscal_year_end = forms.DateField(
+        label="Fiscal year end", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in STATEMENT_FIGURES:
+            self.fields[name] = forms.DecimalField(
+                label=self.LABELS[name], required=False, max_digits=16, decimal_places=2,
+                min_value=0 if name in ("revenue", "total_assets") else None,
+            )

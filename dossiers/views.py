@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.forms import DateField, DateInput, DecimalField, Form
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -16,31 +15,13 @@ from riskoffice.models import AuditEvent
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
 from scoring.features import FEATURES_BY_NAME, format_value
 from scoring.models import FinancialStatement
-from scoring.sources import STATEMENT_FIGURES, describe_flags
+from scoring.sources import describe_flags
 
 from . import selectors, services
-from .forms import OutcomeForm, OverrideForm
+from .forms import OutcomeForm, OverrideForm, StatementForm
 from .models import Dossier
 
 PAGE_SIZE = 50
-
-
-class StatementForm(Form):
-    """A fiscal year's figures an analyst read from the applicant's accounts, in euros."""
-
-    LABELS = {"revenue": "Revenue", "net_income": "Net income", "ebitda": "EBITDA", "equity": "Equity",
-              "total_assets": "Total assets", "current_assets": "Current assets",
-              "current_liabilities": "Current liabilities", "financial_debt": "Financial debt"}
-
-    fiscal_year_end = DateField(label="Fiscal year end", widget=DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for name in STATEMENT_FIGURES:
-            self.fields[name] = DecimalField(
-                label=self.LABELS[name], required=False, max_digits=16, decimal_places=2,
-                min_value=0 if name in ("revenue", "total_assets") else None,
-            )
 
 
 def _require(request: HttpRequest, roles: set[str]) -> None:
