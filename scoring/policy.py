@@ -49,4 +49,8 @@ def policy_apply(
     if decision != Decision.REFUSE and policy.limit_revenue_share > 0 and not is_missing(revenue) and revenue > 0:
         headroom = max(0.0, 1 - pd / policy.guarantee_max_pd)
         limit = Decimal(round(revenue * policy.limit_revenue_share * headroom, -2)).quantize(Decimal("0.01"))
+        if decision == Decision.ACCEPT and requested_amount > float(limit):
+            # A good risk asking for more than the limit its revenue supports: accept only with a guarantee.
+            decision = Decision.GUARANTEE
+            fired.append("limit:amount_above_recommended_limit")
     return PolicyResult(decision=str(decision), rules_fired=fired, recommended_limit=limit)

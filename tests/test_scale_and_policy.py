@@ -225,9 +225,21 @@ def test_an_amount_above_the_policy_cap_knocks_out() -> None:
 
 
 def test_an_amount_equal_to_the_cap_is_allowed() -> None:
-    result = policy_apply(b2b_policy(), pd=0.001, features=clean_features(), requested_amount=1_000_000)
+    result = policy_apply(b2b_policy(), pd=0.001, features=clean_features(revenue=20_000_000.0),
+                          requested_amount=1_000_000)
 
     assert result.decision == Decision.ACCEPT
+
+
+def test_a_good_risk_asking_more_than_its_recommended_limit_is_accepted_only_with_a_guarantee() -> None:
+    # Revenue 1 M€, share 10 %, PD 1 % of an 8 % guarantee threshold: a limit of 87 500 €.
+    within = policy_apply(b2b_policy(), pd=0.01, features=clean_features(), requested_amount=87_500)
+    above = policy_apply(b2b_policy(), pd=0.01, features=clean_features(), requested_amount=87_600)
+
+    assert within.decision == Decision.ACCEPT
+    assert above.decision == Decision.GUARANTEE
+    assert above.rules_fired == ["threshold:accept", "limit:amount_above_recommended_limit"]
+    assert above.recommended_limit == within.recommended_limit
 
 
 def test_every_knockout_that_fires_is_reported_and_no_threshold_rule_is() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 import secrets
 
 from django.contrib.auth.models import Group, User
@@ -16,7 +17,7 @@ from riskoffice.audit import Actor
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ADMIN, ANALYST, AUDITOR, SENIOR_ANALYST
 from scoring.services import score_compute
-from scoring.synthetic import siren_from_number
+from scoring.synthetic import sandbox_company, siren_from_number
 
 DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
@@ -66,8 +67,11 @@ class Command(BaseCommand):
         client = ApiClient.objects.get(application__client_id=DEMO_CLIENT_ID)
         if not no_samples and not Dossier.objects.filter(partner=partner).exists():
             for i, siren in enumerate(SAMPLE_SIRENS):
-                dossier = dossier_create(partner=partner, siren=siren, requested_amount=10000 + 7500 * i,
-                                         bank_tokens=["sandbox-token"] if i % 3 else [], actor=Actor(client=client))
+                with_bank = bool(i % 3)
+                # The amount the sandbox company would plausibly ask for, so the samples look like a real queue.
+                amount = sandbox_company(siren, with_bank=with_bank).requested_amount
+                dossier = dossier_create(partner=partner, siren=siren, requested_amount=round(Decimal(amount), 2),
+                                         bank_tokens=["sandbox-token"] if with_bank else [], actor=Actor(client=client))
                 score_compute(dossier_id=dossier.pk)
         self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
         self.stdout.write(f"""
