@@ -261,3 +261,37 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
 def fast_password_hashing(settings) -> None:
     """Client secrets and passwords are hashed with PBKDF2 in production; tests need no such cost."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+# --- a real browser -----------------------------------------------------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def browser_page(monkeypatch) -> Iterator:
+    """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip.
+
+    ``page.broken_resources`` collects failed sub-resources and script errors for the test to assert on.
+    """
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the test still reads the ORM synchronously.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB", accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.broken_resources = []
+        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
+                if r.status >= 400 and r.request.resource_type != "document" else None)
+        page.on("pageerror", lambda error: page.broken_resources.append(f"script error: {error}"))
+        yield page
+        context.close()
+        browser.close()

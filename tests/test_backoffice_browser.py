@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -15,37 +13,10 @@ from dossiers.services import dossier_create
 from dossiers.tasks import score_dossier
 from riskoffice.audit import Actor
 from scoring.services import score_compute
-from tests.conftest import PASSWORD
+from tests.conftest import ARTIFACTS, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def page(monkeypatch) -> Iterator:
-    """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test still reads the ORM synchronously.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.broken_resources = []
-        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
-                if r.status >= 400 and r.request.resource_type != "document" else None)
-        page.on("pageerror", lambda error: page.broken_resources.append(f"script error: {error}"))
-        yield page
-        context.close()
-        browser.close()
 
 
 @pytest.fixture
@@ -60,10 +31,11 @@ def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
 
 
 def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome(
-    live_server, page, analyst, scored_dossier
+    live_server, browser_page, analyst, scored_dossier
 ):
     from playwright.sync_api import expect
 
+    page = browser_page
     dossier = scored_dossier
     score = dossier.scores.get()
     company = dossier.company.name

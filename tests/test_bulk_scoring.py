@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from scoring.services import model_register, policy_current
 from scoring.services_bulk import bulk_job_create, bulk_job_run
 from scoring.synthetic import generate_portfolio
 from scoring.tasks import run_bulk_job
-from tests.conftest import PASSWORD, trained_once
+from tests.conftest import ARTIFACTS, PASSWORD, trained_once
 
 pytestmark = pytest.mark.django_db
 
@@ -501,34 +500,6 @@ def test_a_real_celery_worker_scores_an_uploaded_file_once_the_upload_commits(
     assert len(read_output(bytes(job.output_csv))[1]) == 2500
 
 
-# --- in a real browser -------------------------------------------------------------------------------------
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def browser_page(monkeypatch) -> Iterator:
-    """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB", accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.broken_resources = []
-        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
-                if r.status >= 400 and r.request.resource_type != "document" else None)
-        page.on("pageerror", lambda error: page.broken_resources.append(f"script error: {error}"))
-        yield page
-        context.close()
-        browser.close()
 
 
 @pytest.mark.browser

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -16,7 +14,7 @@ from riskoffice.models import AuditEvent
 from scoring.models import PolicyVersion
 from scoring.policies import policy_create_version, policy_values
 from scoring.services import policy_current, score_compute
-from tests.conftest import PASSWORD
+from tests.conftest import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -213,33 +211,6 @@ def test_the_service_refuses_thresholds_out_of_order_before_the_database_would(s
     assert PolicyVersion.objects.filter(segment="b2b").count() == 1
 
 
-# --- in a real browser -----------------------------------------------------------------------------------------
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture
-def browser_page(monkeypatch) -> Iterator:
-    """A page in Debian's headless Chromium; missing Chromium is a failure, never a skip."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's Chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="en-GB")
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.broken_resources = []
-        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
-                if r.status >= 400 and r.request.resource_type != "document" else None)
-        yield page
-        context.close()
-        browser.close()
 
 
 @pytest.mark.browser

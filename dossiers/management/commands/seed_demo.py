@@ -40,12 +40,9 @@ class Command(BaseCommand):
             return
         portfolio = generate_portfolio(companies, seed=seed)
         rng = np.random.default_rng(seed + 1)
-        now = timezone.now()
         with transaction.atomic():
             if reset:
-                FeatureSnapshot.objects.filter(dossier__in=history).delete()
-                Outcome.objects.filter(dossier__in=history).delete()
-                history.delete()
+                self._clear(history)
             existing = set(Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio])
                            .values_list("siren", flat=True))
             Company.objects.bulk_create([
@@ -55,29 +52,13 @@ class Command(BaseCommand):
             ])
             company_ids = dict(Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio])
                                .values_list("siren", "pk"))
-            # Applications spread over 36 to 12 months ago, so every outcome (12-month horizon) is known today.
-            applied = [now - timedelta(days=int(d)) for d in rng.uniform(365, 3 * 365, size=len(portfolio))]
             dossiers = Dossier.objects.bulk_create([
                 Dossier(origin=Dossier.Origin.HISTORY, company_id=company_ids[c.siren], segment="b2b",
                         requested_amount=round(c.requested_amount, 2), status=Dossier.Status.SCORED,
                         bank_tokens_json=json.dumps([]))
                 for c, _, _ in portfolio
             ])
-            for dossier, when in zip(dossiers, applied, strict=True):
-                Dossier.objects.filter(pk=dossier.pk).update(created_at=when, updated_at=when)
-            FeatureSnapshot.objects.bulk_create([
-                FeatureSnapshot(dossier=dossier, features=_jsonable(c.features()), collected_at=when,
-                                provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
-                for dossier, (c, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
-            ])
-            Outcome.objects.bulk_create([
-                Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
-                        occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
-                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
-            ])
-            defaults = sum(1 for _, _, d in portfolio if d)
-            audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],
-                         after={"files": len(portfolio), "defaults": defaults, "seed": seed})
+            defaults = self._write_history(segment="b2b", dossiers=dossiers, portfolio=portfolio, rng=rng, seed=seed)
         self.stdout.write(self.style.SUCCESS(
             f"Seeded {len(portfolio)} historical files, {defaults} defaults ({100 * defaults / len(portfolio):.1f} %)."
         ))
@@ -90,13 +71,10 @@ class Command(BaseCommand):
             return
         portfolio = generate_b2c_portfolio(n, seed=seed)
         rng = np.random.default_rng(seed + 2)
-        now = timezone.now()
         references = [person.reference for person, _, _ in portfolio]
         with transaction.atomic():
             if reset:
-                FeatureSnapshot.objects.filter(dossier__in=history).delete()
-                Outcome.objects.filter(dossier__in=history).delete()
-                history.delete()
+                self._clear(history)
             # History files have no partner: their references live apart from every partner's own.
             existing = set(Individual.objects.filter(partner=None, reference__in=references)
                            .values_list("reference", flat=True))
@@ -104,30 +82,45 @@ class Command(BaseCommand):
                                             for reference in references if reference not in existing])
             individual_ids = dict(Individual.objects.filter(partner=None, reference__in=references)
                                   .values_list("reference", "pk"))
-            applied = [now - timedelta(days=int(d)) for d in rng.uniform(365, 3 * 365, size=len(portfolio))]
             dossiers = Dossier.objects.bulk_create([
                 Dossier(origin=Dossier.Origin.HISTORY, individual_id=individual_ids[person.reference], segment="b2c",
                         requested_amount=round(person.requested_amount, 2), status=Dossier.Status.SCORED,
                         bank_tokens_json=json.dumps([]))
                 for person, _, _ in portfolio
             ])
-            for dossier, when in zip(dossiers, applied, strict=True):
-                dossier.created_at = dossier.updated_at = when
-            Dossier.objects.bulk_update(dossiers, ["created_at", "updated_at"], batch_size=500)
-            FeatureSnapshot.objects.bulk_create([
-                FeatureSnapshot(dossier=dossier, features=_jsonable(person.features()), collected_at=when,
-                                provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
-                for dossier, (person, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
-            ])
-            Outcome.objects.bulk_create([
-                Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
-                        occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
-                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
-            ])
-            defaults = sum(1 for _, _, d in portfolio if d)
-            audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],
-                         after={"segment": "b2c", "files": len(portfolio), "defaults": defaults, "seed": seed})
+            defaults = self._write_history(segment="b2c", dossiers=dossiers, portfolio=portfolio, rng=rng, seed=seed)
         self.stdout.write(self.style.SUCCESS(
             f"Seeded {len(portfolio)} historical B2C files, {defaults} defaults "
             f"({100 * defaults / len(portfolio):.1f} %)."
         ))
+
+    @staticmethod
+    def _clear(history) -> None:
+        FeatureSnapshot.objects.filter(dossier__in=history).delete()
+        Outcome.objects.filter(dossier__in=history).delete()
+        history.delete()
+
+    @staticmethod
+    def _write_history(*, segment: str, dossiers: list[Dossier], portfolio: list, rng: np.random.Generator,
+                       seed: int) -> int:
+        """Backdate the files, store their features and outcomes, audit the import; returns the defaults."""
+        now = timezone.now()
+        # Applications spread over 36 to 12 months ago, so every outcome (12-month horizon) is known today.
+        applied = [now - timedelta(days=int(d)) for d in rng.uniform(365, 3 * 365, size=len(portfolio))]
+        for dossier, when in zip(dossiers, applied, strict=True):
+            dossier.created_at = dossier.updated_at = when
+        Dossier.objects.bulk_update(dossiers, ["created_at", "updated_at"], batch_size=500)
+        FeatureSnapshot.objects.bulk_create([
+            FeatureSnapshot(dossier=dossier, features=_jsonable(applicant.features()), collected_at=when,
+                            provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
+            for dossier, (applicant, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
+        ])
+        Outcome.objects.bulk_create([
+            Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
+                    occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
+            for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
+        ])
+        defaults = sum(1 for _, _, defaulted in portfolio if defaulted)
+        audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],
+                     after={"segment": segment, "files": len(portfolio), "defaults": defaults, "seed": seed})
+        return defaults
