@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,6 +15,7 @@ from django.views.decorators.http import require_POST
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
+from riskoffice.web import apply_service_errors, require_role
 from scoring.features import FEATURES_BY_NAME, format_value
 from scoring.models import FinancialStatement
 from scoring.sources import describe_flags
@@ -24,14 +27,10 @@ from .models import Dossier
 PAGE_SIZE = 50
 
 
-def _require(request: HttpRequest, roles: set[str]) -> None:
-    if not has_any_role(request.user, roles):
-        raise PermissionDenied("Your role does not allow this.")
-
 
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
-    _require(request, CAN_READ_DOSSIERS)
+    require_role(request, CAN_READ_DOSSIERS)
     status = request.GET.get("status", "")
     dossiers = selectors.dossiers_for_user(request.user).exclude(origin=Dossier.Origin.HISTORY)
     if status in Dossier.Status.values:
@@ -84,70 +83,54 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
 
 @login_required
 def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
-    _require(request, CAN_READ_DOSSIERS)
+    require_role(request, CAN_READ_DOSSIERS)
     dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
     return render(request, "dossiers/detail.html", _detail_context(request, dossier))
 
 
-def _apply_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
+def _dossier_form_post(request: HttpRequest, pk: str, *, form_class: type, form_key: str, success: str,
+                       act: Callable[[Dossier, dict, object], object]) -> HttpResponse:
+    """The shape of every decision form on the dossier page: scope, validate, call the service, redirect or 400."""
+    require_role(request, CAN_DECIDE)
+    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    form = form_class(request.POST)
+    if form.is_valid():
+        try:
+            act(dossier, form.cleaned_data, request.user)
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, success)
+            return redirect("dossiers:detail", pk=dossier.pk)
+    context = _detail_context(request, dossier, **{form_key: form})
+    return render(request, "dossiers/detail.html", context, status=400)
 
 
 @login_required
 @require_POST
 def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
-    _require(request, CAN_DECIDE)
-    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
-    form = OverrideForm(request.POST)
-    if form.is_valid():
-        try:
-            services.dossier_override(dossier=dossier, decision=form.cleaned_data["decision"],
-                                      reason=form.cleaned_data["reason"], user=request.user)
-        except ValidationError as error:
-            _apply_errors(form, error)
-        else:
-            messages.success(request, "Decision overridden.")
-            return redirect("dossiers:detail", pk=dossier.pk)
-    context = _detail_context(request, dossier, override_form=form)
-    return render(request, "dossiers/detail.html", context, status=400)
+    return _dossier_form_post(
+        request, pk, form_class=OverrideForm, form_key="override_form", success="Decision overridden.",
+        act=lambda dossier, data, user: services.dossier_override(
+            dossier=dossier, decision=data["decision"], reason=data["reason"], user=user),
+    )
 
 
 @login_required
 @require_POST
 def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
-    _require(request, CAN_DECIDE)
-    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
-    form = OutcomeForm(request.POST)
-    if form.is_valid():
-        try:
-            services.outcome_record(dossier=dossier, status=form.cleaned_data["status"],
-                                    occurred_on=form.cleaned_data["occurred_on"], actor=Actor(user=request.user))
-        except ValidationError as error:
-            _apply_errors(form, error)
-        else:
-            messages.success(request, "Outcome recorded.")
-            return redirect("dossiers:detail", pk=dossier.pk)
-    context = _detail_context(request, dossier, outcome_form=form)
-    return render(request, "dossiers/detail.html", context, status=400)
+    return _dossier_form_post(
+        request, pk, form_class=OutcomeForm, form_key="outcome_form", success="Outcome recorded.",
+        act=lambda dossier, data, user: services.outcome_record(
+            dossier=dossier, status=data["status"], occurred_on=data["occurred_on"], actor=Actor(user=user)),
+    )
 
 
 @login_required
 @require_POST
 def dossier_statement(request: HttpRequest, pk: str) -> HttpResponse:
-    _require(request, CAN_DECIDE)
-    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
-    form = StatementForm(request.POST)
-    if form.is_valid():
-        try:
-            services.statement_record(dossier=dossier, values=form.cleaned_data, user=request.user)
-        except ValidationError as error:
-            _apply_errors(form, error)
-        else:
-            messages.success(request, "Financial statement recorded; it is used from the next scoring.")
-            return redirect("dossiers:detail", pk=dossier.pk)
-    context = _detail_context(request, dossier, statement_form=form)
-    return render(request, "dossiers/detail.html", context, status=400)
+    return _dossier_form_post(
+        request, pk, form_class=StatementForm, form_key="statement_form",
+        success="Financial statement recorded; it is used from the next scoring.",
+        act=lambda dossier, data, user: services.statement_record(dossier=dossier, values=data, user=user),
+    )

@@ -7,13 +7,14 @@ from pathlib import PurePath
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 
 from dossiers.models import Segment
 from riskoffice.roles import AUDITOR, CAN_DECIDE, has_any_role
+from riskoffice.web import apply_service_errors, require_role
 
 from . import bulk, services_bulk
 from .models import BulkScoringJob, ModelVersion
@@ -39,25 +40,14 @@ class BulkUploadForm(forms.Form):
         return upload
 
 
-def _require(request: HttpRequest, roles: set[str]) -> None:
-    if not has_any_role(request.user, roles):
-        raise PermissionDenied("Your role does not allow this.")
-
-
-def _apply_errors(form: forms.Form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error.messages)
 
 
 @login_required
 def bulk_upload(request: HttpRequest) -> HttpResponse:
-    _require(request, CAN_VIEW)
+    require_role(request, CAN_VIEW)
     status = 200
     if request.method == "POST":
-        _require(request, CAN_DECIDE)
+        require_role(request, CAN_DECIDE)
         form = BulkUploadForm(request.POST, request.FILES)
         if form.is_valid():
             upload = form.cleaned_data["file"]
@@ -65,7 +55,7 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
                 job = services_bulk.bulk_job_create(user=request.user, segment=form.cleaned_data["segment"],
                                                     filename=upload.name, data=upload.read())
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_service_errors(form, error)
             else:
                 messages.success(request, f"{job.filename}: {job.rows_total:,} rows queued for scoring.")
                 return redirect("scoring:bulk-job", pk=job.pk)
@@ -85,7 +75,7 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
 @login_required
 def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
     """The job's page; htmx polls the same URL and gets only the progress fragment back."""
-    _require(request, CAN_VIEW)
+    require_role(request, CAN_VIEW)
     job = services_bulk.bulk_job_get_or_404(request.user, pk)
     history = list(services_bulk.bulk_job_history(job))
     finished = next((event for event in history if event.action == "bulk_job.finished"), None)
@@ -95,7 +85,7 @@ def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
 
 @login_required
 def bulk_job_download(request: HttpRequest, pk: str) -> HttpResponse:
-    _require(request, CAN_VIEW)
+    require_role(request, CAN_VIEW)
     job = services_bulk.bulk_job_get_or_404(request.user, pk)
     if job.status != BulkScoringJob.Status.DONE:
         raise Http404("This job has no scored file yet.")

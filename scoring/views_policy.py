@@ -9,13 +9,14 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from dossiers.models import Segment
 from riskoffice.roles import CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
+from riskoffice.web import require_role
 
 from . import policies
 from .models import PolicyVersion
@@ -87,11 +88,6 @@ def _as_percent(fraction: float) -> Decimal:
     return (Decimal(str(fraction)) * HUNDRED).normalize()
 
 
-def _require(request: HttpRequest, roles: set[str]) -> None:
-    if not has_any_role(request.user, roles):
-        raise PermissionDenied("Your role does not allow this.")
-
-
 def _zones(policy: PolicyVersion) -> dict[str, float]:
     """Widths (%) of the accept / guarantee / refuse zones on a PD axis long enough to show all three."""
     axis = min(1.0, max(0.2, 1.25 * policy.guarantee_max_pd))
@@ -103,7 +99,7 @@ def _zones(policy: PolicyVersion) -> dict[str, float]:
 
 @login_required
 def policy_list(request: HttpRequest) -> HttpResponse:
-    _require(request, CAN_READ_DOSSIERS)
+    require_role(request, CAN_READ_DOSSIERS)
     by_segment: dict[str, list[PolicyVersion]] = {}
     for version in policies.policy_history():
         by_segment.setdefault(version.segment, []).append(version)
@@ -120,7 +116,7 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def policy_new(request: HttpRequest, segment: str) -> HttpResponse:
-    _require(request, CAN_EDIT)
+    require_role(request, CAN_EDIT)
     if segment not in Segment.values:
         raise Http404("No such segment.")
     current = PolicyVersion.objects.filter(segment=segment, is_current=True).select_related("created_by").first()
