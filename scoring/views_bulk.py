@@ -40,8 +40,6 @@ class BulkUploadForm(forms.Form):
         return upload
 
 
-
-
 @login_required
 def bulk_upload(request: HttpRequest) -> HttpResponse:
     require_role(request, CAN_VIEW)
