@@ -7,4 +7,6 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
     echo "Installing Chromium for the browser tests (apt-get install chromium)..."
     (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; })
 fi
+# Live-server threads would otherwise keep persistent connections open past the test database's teardown.
+export DATABASE_CONN_MAX_AGE="${DATABASE_CONN_MAX_AGE:-0}"
 exec .venv/bin/python -m pytest "$@"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connections
 from django.contrib.auth.models import Group, User
 from oauth2_provider.models import Application
 
@@ -295,3 +296,6 @@ def browser_page(monkeypatch) -> Iterator:
         yield page
         context.close()
         browser.close()
+        # ORM calls made while Playwright's loop ran opened connections of their own: close them here,
+        # or PostgreSQL refuses to drop the test database ("accessed by other users").
+        connections.close_all()
