@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connections
 from django.contrib.auth.models import Group, User
+from django.db import connections
 from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
