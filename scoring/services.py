@@ -26,7 +26,9 @@ SYSTEM = Actor.of_system("scoring")
 
 
 def champion_for(segment: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHAMPION).first()
+    """The segment's champion. Its booster bytes are deferred: engine.model_load reads them once per process."""
+    return (ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHAMPION)
+            .defer("booster_ubj").first())
 
 
 def policy_current(segment: str) -> PolicyVersion | None:
