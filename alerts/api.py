@@ -12,10 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from riskoffice.api import api_client_of
-from riskoffice.audit import Actor, audit_record
+from riskoffice.audit import Actor
 
 from .models import WebhookEndpoint
-from .services import EVENT_TYPES, webhook_endpoint_create
+from .services import EVENT_TYPES, webhook_endpoint_create, webhook_endpoint_delete
 
 
 class EndpointSerializer(serializers.Serializer):
@@ -60,7 +60,5 @@ class EndpointDetail(APIView):
         endpoint = WebhookEndpoint.objects.filter(partner_id=client.partner_id, pk=pk).first()
         if endpoint is None:
             raise Http404
-        audit_record(actor=Actor(client=client), action="webhook_endpoint.deleted", obj=endpoint,
-                     before={"url": endpoint.url})
-        endpoint.delete()
+        webhook_endpoint_delete(endpoint=endpoint, actor=Actor(client=client))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -78,6 +78,14 @@ def webhook_endpoint_create(
     return endpoint, secret
 
 
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
+    """Remove an endpoint and its pending deliveries, leaving an audit row."""
+    audit_record(actor=actor, action="webhook_endpoint.deleted", obj=endpoint,
+                 before={"url": endpoint.url, "event_types": endpoint.event_types})
+    endpoint.delete()
+
+
 def event_publish(*, partner: Partner, event_type: str, payload: dict[str, Any]) -> list[WebhookDelivery]:
     """Write one delivery per subscribed endpoint in the caller's transaction; send after commit."""
     from .tasks import deliver_webhook

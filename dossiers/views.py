@@ -12,8 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from riskoffice.audit import Actor
-from riskoffice.models import AuditEvent
+from riskoffice.audit import Actor, audit_history
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
 from riskoffice.web import apply_service_errors, require_role
 from scoring.features import FEATURES_BY_NAME, format_value
@@ -61,9 +60,7 @@ def _contribution_bars(score) -> list[dict]:
 
 def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
     score = selectors.latest_score(dossier)
-    history = AuditEvent.objects.filter(object_type="dossiers.dossier", object_id=str(dossier.pk)).select_related(
-        "actor_user", "actor_client__partner", "actor_client__application"
-    )
+    history = audit_history(dossier)
     return {
         "dossier": dossier,
         "score": score,

@@ -42,3 +42,13 @@ def audit_record(
         before=before,
         after=after,
     )
+
+
+def audit_history(obj: models.Model, *, newest_first: bool = True) -> models.QuerySet[AuditEvent]:
+    """The audit events of one object, with their actors, for history panels."""
+    order = ("-at", "-id") if newest_first else ("at", "id")
+    return (
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .select_related("actor_user", "actor_client__partner", "actor_client__application")
+        .order_by(*order)
+    )

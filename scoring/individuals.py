@@ -16,13 +16,13 @@ applicant shares through open banking and on the negative events on file.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from .sources import GatheredData, SourceResult
+from .sources.on_file import event_counts_12m
 from .sources.open_banking import open_banking_lookup
 from .synthetic import sandbox_individual
 
@@ -58,18 +58,9 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
 
 def individual_events_on_file(individual_id: Any, today: date | None = None) -> SourceResult:
     """Late repayments and SEPA incidents reported about the individual over the last 12 months."""
-    from alerts.models import NegativeEvent
-
-    today = today or timezone.localdate()
-    Kind = NegativeEvent.Kind
-    counts = NegativeEvent.objects.filter(
-        individual_id=individual_id, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
-    ).aggregate(
-        late=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
-        sepa=Count("pk", filter=Q(kind=Kind.SEPA_INCIDENT)),
-    )
-    data = {"late_repayments_12m": counts["late"], "sepa_incidents_12m": counts["sepa"]}
-    detail = f"{counts['late']} late repayment(s), {counts['sepa']} SEPA incident(s) in 12 months"
+    counts = event_counts_12m(individual_id=individual_id, today=today)
+    data = {"late_repayments_12m": counts["delays"], "sepa_incidents_12m": counts["sepa"]}
+    detail = f"{counts['delays']} late repayment(s), {counts['sepa']} SEPA incident(s) in 12 months"
     return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)
 
 

@@ -68,7 +68,7 @@ def score_compute(*, dossier_id: Any) -> Score | None:
             company.naf_code = gathered.identity.get("naf_code", company.naf_code)
             company.save(update_fields=["name", "naf_code"])
         snapshot = FeatureSnapshot.objects.create(
-            dossier=locked, features=_jsonable(features), provenance=gathered.provenance(),
+            dossier=locked, features=jsonable_features(features), provenance=gathered.provenance(),
             collected_at=timezone.now(),
         )
         score = Score.objects.create(
@@ -119,7 +119,7 @@ def score_fail(dossier_id: Any, detail: str) -> None:
         audit_record(actor=SYSTEM, action="dossier.scoring_failed", obj=dossier, after={"detail": detail})
 
 
-def _jsonable(features: dict[str, Any]) -> dict[str, Any]:
+def jsonable_features(features: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if v is None or (isinstance(v, float) and v != v) else v) for k, v in features.items()}
 
 

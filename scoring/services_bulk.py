@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from dossiers.models import Segment
 from riskoffice.audit import Actor, audit_record
-from riskoffice.models import AuditEvent
 from riskoffice.roles import AUDITOR, CAN_DECIDE, SENIOR_ANALYST, has_any_role
 
 from . import bulk
@@ -48,12 +47,6 @@ def bulk_job_get_or_404(user: AbstractBaseUser | AnonymousUser, pk: Any) -> Bulk
         return bulk_jobs_for_user(user).get(pk=pk)
     except (BulkScoringJob.DoesNotExist, ValueError, ValidationError):
         raise Http404("No such job.") from None
-
-
-def bulk_job_history(job: BulkScoringJob) -> QuerySet[AuditEvent]:
-    """The job's audit events, oldest first: uploaded, finished or failed (with its counts)."""
-    return (AuditEvent.objects.filter(object_type=job._meta.label_lower, object_id=str(job.pk))
-            .select_related("actor_user", "actor_client").order_by("at", "id"))
 
 
 # --- writes ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 
 from dossiers.models import Segment
+from riskoffice.audit import audit_history
 from riskoffice.roles import AUDITOR, CAN_DECIDE, has_any_role
 from riskoffice.web import apply_service_errors, require_role
 
@@ -75,7 +76,7 @@ def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
     """The job's page; htmx polls the same URL and gets only the progress fragment back."""
     require_role(request, CAN_VIEW)
     job = services_bulk.bulk_job_get_or_404(request.user, pk)
-    history = list(services_bulk.bulk_job_history(job))
+    history = list(audit_history(job, newest_first=False))
     finished = next((event for event in history if event.action == "bulk_job.finished"), None)
     template = "scoring/_bulk_progress.html" if request.headers.get("HX-Request") else "scoring/bulk_job.html"
     return render(request, template, {"job": job, "history": history, "result": finished.after if finished else None})

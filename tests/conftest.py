@@ -30,9 +30,9 @@ from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
-from scoring.features import CATALOGUE, FEATURE_NAMES
+from scoring.features import catalogue_for
 from scoring.models import ModelVersion, PolicyVersion
-from scoring.synthetic import generate_portfolio
+from scoring.synthetic import generate_b2c_portfolio, generate_portfolio
 from scoring.training import TrainedModel, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,20 +40,25 @@ PASSWORD = "correct horse battery staple"
 
 # --- reference data ---------------------------------------------------------------
 
-_trained: TrainedModel | None = None
+_trained: dict[str, TrainedModel] = {}
+_BOOKS = {"b2b": (generate_portfolio, 11), "b2c": (generate_b2c_portfolio, 21)}
 
 
-def trained_once() -> TrainedModel:
-    """One model trained per test session on synthetic data, registered into each test's database."""
-    global _trained
-    if _trained is None:
-        portfolio = generate_portfolio(3000, seed=11)
-        rows = [company.features() for company, _, _ in portfolio]
+def trained_once(segment: str = "b2b") -> TrainedModel:
+    """One model per segment and test session, trained on the synthetic book and registered into each test's DB."""
+    if segment not in _trained:
+        generate, seed = _BOOKS[segment]
+        portfolio = generate(3000, seed=seed)
+        catalogue = catalogue_for(segment)
+        rows = [applicant.features() for applicant, _, _ in portfolio]
         labels = [int(defaulted) for _, _, defaulted in portfolio]
         dates = [f"2024-01-01T00:00:{i:06d}" for i in range(len(rows))]
-        _trained = train_model(rows, labels, dates, feature_names=FEATURE_NAMES,
-                               categorical={f.name for f in CATALOGUE if f.categorical})
-    return _trained
+        _trained[segment] = train_model(
+            rows, labels, dates, feature_names=[f.name for f in catalogue],
+            categorical={f.name for f in catalogue if f.categorical},
+            directions={f.name: f.direction for f in catalogue},
+        )
+    return _trained[segment]
 
 
 @pytest.fixture

@@ -19,41 +19,26 @@ from dossiers.models import Dossier, Individual, Outcome
 from dossiers.services import dossier_create_individual
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from scoring.features import B2C_CATALOGUE, B2C_FEATURE_NAMES
+from scoring.features import B2C_FEATURE_NAMES
 from scoring.individuals import gather_individual
 from scoring.models import FeatureSnapshot, ModelVersion
 from scoring.policy import policy_apply
 from scoring.scale import SCALES, band_for, score_for
 from scoring.services import champion_for, model_register, policy_current, score_compute
 from scoring.synthetic import generate_b2c_portfolio, sandbox_individual, true_pd_individual
-from scoring.training import TrainedModel, train_model
 
-from .conftest import PASSWORD, obtain_token
+from .conftest import PASSWORD, obtain_token, trained_once
 
 pytestmark = pytest.mark.django_db
 
 REFERENCE = "CUST-00042"
 VALID = {"individual": {"reference": REFERENCE}, "bank_data": ["tok_abc"], "requested_amount": 3000}
 
-_trained: TrainedModel | None = None
-
-
-def b2c_trained_once() -> TrainedModel:
-    """One B2C model per test session, trained on the synthetic book of individuals."""
-    global _trained
-    if _trained is None:
-        portfolio = generate_b2c_portfolio(3000, seed=21)
-        rows = [person.features() for person, _, _ in portfolio]
-        labels = [int(defaulted) for _, _, defaulted in portfolio]
-        dates = [f"2024-01-01T00:00:{i:06d}" for i in range(len(rows))]
-        _trained = train_model(rows, labels, dates, feature_names=B2C_FEATURE_NAMES, categorical=set(),
-                               directions={f.name: f.direction for f in B2C_CATALOGUE})
-    return _trained
 
 
 @pytest.fixture
 def b2c_champion(reference_data) -> ModelVersion:
-    return champion_for("b2c") or model_register(segment="b2c", trained=b2c_trained_once(), trained_by="tests",
+    return champion_for("b2c") or model_register(segment="b2c", trained=trained_once("b2c"), trained_by="tests",
                                                  promote=True)
 
 

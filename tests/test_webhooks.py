@@ -652,3 +652,49 @@ def test_a_failed_attempt_leaves_the_sweep_until_its_retry_is_due(
     webhook_deliver(delivery_id=delivery.pk)
 
     assert due_delivery_ids() == []
+
+
+# --- the partner's door: /api/v1/webhooks ------------------------------------------------------------
+
+
+def _bearer(client, partner_client) -> dict[str, str]:
+    from tests.conftest import obtain_token
+
+    return {"HTTP_AUTHORIZATION": f"Bearer {obtain_token(client, partner_client)}"}
+
+
+def test_a_partner_registers_lists_and_deletes_its_endpoints_through_the_api(client, marketplace):
+    auth = _bearer(client, marketplace)
+    created = client.post("/api/v1/webhooks", {"url": "https://hooks.example.com/risk"},
+                          content_type="application/json", **auth)
+    assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
+    listed = client.get("/api/v1/webhooks", **auth).json()["results"]
+    assert [e["url"] for e in listed] == ["https://hooks.example.com/risk"]
+    assert "secret" not in listed[0]
+
+    deleted = client.delete(f"/api/v1/webhooks/{created.json()['id']}", **auth)
+    assert deleted.status_code == 204
+    assert not WebhookEndpoint.objects.exists()
+    assert AuditEvent.objects.filter(action="webhook_endpoint.deleted", actor_client=marketplace.api_client).exists()
+
+
+def test_a_partner_cannot_see_or_delete_another_partners_endpoint(client, marketplace, other_partner):
+    endpoint, _ = webhook_endpoint_create(partner=marketplace.partner, url="https://hooks.example.com/a",
+                                          event_types=[], actor=Actor(client=marketplace.api_client))
+    auth = _bearer(client, other_partner)
+    assert client.get("/api/v1/webhooks", **auth).json()["results"] == []
+    response = client.delete(f"/api/v1/webhooks/{endpoint.pk}", **auth)
+    assert response.status_code == 404
+    assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"url": "not a url"}, "url"),
+    ({"url": "https://hooks.example.com/", "event_types": ["score.exploded"]}, "event_types"),
+    ({}, "url"),
+])
+def test_a_bad_registration_gets_a_400_naming_the_field(client, marketplace, body, field):
+    response = client.post("/api/v1/webhooks", body, content_type="application/json", **_bearer(client, marketplace))
+    assert response.status_code == 400
+    assert any(name.startswith(field) for name in response.json()["errors"])
+    assert not WebhookEndpoint.objects.exists()

@@ -46,20 +46,25 @@ def statements_on_file(dossier: Any) -> SourceResult:
     )
 
 
-def events_on_file(company_id: Any, today: date | None = None) -> SourceResult:
-    """Counts of the company's negative events of the last 12 months."""
+def event_counts_12m(*, today: date | None = None, **subject: Any) -> dict[str, Any]:
+    """Counts of one subject's negative events of the last 12 months: ``company_id=`` or ``individual_id=``."""
     from alerts.models import NegativeEvent
 
     today = today or timezone.localdate()
     Kind = NegativeEvent.Kind
-    counts = NegativeEvent.objects.filter(
-        company_id=company_id, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
+    return NegativeEvent.objects.filter(
+        **subject, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
     ).aggregate(
         delays=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
         max_delay=Max("days_late", filter=Q(kind=Kind.PAYMENT_DELAY)),
         sepa=Count("pk", filter=Q(kind=Kind.SEPA_INCIDENT)),
         insolvency=Count("pk", filter=Q(kind=Kind.INSOLVENCY_PROCEEDING)),
     )
+
+
+def events_on_file(company_id: Any, today: date | None = None) -> SourceResult:
+    """Counts of the company's negative events of the last 12 months."""
+    counts = event_counts_12m(company_id=company_id, today=today)
     data = {
         "payment_delays_12m": counts["delays"],
         "max_payment_delay_days": counts["max_delay"] or 0,

@@ -10,10 +10,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from dossiers.identifiers import vat_for_siren
 from dossiers.models import Company, Dossier, Individual, Outcome
 from riskoffice.audit import Actor, audit_record
 from scoring.models import FeatureSnapshot
-from scoring.services import _jsonable
+from scoring.services import jsonable_features
 from scoring.synthetic import generate_b2c_portfolio, generate_portfolio
 
 
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             existing = set(Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio])
                            .values_list("siren", flat=True))
             Company.objects.bulk_create([
-                Company(siren=c.siren, vat=f"FR{(12 + 3 * (int(c.siren) % 97)) % 97:02d}{c.siren}", name=c.name,
+                Company(siren=c.siren, vat=vat_for_siren(c.siren), name=c.name,
                         naf_code=c.naf_code)
                 for c, _, _ in portfolio if c.siren not in existing
             ])
@@ -111,7 +112,7 @@ class Command(BaseCommand):
             dossier.created_at = dossier.updated_at = when
         Dossier.objects.bulk_update(dossiers, ["created_at", "updated_at"], batch_size=500)
         FeatureSnapshot.objects.bulk_create([
-            FeatureSnapshot(dossier=dossier, features=_jsonable(applicant.features()), collected_at=when,
+            FeatureSnapshot(dossier=dossier, features=jsonable_features(applicant.features()), collected_at=when,
                             provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
             for dossier, (applicant, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
         ])
