@@ -26,9 +26,14 @@ class EndpointSerializer(serializers.Serializer):
 
 
 def _representation(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    return {"id": endpoint.pk, "url": endpoint.url, "event_types": endpoint.event_types,
-            "is_active": endpoint.is_active, "disabled_reason": endpoint.disabled_reason,
-            "created_at": endpoint.created_at.isoformat()}
+    return {
+        "id": endpoint.pk,
+        "url": endpoint.url,
+        "event_types": endpoint.event_types,
+        "is_active": endpoint.is_active,
+        "disabled_reason": endpoint.disabled_reason,
+        "created_at": endpoint.created_at.isoformat(),
+    }
 
 
 class EndpointListCreate(APIView):
@@ -44,8 +49,10 @@ class EndpointListCreate(APIView):
         client = api_client_of(request)
         try:
             endpoint, secret = webhook_endpoint_create(
-                partner=client.partner, url=serializer.validated_data["url"],
-                event_types=serializer.validated_data["event_types"], actor=Actor(client=client),
+                partner=client.partner,
+                url=serializer.validated_data["url"],
+                event_types=serializer.validated_data["event_types"],
+                actor=Actor(client=client),
             )
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None

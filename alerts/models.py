@@ -79,10 +79,12 @@ class NegativeEvent(models.Model):
         SCORE_DROP = "score_drop", "Score drop"
         ACCOUNTS_PUBLISHED = "accounts_published", "Accounts published"
 
-    company = models.ForeignKey("dossiers.Company", null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="negative_events")
-    individual = models.ForeignKey("dossiers.Individual", null=True, blank=True, on_delete=models.CASCADE,
-                                   related_name="negative_events")
+    company = models.ForeignKey(
+        "dossiers.Company", null=True, blank=True, on_delete=models.CASCADE, related_name="negative_events"
+    )
+    individual = models.ForeignKey(
+        "dossiers.Individual", null=True, blank=True, on_delete=models.CASCADE, related_name="negative_events"
+    )
     kind = models.CharField(max_length=30, choices=Kind.choices)
     occurred_on = models.DateField()
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)

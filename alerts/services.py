@@ -28,8 +28,15 @@ logger = logging.getLogger(__name__)
 
 # Retries spread over about three days (Standard Webhooks' schedule), with ±10 % jitter.
 RETRY_SCHEDULE = [
-    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=5),
-    timedelta(hours=10), timedelta(hours=14), timedelta(hours=20), timedelta(hours=24),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
+    timedelta(hours=24),
 ]
 # While one worker sends, the row is leased so the periodic sweep does not send it twice.
 LEASE = timedelta(seconds=120)
@@ -73,16 +80,21 @@ def webhook_endpoint_create(
         raise ValidationError({"event_types": f"Unknown event types: {', '.join(unknown)}."})
     secret = signing.secret_generate()
     endpoint = WebhookEndpoint.objects.create(partner=partner, url=url, secret=secret, event_types=event_types)
-    audit_record(actor=actor, action="webhook_endpoint.created", obj=endpoint,
-                 after={"url": url, "event_types": event_types})
+    audit_record(
+        actor=actor, action="webhook_endpoint.created", obj=endpoint, after={"url": url, "event_types": event_types}
+    )
     return endpoint, secret
 
 
 @transaction.atomic
 def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
     """Remove an endpoint and its pending deliveries, leaving an audit row."""
-    audit_record(actor=actor, action="webhook_endpoint.deleted", obj=endpoint,
-                 before={"url": endpoint.url, "event_types": endpoint.event_types})
+    audit_record(
+        actor=actor,
+        action="webhook_endpoint.deleted",
+        obj=endpoint,
+        before={"url": endpoint.url, "event_types": endpoint.event_types},
+    )
     endpoint.delete()
 
 
@@ -94,8 +106,11 @@ def event_publish(*, partner: Partner, event_type: str, payload: dict[str, Any])
     envelope = {"type": event_type, "timestamp": now.isoformat(), "data": payload}
     deliveries = [
         WebhookDelivery.objects.create(
-            endpoint=endpoint, message_id=WebhookDelivery.new_message_id(), event_type=event_type,
-            payload=envelope, next_attempt_at=now,
+            endpoint=endpoint,
+            message_id=WebhookDelivery.new_message_id(),
+            event_type=event_type,
+            payload=envelope,
+            next_attempt_at=now,
         )
         for endpoint in partner.webhook_endpoints.filter(is_active=True)
         if endpoint.wants(event_type)
@@ -139,11 +154,17 @@ def webhook_deliver(*, delivery_id: int) -> str | None:
     if problem:
         error = problem
     else:
-        headers = signing.headers(secrets_=[endpoint.secret], message_id=delivery.message_id,
-                                  timestamp=int(now.timestamp()), body=body)
+        headers = signing.headers(
+            secrets_=[endpoint.secret], message_id=delivery.message_id, timestamp=int(now.timestamp()), body=body
+        )
         try:
-            response = requests.post(endpoint.url, data=body, headers=headers,
-                                     timeout=settings.WEBHOOK_TIMEOUT_SECONDS, allow_redirects=False)
+            response = requests.post(
+                endpoint.url,
+                data=body,
+                headers=headers,
+                timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                allow_redirects=False,
+            )
             status_code = response.status_code
             if status_code in (429, 503):
                 retry_after = _retry_after(response)
@@ -172,8 +193,9 @@ def webhook_deliver(*, delivery_id: int) -> str | None:
                 # Honour the receiver's Retry-After, but never beyond the schedule's longest wait.
                 delay = max(delay, min(retry_after, RETRY_SCHEDULE[-1]))
             delivery.next_attempt_at = timezone.now() + delay
-        delivery.save(update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at",
-                                     "next_attempt_at"])
+        delivery.save(
+            update_fields=["attempts", "last_status_code", "last_error", "status", "delivered_at", "next_attempt_at"]
+        )
     return delivery.status
 
 
@@ -184,8 +206,9 @@ def _endpoint_disable(endpoint: WebhookEndpoint, *, reason: str) -> None:
     endpoint.deliveries.filter(status=WebhookDelivery.Status.PENDING).update(
         status=WebhookDelivery.Status.CANCELLED, next_attempt_at=None
     )
-    audit_record(actor=Actor.of_system("webhooks"), action="webhook_endpoint.disabled", obj=endpoint,
-                 after={"reason": reason})
+    audit_record(
+        actor=Actor.of_system("webhooks"), action="webhook_endpoint.disabled", obj=endpoint, after={"reason": reason}
+    )
 
 
 def due_delivery_ids(limit: int = 500) -> list[int]:

@@ -76,9 +76,13 @@ class CompanySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
 class IndividualSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     # Only the partner's internal reference: we store nothing that identifies a person directly.
     reference = StrictCharField(
-        max_length=100, trim_whitespace=False,
-        validators=[RegexValidator(r"\A[A-Za-z0-9._:-]+\Z",
-                                   "Use letters, digits and . _ : - only (no spaces), 1 to 100 characters.")],
+        max_length=100,
+        trim_whitespace=False,
+        validators=[
+            RegexValidator(
+                r"\A[A-Za-z0-9._:-]+\Z", "Use letters, digits and . _ : - only (no spaces), 1 to 100 characters."
+            )
+        ],
         help_text="The partner's internal reference for the person (no name, no national id).",
     )
 
@@ -117,15 +121,23 @@ class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     company = CompanySerializer(required=False, help_text="A company (B2B); or give an individual.")
     individual = IndividualSerializer(required=False, help_text="An individual (B2C); or give a company.")
     bank_data = serializers.ListField(
-        child=StrictCharField(max_length=500, allow_blank=False), required=False, default=list, max_length=10,
+        child=StrictCharField(max_length=500, allow_blank=False),
+        required=False,
+        default=list,
+        max_length=10,
         help_text="Open-banking aggregator tokens; stored encrypted.",
     )
     requested_amount = StrictDecimalField(
-        max_digits=14, decimal_places=2, min_value=Decimal("1"), max_value=Decimal("100000000"),
+        max_digits=14,
+        decimal_places=2,
+        min_value=Decimal("1"),
+        max_value=Decimal("100000000"),
         help_text="Amount requested, in euros.",
     )
     financial_statements = FinancialStatementSerializer(
-        many=True, required=False, max_length=5,
+        many=True,
+        required=False,
+        max_length=5,
         help_text="Optional: the applicant's latest statements; the latest fiscal year is scored.",
     )
 
@@ -148,8 +160,11 @@ class ScoreRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
             if given == ["individual"] and data.get("financial_statements"):
                 return {"financial_statements": ["Financial statements belong to a company, not an individual."]}
             return {}
-        message = ("Give either a company or an individual, not both." if given
-                   else "Give the applicant: a company (B2B) or an individual (B2C).")
+        message = (
+            "Give either a company or an individual, not both."
+            if given
+            else "Give the applicant: a company (B2B) or an individual (B2C)."
+        )
         return {name: [message] for name in self.APPLICANTS}
 
 
@@ -166,7 +181,8 @@ def score_representation(dossier: Dossier, request: Request) -> dict[str, Any]:
         "status": dossier.status,
         "created_at": dossier.created_at.isoformat(),
         "company": {"siren": dossier.company.siren, "vat": dossier.company.vat, "name": dossier.company.name}
-        if dossier.company_id else None,
+        if dossier.company_id
+        else None,
         "individual": {"reference": dossier.individual.reference} if dossier.individual_id else None,
         "requested_amount": str(dossier.requested_amount),
         "score": None,
@@ -183,22 +199,29 @@ def score_representation(dossier: Dossier, request: Request) -> dict[str, Any]:
     if dossier.status == Dossier.Status.FAILED:
         body["error"] = dossier.status_detail
     if score is not None:
-        body.update({
-            "score": score.score,
-            "probability_of_default": round(score.probability_of_default, 6),
-            "band": score.band,
-            "recommendation": score.decision,
-            "decision_overridden": dossier.decision_overridden,
-            "recommended_limit": str(score.recommended_limit) if score.recommended_limit is not None else None,
-            "explainability": [
-                {"feature": f["feature"], "text": f["text"][lang], "direction": f["direction"],
-                 "contribution": f["contribution"], "value": f["value"]}
-                for f in score.factors
-            ],
-            "model_version": score.model_version.label,
-            "policy_version": score.policy_version.label,
-            "scored_at": score.created_at.isoformat(),
-        })
+        body.update(
+            {
+                "score": score.score,
+                "probability_of_default": round(score.probability_of_default, 6),
+                "band": score.band,
+                "recommendation": score.decision,
+                "decision_overridden": dossier.decision_overridden,
+                "recommended_limit": str(score.recommended_limit) if score.recommended_limit is not None else None,
+                "explainability": [
+                    {
+                        "feature": f["feature"],
+                        "text": f["text"][lang],
+                        "direction": f["direction"],
+                        "contribution": f["contribution"],
+                        "value": f["value"],
+                    }
+                    for f in score.factors
+                ],
+                "model_version": score.model_version.label,
+                "policy_version": score.policy_version.label,
+                "scored_at": score.created_at.isoformat(),
+            }
+        )
     return body
 
 
@@ -212,13 +235,19 @@ class ScoreListCreate(APIView):
         client = api_client_of(request)
         if "individual" in data:
             dossier = services.dossier_create_individual(
-                partner=client.partner, reference=data["individual"]["reference"],
-                requested_amount=data["requested_amount"], bank_tokens=data["bank_data"], actor=Actor(client=client),
+                partner=client.partner,
+                reference=data["individual"]["reference"],
+                requested_amount=data["requested_amount"],
+                bank_tokens=data["bank_data"],
+                actor=Actor(client=client),
             )
         else:
             dossier = services.dossier_create(
-                partner=client.partner, siren=data["company"]["siren"], requested_amount=data["requested_amount"],
-                bank_tokens=data["bank_data"], actor=Actor(client=client),
+                partner=client.partner,
+                siren=data["company"]["siren"],
+                requested_amount=data["requested_amount"],
+                bank_tokens=data["bank_data"],
+                actor=Actor(client=client),
                 statements=data.get("financial_statements") or [],
             )
         location = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))

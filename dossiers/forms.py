@@ -9,7 +9,9 @@ from .models import Decision, Outcome
 class OverrideForm(forms.Form):
     decision = forms.ChoiceField(choices=Decision.choices, label="New decision")
     reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), max_length=2000, label="Reason",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        label="Reason",
         help_text="Required. Kept with your name and the time, and shown to auditors.",
         error_messages={"required": "An override needs a reason."},
     )
@@ -31,9 +33,16 @@ class OutcomeForm(forms.Form):
 class StatementForm(forms.Form):
     """A fiscal year's figures an analyst read from the applicant's accounts, in euros."""
 
-    LABELS = {"revenue": "Revenue", "net_income": "Net income", "ebitda": "EBITDA", "equity": "Equity",
-              "total_assets": "Total assets", "current_assets": "Current assets",
-              "current_liabilities": "Current liabilities", "financial_debt": "Financial debt"}
+    LABELS = {
+        "revenue": "Revenue",
+        "net_income": "Net income",
+        "ebitda": "EBITDA",
+        "equity": "Equity",
+        "total_assets": "Total assets",
+        "current_assets": "Current assets",
+        "current_liabilities": "Current liabilities",
+        "financial_debt": "Financial debt",
+    }
 
     fiscal_year_end = forms.DateField(
         label="Fiscal year end", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -43,6 +52,9 @@ class StatementForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name in STATEMENT_FIGURES:
             self.fields[name] = forms.DecimalField(
-                label=self.LABELS[name], required=False, max_digits=16, decimal_places=2,
+                label=self.LABELS[name],
+                required=False,
+                max_digits=16,
+                decimal_places=2,
                 min_value=0 if name in ("revenue", "total_assets") else None,
             )

@@ -40,8 +40,9 @@ class Company(models.Model):
 class Individual(models.Model):
     """A natural person, known only by the partner's internal reference: no name, no national id."""
 
-    partner = models.ForeignKey("riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="individuals")
+    partner = models.ForeignKey(
+        "riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="individuals"
+    )
     reference = models.CharField(max_length=100)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -73,9 +74,7 @@ class Dossier(models.Model):
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.API)
     segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.B2B)
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers")
-    individual = models.ForeignKey(
-        Individual, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers"
-    )
+    individual = models.ForeignKey(Individual, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers")
     requested_amount = models.DecimalField(max_digits=14, decimal_places=2)
     # Open-banking tokens, encrypted at rest (AES-256-CBC + HMAC via django-cryptography).
     bank_tokens_json = encrypt(models.TextField(default="[]"))

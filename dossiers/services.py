@@ -24,7 +24,12 @@ from .models import Company, Decision, Dossier, Individual, Outcome, Override
 
 @transaction.atomic
 def dossier_create(
-    *, partner: Partner | None, siren: str, requested_amount: Decimal, bank_tokens: list[str], actor: Actor,
+    *,
+    partner: Partner | None,
+    siren: str,
+    requested_amount: Decimal,
+    bank_tokens: list[str],
+    actor: Actor,
     statements: list[dict] | None = None,
 ) -> Dossier:
     """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring."""
@@ -32,12 +37,16 @@ def dossier_create(
 
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
     dossier = Dossier.objects.create(
-        partner=partner, company=company, segment="b2b", requested_amount=requested_amount,
+        partner=partner,
+        company=company,
+        segment="b2b",
+        requested_amount=requested_amount,
         bank_tokens_json=json.dumps(bank_tokens),
     )
     for values in statements or []:
-        FinancialStatement.objects.create(company=company, source=FinancialStatement.Source.PARTNER,
-                                          supplied_by_client=actor.client, **values)
+        FinancialStatement.objects.create(
+            company=company, source=FinancialStatement.Source.PARTNER, supplied_by_client=actor.client, **values
+        )
     after = {"siren": siren, "requested_amount": str(requested_amount), "bank_tokens": len(bank_tokens)}
     if statements:
         after["financial_statements"] = [_statement_audit(values) for values in statements]
@@ -48,7 +57,12 @@ def dossier_create(
 
 @transaction.atomic
 def dossier_create_individual(
-    *, partner: Partner | None, reference: str, requested_amount: Decimal, bank_tokens: list[str], actor: Actor,
+    *,
+    partner: Partner | None,
+    reference: str,
+    requested_amount: Decimal,
+    bank_tokens: list[str],
+    actor: Actor,
 ) -> Dossier:
     """Create a B2C dossier for the partner's individual ``reference`` and enqueue its scoring.
 
@@ -58,12 +72,22 @@ def dossier_create_individual(
 
     individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
     dossier = Dossier.objects.create(
-        partner=partner, individual=individual, segment="b2c", requested_amount=requested_amount,
+        partner=partner,
+        individual=individual,
+        segment="b2c",
+        requested_amount=requested_amount,
         bank_tokens_json=json.dumps(bank_tokens),
     )
-    audit_record(actor=actor, action="dossier.created", obj=dossier,
-                 after={"individual_reference": reference, "requested_amount": str(requested_amount),
-                        "bank_tokens": len(bank_tokens)})
+    audit_record(
+        actor=actor,
+        action="dossier.created",
+        obj=dossier,
+        after={
+            "individual_reference": reference,
+            "requested_amount": str(requested_amount),
+            "bank_tokens": len(bank_tokens),
+        },
+    )
     transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
     return dossier
 
@@ -88,8 +112,13 @@ def dossier_override(*, dossier: Dossier, decision: str, reason: str, user: Abst
     dossier.decision = decision
     dossier.decision_overridden = True
     dossier.save(update_fields=["decision", "decision_overridden", "updated_at"])
-    audit_record(actor=Actor(user=user), action="dossier.overridden", obj=dossier, before=before,
-                 after={"decision": decision, "overridden": True, "reason": reason, "override_id": override.pk})
+    audit_record(
+        actor=Actor(user=user),
+        action="dossier.overridden",
+        obj=dossier,
+        before=before,
+        after={"decision": decision, "overridden": True, "reason": reason, "override_id": override.pk},
+    )
     return override
 
 
@@ -106,8 +135,12 @@ def outcome_record(*, dossier: Dossier, status: str, occurred_on: date, actor: A
     if Outcome.objects.filter(dossier=dossier).exists():
         raise ValidationError("An outcome is already recorded for this dossier.")
     outcome = Outcome.objects.create(dossier=dossier, status=status, occurred_on=occurred_on, recorded_by=actor.user)
-    audit_record(actor=actor, action="dossier.outcome_recorded", obj=dossier,
-                 after={"outcome": status, "occurred_on": occurred_on.isoformat()})
+    audit_record(
+        actor=actor,
+        action="dossier.outcome_recorded",
+        obj=dossier,
+        after={"outcome": status, "occurred_on": occurred_on.isoformat()},
+    )
     return outcome
 
 
@@ -128,18 +161,27 @@ def statement_record(*, dossier: Dossier, values: dict[str, Any], user: Abstract
         if figures.get(name, 0) < 0:
             raise ValidationError({name: "Cannot be negative."})
     statement = FinancialStatement.objects.create(
-        company_id=dossier.company_id, fiscal_year_end=fiscal_year_end, source=FinancialStatement.Source.ANALYST,
-        supplied_by_user=user, **figures,
+        company_id=dossier.company_id,
+        fiscal_year_end=fiscal_year_end,
+        source=FinancialStatement.Source.ANALYST,
+        supplied_by_user=user,
+        **figures,
     )
-    audit_record(actor=Actor(user=user), action="dossier.statement_recorded", obj=dossier,
-                 after={"statement_id": statement.pk, **_statement_audit({"fiscal_year_end": fiscal_year_end,
-                                                                           **figures})})
+    audit_record(
+        actor=Actor(user=user),
+        action="dossier.statement_recorded",
+        obj=dossier,
+        after={"statement_id": statement.pk, **_statement_audit({"fiscal_year_end": fiscal_year_end, **figures})},
+    )
     return statement
 
 
 def _statement_audit(values: dict[str, Any]) -> dict[str, str]:
-    return {name: value.isoformat() if isinstance(value, date) else str(value)
-            for name, value in values.items() if value is not None}
+    return {
+        name: value.isoformat() if isinstance(value, date) else str(value)
+        for name, value in values.items()
+        if value is not None
+    }
 
 
 def stalled_dossier_ids() -> list[Any]:

@@ -26,7 +26,6 @@ from .models import Dossier
 PAGE_SIZE = 50
 
 
-
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     require_role(request, CAN_READ_DOSSIERS)
@@ -36,9 +35,16 @@ def queue(request: HttpRequest) -> HttpResponse:
         dossiers = dossiers.filter(status=status)
     page = Paginator(dossiers, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(dossier, selectors.latest_score(dossier)) for dossier in page.object_list]
-    return render(request, "dossiers/queue.html", {
-        "page": page, "rows": rows, "status": status, "statuses": Dossier.Status.choices,
-    })
+    return render(
+        request,
+        "dossiers/queue.html",
+        {
+            "page": page,
+            "rows": rows,
+            "status": status,
+            "statuses": Dossier.Status.choices,
+        },
+    )
 
 
 def _contribution_bars(score) -> list[dict]:
@@ -47,14 +53,16 @@ def _contribution_bars(score) -> list[dict]:
     bars = []
     for name, value in sorted(score.contributions.items(), key=lambda item: abs(item[1]), reverse=True):
         feature = FEATURES_BY_NAME.get(name)
-        bars.append({
-            "name": name,
-            "label": feature.label_en if feature else name,
-            "value": format_value(feature, features.get(name), "en") if feature else features.get(name),
-            "contribution": value,
-            "width": round(100 * abs(value) / biggest, 1),
-            "raises": value > 0,
-        })
+        bars.append(
+            {
+                "name": name,
+                "label": feature.label_en if feature else name,
+                "value": format_value(feature, features.get(name), "en") if feature else features.get(name),
+                "contribution": value,
+                "width": round(100 * abs(value) / biggest, 1),
+                "raises": value > 0,
+            }
+        )
     return bars
 
 
@@ -72,7 +80,10 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
         "outcome_form": forms.get("outcome_form") or OutcomeForm(),
         "statement_form": forms.get("statement_form") or StatementForm(),
         "statements": FinancialStatement.objects.filter(company_id=dossier.company_id).select_related(
-            "supplied_by_user", "supplied_by_client__partner")[:10] if dossier.company_id else [],
+            "supplied_by_user", "supplied_by_client__partner"
+        )[:10]
+        if dossier.company_id
+        else [],
         "data_notices": describe_flags(score.data_flags, score.snapshot.provenance) if score else [],
         "can_decide": has_any_role(request.user, CAN_DECIDE),
     }
@@ -85,8 +96,15 @@ def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
     return render(request, "dossiers/detail.html", _detail_context(request, dossier))
 
 
-def _dossier_form_post(request: HttpRequest, pk: str, *, form_class: type, form_key: str, success: str,
-                       act: Callable[[Dossier, dict, object], object]) -> HttpResponse:
+def _dossier_form_post(
+    request: HttpRequest,
+    pk: str,
+    *,
+    form_class: type,
+    form_key: str,
+    success: str,
+    act: Callable[[Dossier, dict, object], object],
+) -> HttpResponse:
     """The shape of every decision form on the dossier page: scope, validate, call the service, redirect or 400."""
     require_role(request, CAN_DECIDE)
     dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
@@ -107,9 +125,14 @@ def _dossier_form_post(request: HttpRequest, pk: str, *, form_class: type, form_
 @require_POST
 def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
     return _dossier_form_post(
-        request, pk, form_class=OverrideForm, form_key="override_form", success="Decision overridden.",
+        request,
+        pk,
+        form_class=OverrideForm,
+        form_key="override_form",
+        success="Decision overridden.",
         act=lambda dossier, data, user: services.dossier_override(
-            dossier=dossier, decision=data["decision"], reason=data["reason"], user=user),
+            dossier=dossier, decision=data["decision"], reason=data["reason"], user=user
+        ),
     )
 
 
@@ -117,9 +140,14 @@ def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
 @require_POST
 def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
     return _dossier_form_post(
-        request, pk, form_class=OutcomeForm, form_key="outcome_form", success="Outcome recorded.",
+        request,
+        pk,
+        form_class=OutcomeForm,
+        form_key="outcome_form",
+        success="Outcome recorded.",
         act=lambda dossier, data, user: services.outcome_record(
-            dossier=dossier, status=data["status"], occurred_on=data["occurred_on"], actor=Actor(user=user)),
+            dossier=dossier, status=data["status"], occurred_on=data["occurred_on"], actor=Actor(user=user)
+        ),
     )
 
 
@@ -127,7 +155,10 @@ def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
 @require_POST
 def dossier_statement(request: HttpRequest, pk: str) -> HttpResponse:
     return _dossier_form_post(
-        request, pk, form_class=StatementForm, form_key="statement_form",
+        request,
+        pk,
+        form_class=StatementForm,
+        form_key="statement_form",
         success="Financial statement recorded; it is used from the next scoring.",
         act=lambda dossier, data, user: services.statement_record(dossier=dossier, values=data, user=user),
     )

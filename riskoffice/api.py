@@ -141,8 +141,12 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
             title, slug = "Invalid request", "validation-error"
             body = problem(
-                status_code=response.status_code, title=title, detail=detail, slug=slug,
-                instance=instance, errors=errors,
+                status_code=response.status_code,
+                title=title,
+                detail=detail,
+                slug=slug,
+                instance=instance,
+                errors=errors,
             )
         else:
             detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)

@@ -59,6 +59,8 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if checks["database"] is None:
         checks.update(broker=_check_broker(), workers=_check_workers(), model=_check_model())
     ready = all(problem is None for problem in checks.values())
-    body = {"status": "ok" if ready else "unavailable",
-            "checks": {name: problem or "ok" for name, problem in checks.items()}}
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {name: problem or "ok" for name, problem in checks.items()},
+    }
     return JsonResponse(body, status=200 if ready else 503)

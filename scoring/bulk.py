@@ -41,7 +41,13 @@ REQUESTED_AMOUNT = "requested_amount"
 NAF_CODE = "naf_code"
 FACTOR_COLUMNS = tuple(f"factor_{i}" for i in range(1, FACTOR_COUNT + 1))
 OUTPUT_COLUMNS = (
-    "probability_of_default", "score", "band", "decision", "recommended_limit", "rules_fired", *FACTOR_COLUMNS,
+    "probability_of_default",
+    "score",
+    "band",
+    "decision",
+    "recommended_limit",
+    "rules_fired",
+    *FACTOR_COLUMNS,
     "error",
 )
 MISSING_MARKERS = {"", "na", "n/a", "nan", "null", "none"}
@@ -77,8 +83,7 @@ def csv_read(data: bytes, *, max_rows: int | None = None) -> CsvFile:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise BulkInputError(
-            f"The file is not UTF-8 text (byte {exc.start + 1} is not valid): "
-            "save it as “CSV UTF-8” and upload that."
+            f"The file is not UTF-8 text (byte {exc.start + 1} is not valid): save it as “CSV UTF-8” and upload that."
         ) from None
     if "\x00" in text:
         raise BulkInputError("The file is not a text file: upload a CSV file.")
@@ -100,7 +105,7 @@ def csv_read(data: bytes, *, max_rows: int | None = None) -> CsvFile:
             if max_rows is not None and len(rows) >= max_rows:
                 raise BulkInputError(f"The file has more than {max_rows:,} rows; split it into smaller files.")
             row = dict(zip(columns, cells, strict=False))
-            if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns):]):
+            if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
                 row["error"] = f"The row has {len(cells)} cells; the header names {len(columns)} columns."
             rows.append(row)
     except csv.Error as exc:
@@ -221,9 +226,13 @@ def explain_many(loaded: engine.LoadedModel, feature_rows: list[dict[str, Any]])
         values = dict(zip(loaded.feature_names, row[:-1].tolist(), strict=True))
         base_value = float(row[-1])
         margin = base_value + sum(values.values())
-        explanations.append(engine.Explanation(
-            probability_of_default=_sigmoid(margin), base_value=base_value, contributions=values,
-        ))
+        explanations.append(
+            engine.Explanation(
+                probability_of_default=_sigmoid(margin),
+                base_value=base_value,
+                contributions=values,
+            )
+        )
     return explanations
 
 
@@ -254,14 +263,16 @@ def score_rows(
         pd = explanation.probability_of_default
         decision = policy_apply(policy, pd=pd, features=features, requested_amount=amount, naf_code=naf_code)
         factors = engine.factors_from(explanation, features, top=FACTOR_COUNT)
-        result.update({
-            "probability_of_default": pd,
-            "score": score_for(pd, model_version.segment),
-            "band": band_for(pd),
-            "decision": decision.decision,
-            "recommended_limit": decision.recommended_limit if decision.recommended_limit is not None else "",
-            "rules_fired": "|".join(decision.rules_fired),
-        })
+        result.update(
+            {
+                "probability_of_default": pd,
+                "score": score_for(pd, model_version.segment),
+                "band": band_for(pd),
+                "decision": decision.decision,
+                "recommended_limit": decision.recommended_limit if decision.recommended_limit is not None else "",
+                "rules_fired": "|".join(decision.rules_fired),
+            }
+        )
         for column, factor in zip(FACTOR_COLUMNS, factors, strict=False):
             direction = "raises risk" if factor["direction"] == "increases_risk" else "lowers risk"
             result[column] = f"{direction}: {factor['text']['en']}"
@@ -269,13 +280,16 @@ def score_rows(
 
 
 def score_csv(
-    csv_file: CsvFile, model_version: ModelVersion, policy: PolicyVersion, *,
+    csv_file: CsvFile,
+    model_version: ModelVersion,
+    policy: PolicyVersion,
+    *,
     on_progress: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row of the file scored, CHUNK_ROWS at a time; ``on_progress`` hears the rows done so far."""
     results: list[dict[str, Any]] = []
     for start in range(0, len(csv_file.rows), CHUNK_ROWS):
-        chunk = csv_file.rows[start:start + CHUNK_ROWS]
+        chunk = csv_file.rows[start : start + CHUNK_ROWS]
         results.extend(score_rows(chunk, model_version, policy, decimal_comma=csv_file.decimal_comma))
         if on_progress is not None:
             on_progress(len(results))
@@ -303,8 +317,12 @@ def csv_write(csv_file: CsvFile, results: list[dict[str, Any]]) -> bytes:
     decimal_comma = csv_file.decimal_comma
     for result in results:
         # Input cells are passed through untouched; only the values scoring computed are formatted.
-        writer.writerow([*(result.get(column, "") for column in csv_file.columns),
-                         *(_cell(result.get(column), decimal_comma=decimal_comma) for column in OUTPUT_COLUMNS)])
+        writer.writerow(
+            [
+                *(result.get(column, "") for column in csv_file.columns),
+                *(_cell(result.get(column), decimal_comma=decimal_comma) for column in OUTPUT_COLUMNS),
+            ]
+        )
     return (codecs.BOM_UTF8 if csv_file.bom else b"") + out.getvalue().encode("utf-8")
 
 
@@ -317,5 +335,9 @@ def results_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
             errors += 1
         else:
             decisions[result["decision"]] = decisions.get(result["decision"], 0) + 1
-    return {"rows": len(results), "scored": len(results) - errors, "errors": errors,
-            "decisions": dict(sorted(decisions.items()))}
+    return {
+        "rows": len(results),
+        "scored": len(results) - errors,
+        "errors": errors,
+        "decisions": dict(sorted(decisions.items())),
+    }

@@ -25,9 +25,26 @@ from .training import MIN_PER_CLASS, MIN_ROWS, TrainedModel, monotone_constraint
 
 DEFAULT_POSITIVE = ("1", "true", "yes", "defaulted")
 # Column names that usually describe what happened after the decision: the outcome itself, or its consequences.
-LEAKY_NAME_PARTS = ("default", "defaut", "défaut", "outcome", "target", "label", "arrears", "delinquen",
-                    "write_off", "writeoff", "write-off", "charge_off", "chargeoff", "recover", "impaye", "impayé",
-                    "contentieux", "collection")
+LEAKY_NAME_PARTS = (
+    "default",
+    "defaut",
+    "défaut",
+    "outcome",
+    "target",
+    "label",
+    "arrears",
+    "delinquen",
+    "write_off",
+    "writeoff",
+    "write-off",
+    "charge_off",
+    "chargeoff",
+    "recover",
+    "impaye",
+    "impayé",
+    "contentieux",
+    "collection",
+)
 LEAKY_CORRELATION = 0.95
 LEAKAGE = "leakage: "
 IDENTIFIER_MIN_ROWS = 50
@@ -93,10 +110,16 @@ class CsvReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "source": "csv", "file": self.path.name, "target": self.target,
-            "positive_values": self.positive_values, "rows_read": self.rows_read,
-            "rows_missing_target": self.rows_missing_target, "rows_missing_date": self.rows_missing_date,
-            "rows_used": self.rows_used, "defaults": self.defaults, "order": self.order,
+            "source": "csv",
+            "file": self.path.name,
+            "target": self.target,
+            "positive_values": self.positive_values,
+            "rows_read": self.rows_read,
+            "rows_missing_target": self.rows_missing_target,
+            "rows_missing_date": self.rows_missing_date,
+            "rows_used": self.rows_used,
+            "defaults": self.defaults,
+            "order": self.order,
             "warnings": self.warnings,
         }
 
@@ -123,8 +146,9 @@ def train_from_csv(
     exclude = list(exclude or [])
     for name, flag in [(target, "--target"), (date_column, "--date-column")] + [(e, "--exclude") for e in exclude]:
         if name is not None and name not in frame.columns:
-            raise CsvTrainingError(f"{flag} column {name!r} is not in {path.name}; its columns are: "
-                                   + ", ".join(map(str, frame.columns)))
+            raise CsvTrainingError(
+                f"{flag} column {name!r} is not in {path.name}; its columns are: " + ", ".join(map(str, frame.columns))
+            )
     if date_column == target:
         raise CsvTrainingError("--date-column and --target name the same column")
 
@@ -147,34 +171,45 @@ def train_from_csv(
         keys = order_key[keep]
         order = np.argsort(keys, kind="stable")
         frame, y = frame.iloc[order], y[order]
-        window = {"from": _stamp(keys[order[0]], is_date), "to": _stamp(keys[order[-1]], is_date),
-                  "column": str(date_column)}
+        window = {
+            "from": _stamp(keys[order[0]], is_date),
+            "to": _stamp(keys[order[-1]], is_date),
+            "column": str(date_column),
+        }
         report.order = f"by {date_column} ({window['from']} to {window['to']})"
     else:
         window = {"from": f"row {row_numbers[0]}", "to": f"row {row_numbers[-1]}", "order": "file order"}
         report.order = "file order (no --date-column): the last rows are the most recent"
 
     catalogue = _catalogue(segment)
-    features, categorical, columns = _features(frame, y, report, skip={target, date_column, *exclude},
-                                               excluded=set(exclude), catalogue=catalogue)
+    features, categorical, columns = _features(
+        frame, y, report, skip={target, date_column, *exclude}, excluded=set(exclude), catalogue=catalogue
+    )
     report.columns = columns
     if not features:
-        raise CsvTrainingError(f"{path.name} has no usable feature column besides the target"
-                               + (" and the date" if date_column else ""))
+        raise CsvTrainingError(
+            f"{path.name} has no usable feature column besides the target" + (" and the date" if date_column else "")
+        )
     known = {f.name for f in catalogue}
     unknown = [name for name in features if name not in known]
     if unknown:
         report.warnings.append(
             f"{len(unknown)} of {len(features)} feature columns are not in the {segment} feature catalogue "
             f"({', '.join(unknown[:8])}{', …' if len(unknown) > 8 else ''}): they get no monotone constraint, and "
-            "the live scoring path does not compute them, so they will be missing when new dossiers are scored.")
+            "the live scoring path does not compute them, so they will be missing when new dossiers are scored."
+        )
 
     categories = {name: sorted({str(v) for v in frame[name].dropna()}) for name in features if name in categorical}
     matrix = encode_frame(frame, features, categories)
     directions = {f.name: f.direction for f in catalogue if not f.categorical}
     try:
-        trained = train_matrix(matrix, y, feature_names=features, categories=categories,
-                               monotone_constraints=monotone_constraints_for(features, categorical, directions))
+        trained = train_matrix(
+            matrix,
+            y,
+            feature_names=features,
+            categories=categories,
+            monotone_constraints=monotone_constraints_for(features, categorical, directions),
+        )
     except ValueError as exc:
         raise CsvTrainingError(f"{path.name}: {exc}") from None
     trained.training_window = window
@@ -192,8 +227,9 @@ def read_csv(path: Path) -> pd.DataFrame:
     except OSError as exc:
         raise CsvTrainingError(f"cannot read {path}: {exc.strerror or exc}") from None
     if b"\x00" in head:
-        raise CsvTrainingError(f"cannot read {path.name} as CSV: it holds binary data (is it a spreadsheet? "
-                               "export it as CSV)")
+        raise CsvTrainingError(
+            f"cannot read {path.name} as CSV: it holds binary data (is it a spreadsheet? export it as CSV)"
+        )
     sample = "\n".join(head.decode("utf-8", errors="replace").splitlines()[:20])
     try:
         delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
@@ -211,8 +247,10 @@ def read_csv(path: Path) -> pd.DataFrame:
     if frame is None:
         raise CsvTrainingError(f"cannot read {path.name} as CSV: it is neither UTF-8 nor Windows-1252 text")
     if frame.shape[1] < 2:
-        raise CsvTrainingError(f"{path.name} has {frame.shape[1]} column: a target and at least one feature "
-                               "are needed (is the separator a comma, semicolon or tab?)")
+        raise CsvTrainingError(
+            f"{path.name} has {frame.shape[1]} column: a target and at least one feature "
+            "are needed (is the separator a comma, semicolon or tab?)"
+        )
     return frame
 
 
@@ -234,11 +272,14 @@ def _labels(series: pd.Series, target: str, positive: str | None) -> tuple[np.nd
     if not values:
         raise CsvTrainingError(f"the target column {target!r} is empty")
     if len(values) == 1:
-        raise CsvTrainingError(f"the target column {target!r} has a single value ({shown}): it must have two, "
-                               "default and non-default")
+        raise CsvTrainingError(
+            f"the target column {target!r} has a single value ({shown}): it must have two, default and non-default"
+        )
     if len(values) > 2:
-        raise CsvTrainingError(f"the target column {target!r} is not binary: {len(values)} distinct values "
-                               f"({shown}); keep files with a final outcome only, coded with two values")
+        raise CsvTrainingError(
+            f"the target column {target!r} is not binary: {len(values)} distinct values "
+            f"({shown}); keep files with a final outcome only, coded with two values"
+        )
     if positive is not None:
         wanted = _label_text(positive)
         if wanted not in values:
@@ -247,8 +288,9 @@ def _labels(series: pd.Series, target: str, positive: str | None) -> tuple[np.nd
     else:
         positives = set(values) & set(DEFAULT_POSITIVE)
         if len(positives) != 1:
-            raise CsvTrainingError(f"cannot tell which value of {target!r} means default (its values: {shown}); "
-                                   "pass --positive VALUE")
+            raise CsvTrainingError(
+                f"cannot tell which value of {target!r} means default (its values: {shown}); pass --positive VALUE"
+            )
     y = np.array([np.nan if t is None else float(t in positives) for t in texts])
     return y, sorted(positives), [v for v in values if v not in positives]
 
@@ -270,8 +312,9 @@ def _order_key(series: pd.Series, column: str) -> tuple[np.ndarray, bool]:
             parsed = pd.to_datetime(series, errors="coerce", dayfirst=True)  # 31/12/2024, as French files write
     if parsed.notna().sum() < 0.5 * series.notna().sum():
         sample = ", ".join(map(str, series.dropna().head(3)))
-        raise CsvTrainingError(f"--date-column {column!r} does not hold dates (e.g. {sample}); use ISO dates "
-                               "such as 2024-03-31")
+        raise CsvTrainingError(
+            f"--date-column {column!r} does not hold dates (e.g. {sample}); use ISO dates such as 2024-03-31"
+        )
     return parsed.to_numpy(), True
 
 
@@ -283,16 +326,17 @@ def _stamp(value: Any, is_date: bool) -> str:
 
 def _check_sizes(report: CsvReport) -> None:
     n, positives = report.rows_used, report.defaults
-    dropped = (f" (after dropping {report.rows_missing_target} without a target)"
-               if report.rows_missing_target else "")
+    dropped = f" (after dropping {report.rows_missing_target} without a target)" if report.rows_missing_target else ""
     if n < MIN_ROWS:
-        raise CsvTrainingError(f"{report.path.name}: {n} labelled rows{dropped}; at least {MIN_ROWS} are needed "
-                               "to train and validate")
+        raise CsvTrainingError(
+            f"{report.path.name}: {n} labelled rows{dropped}; at least {MIN_ROWS} are needed to train and validate"
+        )
     if positives < MIN_PER_CLASS or n - positives < MIN_PER_CLASS:
         raise CsvTrainingError(
             f"{report.path.name}: {positives} defaults and {n - positives} non-defaults{dropped}; at least "
             f"{MIN_PER_CLASS} of each are needed (is --positive right? defaults are "
-            f"{report.target} = {' / '.join(report.positive_values)})")
+            f"{report.target} = {' / '.join(report.positive_values)})"
+        )
 
 
 def _catalogue(segment: str) -> tuple[Feature, ...]:
@@ -303,7 +347,12 @@ def _catalogue(segment: str) -> tuple[Feature, ...]:
 
 
 def _features(
-    frame: pd.DataFrame, y: np.ndarray, report: CsvReport, *, skip: set[str | None], excluded: set[str],
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    report: CsvReport,
+    *,
+    skip: set[str | None],
+    excluded: set[str],
     catalogue: tuple[Feature, ...],
 ) -> tuple[list[str], set[str], list[ColumnSummary]]:
     """The feature columns (numeric ones converted in ``frame`` where text held decimal commas), the
@@ -322,9 +371,15 @@ def _features(
                 note = "decimal commas read as numbers"
         kind = "numeric" if pd.api.types.is_numeric_dtype(series) else "categorical"
         n_unique = int(series.nunique(dropna=True))
-        summary = ColumnSummary(name=str(name), dtype=str(series.dtype), kind=kind,
-                                missing_rate=float(series.isna().mean()), n_unique=n_unique, role="feature",
-                                note=note)
+        summary = ColumnSummary(
+            name=str(name),
+            dtype=str(series.dtype),
+            kind=kind,
+            missing_rate=float(series.isna().mean()),
+            n_unique=n_unique,
+            role="feature",
+            note=note,
+        )
         columns.append(summary)
         if name == report.target:
             summary.role = "target"
@@ -348,11 +403,17 @@ def _features(
         if kind == "categorical":
             categorical.add(str(name))
             if _looks_like_dates(series):
-                report.warnings.append(f"{name!r} holds dates: as a feature it learns the calendar, not the risk; "
-                                       "pass it as --date-column or leave it out with --exclude")
+                report.warnings.append(
+                    f"{name!r} holds dates: as a feature it learns the calendar, not the risk; "
+                    "pass it as --date-column or leave it out with --exclude"
+                )
         elif directions.get(name):
-            summary.note = ", ".join(filter(None, [summary.note, "monotone, risk " +
-                                                   ("rises" if directions[name] > 0 else "falls") + " with it"]))
+            summary.note = ", ".join(
+                filter(
+                    None,
+                    [summary.note, "monotone, risk " + ("rises" if directions[name] > 0 else "falls") + " with it"],
+                )
+            )
         report.warnings.extend(leakage_warnings(str(name), series, y))
     return features, categorical, columns
 
@@ -381,13 +442,17 @@ def leakage_warnings(name: str, series: pd.Series, y: np.ndarray) -> list[str]:
     lowered = name.lower()
     hint = next((part for part in LEAKY_NAME_PARTS if part in lowered), None)
     if hint:
-        found.append(f"possible leakage: the name {name!r} suggests the outcome ({hint!r}); keep only what is "
-                     "known when the credit decision is made")
+        found.append(
+            f"possible leakage: the name {name!r} suggests the outcome ({hint!r}); keep only what is "
+            "known when the credit decision is made"
+        )
     missing = series.isna().to_numpy()
     positive = y == 1
     if missing.any() and (np.array_equal(missing, positive) or np.array_equal(missing, ~positive)):
-        found.append(f"{LEAKAGE}{name!r} is filled in exactly for the "
-                     f"{'non-defaulted' if np.array_equal(missing, positive) else 'defaulted'} files")
+        found.append(
+            f"{LEAKAGE}{name!r} is filled in exactly for the "
+            f"{'non-defaulted' if np.array_equal(missing, positive) else 'defaulted'} files"
+        )
     present = ~missing
     yp = y[present]
     if min(int(yp.sum()), int(len(yp) - yp.sum())) < LEAKAGE_MIN_PER_CLASS:
@@ -397,8 +462,10 @@ def leakage_warnings(name: str, series: pd.Series, y: np.ndarray) -> list[str]:
         if np.array_equal(x, yp) or np.array_equal(x, 1 - yp):
             found.append(f"{LEAKAGE}{name!r} is identical to the target")
         elif x[yp == 1].max() < x[yp == 0].min() or x[yp == 0].max() < x[yp == 1].min():
-            found.append(f"{LEAKAGE}{name!r} separates defaults from non-defaults perfectly (a threshold on it "
-                         "predicts every outcome)")
+            found.append(
+                f"{LEAKAGE}{name!r} separates defaults from non-defaults perfectly (a threshold on it "
+                "predicts every outcome)"
+            )
         elif np.std(x) > 0:
             corr = float(np.corrcoef(x, yp)[0, 1])
             if abs(corr) > LEAKY_CORRELATION:

@@ -38,8 +38,9 @@ class LoadedModel:
     category_codes: dict[str, dict[str, float]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "feature_types",
-                           ["c" if name in self.categories else "q" for name in self.feature_names])
+        object.__setattr__(
+            self, "feature_types", ["c" if name in self.categories else "q" for name in self.feature_names]
+        )
         object.__setattr__(self, "category_codes", _category_codes(self.categories))
 
     @property
@@ -137,8 +138,12 @@ def _encode(feature_names: list[str], codes: dict[str, dict[str, float]], rows: 
 
 def dmatrix(loaded: LoadedModel, matrix: np.ndarray) -> xgb.DMatrix:
     return xgb.DMatrix(
-        matrix, feature_names=loaded.feature_names, feature_types=loaded.feature_types,
-        enable_categorical=bool(loaded.categories), missing=np.nan, nthread=1,
+        matrix,
+        feature_names=loaded.feature_names,
+        feature_types=loaded.feature_types,
+        enable_categorical=bool(loaded.categories),
+        missing=np.nan,
+        nthread=1,
     )
 
 
@@ -177,26 +182,27 @@ def explain_one(loaded: LoadedModel, features: dict[str, Any]) -> Explanation:
     return Explanation(probability_of_default=_sigmoid(margin), base_value=base_value, contributions=values)
 
 
-def factors_from(
-    explanation: Explanation, features: dict[str, Any], top: int = TOP_FACTORS
-) -> list[dict[str, Any]]:
+def factors_from(explanation: Explanation, features: dict[str, Any], top: int = TOP_FACTORS) -> list[dict[str, Any]]:
     """The top reasons by absolute contribution, in French and English, with direction and value."""
     ranked = sorted(explanation.contributions.items(), key=lambda item: abs(item[1]), reverse=True)
     factors = []
     for name, contribution in ranked[:top]:
         value = features.get(name)
         missing = is_missing(value)
-        factors.append({
-            "feature": name,
-            "label": {"en": FEATURES_BY_NAME[name].label_en, "fr": FEATURES_BY_NAME[name].label_fr}
-            if name in FEATURES_BY_NAME else {"en": name, "fr": name},
-            "value": None if missing else value,
-            "missing": missing,
-            "direction": "increases_risk" if contribution > 0 else "decreases_risk",
-            "contribution": round(contribution, 6),
-            "text": {
-                "en": factor_text(name, value, contribution, "en") if name in FEATURES_BY_NAME else name,
-                "fr": factor_text(name, value, contribution, "fr") if name in FEATURES_BY_NAME else name,
-            },
-        })
+        factors.append(
+            {
+                "feature": name,
+                "label": {"en": FEATURES_BY_NAME[name].label_en, "fr": FEATURES_BY_NAME[name].label_fr}
+                if name in FEATURES_BY_NAME
+                else {"en": name, "fr": name},
+                "value": None if missing else value,
+                "missing": missing,
+                "direction": "increases_risk" if contribution > 0 else "decreases_risk",
+                "contribution": round(contribution, 6),
+                "text": {
+                    "en": factor_text(name, value, contribution, "en") if name in FEATURES_BY_NAME else name,
+                    "fr": factor_text(name, value, contribution, "fr") if name in FEATURES_BY_NAME else name,
+                },
+            }
+        )
     return factors

@@ -62,20 +62,31 @@ class Evaluation:
 
     def summary(self) -> dict[str, Any]:
         """One flat JSON-able object: the model's figures unprefixed, the oracle's and baseline's prefixed."""
-        out: dict[str, Any] = {"rows": self.rows, "seed": self.seed, "n_train": self.n_train,
-                               "n_holdout": self.n_holdout, "holdout_defaults": self.holdout_defaults}
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "seed": self.seed,
+            "n_train": self.n_train,
+            "n_holdout": self.n_holdout,
+            "holdout_defaults": self.holdout_defaults,
+        }
         for prefix, metrics in (("", self.model), ("oracle_", self.oracle), ("baseline_", self.baseline)):
-            out.update({f"{prefix}{k}": _round(k, v) for k, v in metrics.items()
-                        if not (prefix and k == "default_rate")})
-        out.update({
-            "auc_gap_to_oracle": round(self.oracle["auc"] - self.model["auc"], 4),
-            "brier_excess_over_oracle": round(self.model["brier"] / self.oracle["brier"] - 1, 4),
-            "auc_minus_baseline_ci95": [round(v, 4) for v in self.auc_vs_baseline_ci],
-            "auc_minus_oracle_ci95": [round(v, 4) for v in self.auc_vs_oracle_ci],
-            "trees": self.trees, "max_depth": self.max_depth, "calibrated": self.calibrated,
-            "goals": self.goals, "goals_met": all(self.goals.values()),
-            "seconds": self.seconds,
-        })
+            out.update(
+                {f"{prefix}{k}": _round(k, v) for k, v in metrics.items() if not (prefix and k == "default_rate")}
+            )
+        out.update(
+            {
+                "auc_gap_to_oracle": round(self.oracle["auc"] - self.model["auc"], 4),
+                "brier_excess_over_oracle": round(self.model["brier"] / self.oracle["brier"] - 1, 4),
+                "auc_minus_baseline_ci95": [round(v, 4) for v in self.auc_vs_baseline_ci],
+                "auc_minus_oracle_ci95": [round(v, 4) for v in self.auc_vs_oracle_ci],
+                "trees": self.trees,
+                "max_depth": self.max_depth,
+                "calibrated": self.calibrated,
+                "goals": self.goals,
+                "goals_met": all(self.goals.values()),
+                "seconds": self.seconds,
+            }
+        )
         return out
 
     def table(self) -> list[str]:
@@ -88,10 +99,15 @@ class Evaluation:
             "",
             f"{'':28}{'AUC':>8}{'Gini':>8}{'KS':>8}{'Brier':>10}{'Log-loss':>10}{'Mean PD':>9}",
         ]
-        for label, m in (("XGBoost (this model)", self.model), ("Oracle (true PD)", self.oracle),
-                         ("Logistic regression", self.baseline)):
-            lines.append(f"{label:28}{m['auc']:>8.4f}{m['gini']:>8.4f}{m['ks']:>8.4f}{m['brier']:>10.5f}"
-                         f"{m['logloss']:>10.5f}{m['mean_pd']:>9.4f}")
+        for label, m in (
+            ("XGBoost (this model)", self.model),
+            ("Oracle (true PD)", self.oracle),
+            ("Logistic regression", self.baseline),
+        ):
+            lines.append(
+                f"{label:28}{m['auc']:>8.4f}{m['gini']:>8.4f}{m['ks']:>8.4f}{m['brier']:>10.5f}"
+                f"{m['logloss']:>10.5f}{m['mean_pd']:>9.4f}"
+            )
         gap = self.oracle["auc"] - self.model["auc"]
         excess = self.model["brier"] / self.oracle["brier"] - 1
         yes = {True: "yes", False: "NO"}
@@ -118,8 +134,9 @@ def baseline_logistic(categorical_columns: list[int], numeric_columns: list[int]
     """Logistic regression on the same features: median-imputed with missing indicators, one-hot sector,
     standardised."""
     numeric = make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler())
-    categorical = make_pipeline(SimpleImputer(strategy="constant", fill_value=-1.0),
-                                OneHotEncoder(handle_unknown="ignore"))
+    categorical = make_pipeline(
+        SimpleImputer(strategy="constant", fill_value=-1.0), OneHotEncoder(handle_unknown="ignore")
+    )
     return make_pipeline(
         ColumnTransformer([("numeric", numeric, numeric_columns), ("categorical", categorical, categorical_columns)]),
         LogisticRegression(max_iter=2000),
@@ -135,10 +152,13 @@ def _metrics(y: np.ndarray, pd: np.ndarray) -> dict[str, float]:
     auc = float(roc_auc_score(y, pd))
     fpr, tpr, _ = roc_curve(y, pd)
     return {
-        "auc": auc, "gini": 2 * auc - 1, "ks": float(np.max(tpr - fpr)),
+        "auc": auc,
+        "gini": 2 * auc - 1,
+        "ks": float(np.max(tpr - fpr)),
         "brier": float(brier_score_loss(y, pd)),
         "logloss": float(log_loss(y, np.clip(pd, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "default_rate": float(np.mean(y)), "mean_pd": float(np.mean(pd)),
+        "default_rate": float(np.mean(y)),
+        "mean_pd": float(np.mean(pd)),
     }
 
 
@@ -157,8 +177,9 @@ def _weighted_auc(y: np.ndarray, inverse: np.ndarray, n_levels: int, weights: np
     return (positive * (below + 0.5 * negative)).sum(axis=1) / pairs
 
 
-def paired_auc_difference_ci(y: np.ndarray, first: np.ndarray, second: np.ndarray, *, replicates: int = 400,
-                             seed: int = 0) -> tuple[float, float]:
+def paired_auc_difference_ci(
+    y: np.ndarray, first: np.ndarray, second: np.ndarray, *, replicates: int = 400, seed: int = 0
+) -> tuple[float, float]:
     """95 % interval of AUC(first) - AUC(second), resampling the same files for both (seeded)."""
     weights = np.random.default_rng(seed).multinomial(len(y), np.full(len(y), 1 / len(y)), size=replicates)
     weights = weights.astype(np.float64)
@@ -184,8 +205,14 @@ def evaluate_synthetic(*, rows: int = 40000, seed: int = 7) -> Evaluation:
     cut = int(rows * (1 - HOLDOUT_SHARE))
     categorical = {f.name for f in CATALOGUE if f.categorical}
     dates = [f"{i:09d}" for i in range(rows)]  # generation order is time order
-    trained = train_model(features[:cut], y[:cut].tolist(), dates[:cut], feature_names=FEATURE_NAMES,
-                          categorical=categorical, directions={f.name: f.direction for f in CATALOGUE})
+    trained = train_model(
+        features[:cut],
+        y[:cut].tolist(),
+        dates[:cut],
+        feature_names=FEATURE_NAMES,
+        categorical=categorical,
+        directions={f.name: f.direction for f in CATALOGUE},
+    )
     loaded = engine.model_from_trained(trained)
     model_pd = engine.predict_pd(loaded, features[cut:])
     fitted = time.perf_counter()
@@ -200,15 +227,23 @@ def evaluate_synthetic(*, rows: int = 40000, seed: int = 7) -> Evaluation:
 
     holdout_y = y[cut:]
     return Evaluation(
-        rows=rows, seed=seed, n_train=cut, n_holdout=rows - cut, holdout_defaults=int(holdout_y.sum()),
+        rows=rows,
+        seed=seed,
+        n_train=cut,
+        n_holdout=rows - cut,
+        holdout_defaults=int(holdout_y.sum()),
         model=_metrics(holdout_y, model_pd),
         oracle=_metrics(holdout_y, true_pd[cut:]),
         baseline=_metrics(holdout_y, baseline_pd),
-        trees=int(trained.metrics["trees"]), max_depth=int(trained.metrics["max_depth"]),
+        trees=int(trained.metrics["trees"]),
+        max_depth=int(trained.metrics["max_depth"]),
         calibrated=bool(trained.calibration),
         reliability=reliability_by_decile(holdout_y, model_pd),
         auc_vs_baseline_ci=paired_auc_difference_ci(holdout_y, model_pd, baseline_pd),
         auc_vs_oracle_ci=paired_auc_difference_ci(holdout_y, model_pd, true_pd[cut:]),
-        seconds={"generate": round(generated - started, 2), "train_and_predict": round(fitted - generated, 2),
-                 "baseline": round(done - fitted, 2)},
+        seconds={
+            "generate": round(generated - started, 2),
+            "train_and_predict": round(fitted - generated, 2),
+            "baseline": round(done - fitted, 2),
+        },
     )

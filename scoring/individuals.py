@@ -36,8 +36,9 @@ def gather_individual(dossier: Any) -> GatheredData:
         gathered = gather_individual_sandbox(reference=dossier.individual.reference, bank_tokens=dossier.bank_tokens)
     else:
         bank = open_banking_lookup(dossier.bank_tokens)
-        gathered = GatheredData(results=[bank], bank=dict(bank.data) if bank.status == "ok" else None,
-                                events={"late_repayments_12m": 0})
+        gathered = GatheredData(
+            results=[bank], bank=dict(bank.data) if bank.status == "ok" else None, events={"late_repayments_12m": 0}
+        )
     merge_individual_events(gathered, individual_events_on_file(dossier.individual_id))
     return gathered
 
@@ -49,8 +50,12 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
         bank=profile.bank,
         events=dict(profile.events),
         results=[
-            SourceResult("sandbox.open_banking", "ok" if profile.bank else "missing", now,
-                         detail="" if profile.bank else "no aggregator token supplied"),
+            SourceResult(
+                "sandbox.open_banking",
+                "ok" if profile.bank else "missing",
+                now,
+                detail="" if profile.bank else "no aggregator token supplied",
+            ),
             SourceResult("sandbox.events", "ok", now),
         ],
     )

@@ -32,7 +32,8 @@ class ModelVersion(models.Model):
     params = models.JSONField(default=dict)
     metrics = models.JSONField(default=dict)
     calibration = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Platt scaling on the margin, {"a": ..., "b": ...}; empty when it did not help.',
     )
     training_window = models.JSONField(default=dict, help_text="First and last application date trained on.")
@@ -176,10 +177,12 @@ class FinancialStatement(models.Model):
     current_assets = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     current_liabilities = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     financial_debt = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
-    supplied_by_client = models.ForeignKey("riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT,
-                                           related_name="+")
-    supplied_by_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="+")
+    supplied_by_client = models.ForeignKey(
+        "riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    supplied_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -235,10 +238,10 @@ class BulkScoringJob(models.Model):
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT,
-                                      related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                   related_name="+")
+    model_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

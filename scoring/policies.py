@@ -62,12 +62,12 @@ def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
     if accept is not None and not 0 < accept < 1:
         errors.setdefault("accept_max_pd", []).append("The accept threshold is a PD above 0 % and below 100 %.")
     if guarantee is not None and not 0 < guarantee < 1:
-        errors.setdefault("guarantee_max_pd", []).append(
-            "The guarantee threshold is a PD above 0 % and below 100 %.")
+        errors.setdefault("guarantee_max_pd", []).append("The guarantee threshold is a PD above 0 % and below 100 %.")
     if accept is not None and guarantee is not None and accept > guarantee:
         errors.setdefault("guarantee_max_pd", []).append(
             f"The guarantee threshold ({_percent(guarantee)}) cannot be below the accept threshold "
-            f"({_percent(accept)}): PDs between them would be refused before being accepted.")
+            f"({_percent(accept)}): PDs between them would be refused before being accepted."
+        )
     if share is not None and not 0 <= share <= 1:
         errors.setdefault("limit_revenue_share", []).append("The share of revenue lies between 0 and 1.")
     if max_amount is not None and max_amount <= 0:
@@ -78,7 +78,8 @@ def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
         code = str(code).strip().upper()
         if not NAF_CODE.match(code):
             errors.setdefault("sanctioned_naf_codes", []).append(
-                f"“{code}” is not a NAF code: two digits, a dot, two digits and a letter, like 62.01Z.")
+                f"“{code}” is not a NAF code: two digits, a dot, two digits and a letter, like 62.01Z."
+            )
         elif code not in codes:
             codes.append(code)
     if errors:
@@ -86,9 +87,12 @@ def _cleaned(values: dict[str, Any]) -> dict[str, Any]:
     if max_amount is not None and max_amount.is_integer():
         max_amount = int(max_amount)
     return {
-        "accept_max_pd": accept, "guarantee_max_pd": guarantee, "limit_revenue_share": share,
+        "accept_max_pd": accept,
+        "guarantee_max_pd": guarantee,
+        "limit_revenue_share": share,
         "open_insolvency_proceeding": bool(values.get("open_insolvency_proceeding")),
-        "sanctioned_naf_codes": codes, "max_amount": max_amount,
+        "sanctioned_naf_codes": codes,
+        "max_amount": max_amount,
     }
 
 
@@ -112,15 +116,23 @@ def policy_create_version(*, segment: str, values: dict[str, Any], user: Abstrac
         previous.is_current = False
         previous.save(update_fields=["is_current"])
     policy = PolicyVersion.objects.create(
-        segment=segment, version=latest + 1, is_current=True,
-        accept_max_pd=cleaned["accept_max_pd"], guarantee_max_pd=cleaned["guarantee_max_pd"],
+        segment=segment,
+        version=latest + 1,
+        is_current=True,
+        accept_max_pd=cleaned["accept_max_pd"],
+        guarantee_max_pd=cleaned["guarantee_max_pd"],
         limit_revenue_share=cleaned["limit_revenue_share"],
-        knockouts={"open_insolvency_proceeding": cleaned["open_insolvency_proceeding"],
-                   "sanctioned_naf_codes": cleaned["sanctioned_naf_codes"], "max_amount": cleaned["max_amount"]},
+        knockouts={
+            "open_insolvency_proceeding": cleaned["open_insolvency_proceeding"],
+            "sanctioned_naf_codes": cleaned["sanctioned_naf_codes"],
+            "max_amount": cleaned["max_amount"],
+        },
         created_by=user,
     )
     audit_record(
-        actor=Actor(user=user), action="policy.version_created", obj=policy,
+        actor=Actor(user=user),
+        action="policy.version_created",
+        obj=policy,
         before={"version": previous.version, **policy_values(previous)} if previous else None,
         after={"version": policy.version, **policy_values(policy)},
     )

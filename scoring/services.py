@@ -27,8 +27,9 @@ SYSTEM = Actor.of_system("scoring")
 
 def champion_for(segment: str) -> ModelVersion | None:
     """The segment's champion. Its booster bytes are deferred: engine.model_load reads them once per process."""
-    return (ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHAMPION)
-            .defer("booster_ubj").first())
+    return (
+        ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHAMPION).defer("booster_ubj").first()
+    )
 
 
 def policy_current(segment: str) -> PolicyVersion | None:
@@ -55,8 +56,9 @@ def score_compute(*, dossier_id: Any) -> Score | None:
     features = features_for(dossier.segment, gathered, requested)
     explanation = engine.explain_one(engine.model_load(model_version), features)
     pd = explanation.probability_of_default
-    result = policy_apply(policy, pd=pd, features=features, requested_amount=requested,
-                          naf_code=gathered.identity.get("naf_code", ""))
+    result = policy_apply(
+        policy, pd=pd, features=features, requested_amount=requested, naf_code=gathered.identity.get("naf_code", "")
+    )
 
     with transaction.atomic():
         locked = Dossier.objects.select_for_update().get(pk=dossier.pk)
@@ -68,15 +70,26 @@ def score_compute(*, dossier_id: Any) -> Score | None:
             company.naf_code = gathered.identity.get("naf_code", company.naf_code)
             company.save(update_fields=["name", "naf_code"])
         snapshot = FeatureSnapshot.objects.create(
-            dossier=locked, features=jsonable_features(features), provenance=gathered.provenance(),
+            dossier=locked,
+            features=jsonable_features(features),
+            provenance=gathered.provenance(),
             collected_at=timezone.now(),
         )
         score = Score.objects.create(
-            dossier=locked, snapshot=snapshot, model_version=model_version, policy_version=policy,
-            probability_of_default=pd, score=score_for(pd, locked.segment), band=band_for(pd),
-            decision=result.decision, recommended_limit=result.recommended_limit, rules_fired=result.rules_fired,
-            base_value=explanation.base_value, contributions=explanation.contributions,
-            factors=engine.factors_from(explanation, features), data_flags=gathered.flags,
+            dossier=locked,
+            snapshot=snapshot,
+            model_version=model_version,
+            policy_version=policy,
+            probability_of_default=pd,
+            score=score_for(pd, locked.segment),
+            band=band_for(pd),
+            decision=result.decision,
+            recommended_limit=result.recommended_limit,
+            rules_fired=result.rules_fired,
+            base_value=explanation.base_value,
+            contributions=explanation.contributions,
+            factors=engine.factors_from(explanation, features),
+            data_flags=gathered.flags,
         )
         before = {"status": locked.status, "decision": locked.decision}
         locked.status = Dossier.Status.SCORED
@@ -85,14 +98,23 @@ def score_compute(*, dossier_id: Any) -> Score | None:
             locked.decision = result.decision
         locked.save(update_fields=["status", "status_detail", "decision", "updated_at"])
         audit_record(
-            actor=SYSTEM, action="dossier.scored", obj=locked, before=before,
-            after={"status": locked.status, "decision": locked.decision, "score_id": score.pk,
-                   "model_version": model_version.label, "policy_version": policy.label,
-                   "rules_fired": result.rules_fired},
+            actor=SYSTEM,
+            action="dossier.scored",
+            obj=locked,
+            before=before,
+            after={
+                "status": locked.status,
+                "decision": locked.decision,
+                "score_id": score.pk,
+                "model_version": model_version.label,
+                "policy_version": policy.label,
+                "rules_fired": result.rules_fired,
+            },
         )
         if locked.partner_id:
-            event_publish(partner=locked.partner, event_type="score.completed",
-                          payload=score_event_payload(locked, score))
+            event_publish(
+                partner=locked.partner, event_type="score.completed", payload=score_event_payload(locked, score)
+            )
     return score
 
 
@@ -126,9 +148,7 @@ def jsonable_features(features: dict[str, Any]) -> dict[str, Any]:
 def labelled_history(segment: str) -> tuple[list[dict[str, Any]], list[int], list[str]]:
     """Rows, labels and application dates of every dossier with an outcome and a feature snapshot."""
     dossiers = (
-        Dossier.objects.filter(segment=segment, outcome__isnull=False)
-        .select_related("outcome")
-        .order_by("created_at")
+        Dossier.objects.filter(segment=segment, outcome__isnull=False).select_related("outcome").order_by("created_at")
     )
     latest: dict[Any, dict[str, Any]] = {}
     snapshots = FeatureSnapshot.objects.filter(dossier__in=dossiers).order_by("dossier_id", "collected_at")
@@ -149,15 +169,26 @@ def labelled_history(segment: str) -> tuple[list[dict[str, Any]], list[int], lis
 def model_register(*, segment: str, trained: Any, trained_by: str, promote: bool) -> ModelVersion:
     next_version = (ModelVersion.objects.filter(segment=segment).aggregate(v=Max("version"))["v"] or 0) + 1
     model_version = ModelVersion.objects.create(
-        segment=segment, version=next_version, booster_ubj=trained.booster_ubj,
-        feature_names=trained.feature_names, categories=trained.categories,
-        monotone_constraints=trained.monotone_constraints, params=trained.params, metrics=trained.metrics,
-        training_window=trained.training_window, data_hash=trained.data_hash, trained_by=trained_by,
+        segment=segment,
+        version=next_version,
+        booster_ubj=trained.booster_ubj,
+        feature_names=trained.feature_names,
+        categories=trained.categories,
+        monotone_constraints=trained.monotone_constraints,
+        params=trained.params,
+        metrics=trained.metrics,
+        training_window=trained.training_window,
+        data_hash=trained.data_hash,
+        trained_by=trained_by,
         calibration=trained.calibration,
     )
     actor = Actor.of_system(trained_by or "train_model")
-    audit_record(actor=actor, action="model.registered", obj=model_version,
-                 after={"version": model_version.label, "metrics": trained.metrics})
+    audit_record(
+        actor=actor,
+        action="model.registered",
+        obj=model_version,
+        after={"version": model_version.label, "metrics": trained.metrics},
+    )
     if promote:
         model_promote(model_version=model_version, actor=actor)
     return model_version
@@ -173,18 +204,26 @@ def model_promote(*, model_version: ModelVersion, actor: Actor) -> ModelVersion:
     model_version.status = ModelVersion.Status.CHAMPION
     model_version.promoted_at = timezone.now()
     model_version.save(update_fields=["status", "promoted_at"])
-    audit_record(actor=actor, action="model.promoted", obj=model_version,
-                 before={"champion": previous.label if previous else None},
-                 after={"champion": model_version.label})
+    audit_record(
+        actor=actor,
+        action="model.promoted",
+        obj=model_version,
+        before={"champion": previous.label if previous else None},
+        after={"champion": model_version.label},
+    )
     return model_version
 
 
-def model_train_from_dossiers(*, segment: str = "b2b", trained_by: str = "train_model",
-                              promote: bool = True) -> ModelVersion:
+def model_train_from_dossiers(
+    *, segment: str = "b2b", trained_by: str = "train_model", promote: bool = True
+) -> ModelVersion:
     rows, labels, dates = labelled_history(segment)
     catalogue = catalogue_for(segment)
     trained = train_model(
-        rows, labels, dates, feature_names=[f.name for f in catalogue],
+        rows,
+        labels,
+        dates,
+        feature_names=[f.name for f in catalogue],
         categorical={f.name for f in catalogue if f.categorical},
         directions={f.name: f.direction for f in catalogue},
     )

@@ -32,8 +32,9 @@ def bulk_jobs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[BulkS
 
     The files and the booster are deferred: a list or a progress poll never loads megabytes of bytes.
     """
-    jobs = (BulkScoringJob.objects.select_related("model_version", "created_by")
-            .defer("input_csv", "output_csv", "model_version__booster_ubj"))
+    jobs = BulkScoringJob.objects.select_related("model_version", "created_by").defer(
+        "input_csv", "output_csv", "model_version__booster_ubj"
+    )
     if has_any_role(user, {SENIOR_ANALYST, AUDITOR}):
         return jobs
     if has_any_role(user, CAN_DECIDE):
@@ -59,12 +60,20 @@ def bulk_job_create(*, user: AbstractBaseUser, segment: str, filename: str, data
     if segment not in Segment.values:
         raise ValidationError({"segment": "Choose a segment."})
     if len(data) > bulk.MAX_BYTES:
-        raise ValidationError({"file": f"The file is {len(data) / 2**20:.1f} MB; the limit is "
-                                       f"{bulk.MAX_BYTES // 2**20} MB. Split it into smaller files."})
+        raise ValidationError(
+            {
+                "file": f"The file is {len(data) / 2**20:.1f} MB; the limit is "
+                f"{bulk.MAX_BYTES // 2**20} MB. Split it into smaller files."
+            }
+        )
     model_version = champion_for(segment)
     if model_version is None:
-        raise ValidationError({"segment": f"No champion model for {Segment(segment).label} yet: "
-                                          "train and promote one before scoring files."})
+        raise ValidationError(
+            {
+                "segment": f"No champion model for {Segment(segment).label} yet: "
+                "train and promote one before scoring files."
+            }
+        )
     if policy_current(segment) is None:
         raise ValidationError({"segment": f"No current decision policy for {Segment(segment).label}."})
     try:
@@ -75,12 +84,25 @@ def bulk_job_create(*, user: AbstractBaseUser, segment: str, filename: str, data
 
     with transaction.atomic():
         job = BulkScoringJob.objects.create(
-            segment=segment, filename=_clean_filename(filename), input_csv=data, rows_total=len(csv_file.rows),
-            model_version=model_version, created_by=user,
+            segment=segment,
+            filename=_clean_filename(filename),
+            input_csv=data,
+            rows_total=len(csv_file.rows),
+            model_version=model_version,
+            created_by=user,
         )
-        audit_record(actor=Actor(user=user), action="bulk_job.created", obj=job,
-                     after={"filename": job.filename, "segment": segment, "rows": job.rows_total,
-                            "bytes": len(data), "model_version": model_version.label})
+        audit_record(
+            actor=Actor(user=user),
+            action="bulk_job.created",
+            obj=job,
+            after={
+                "filename": job.filename,
+                "segment": segment,
+                "rows": job.rows_total,
+                "bytes": len(data),
+                "model_version": model_version.label,
+            },
+        )
         transaction.on_commit(lambda: run_bulk_job.delay(str(job.pk)))
     return job
 
@@ -106,7 +128,9 @@ def bulk_job_run(*, job_id: Any) -> BulkScoringJob | None:
             raise bulk.BulkInputError("No champion model or current policy for this segment.")
         csv_file = bulk.csv_read(bytes(job.input_csv))
         results = bulk.score_csv(
-            csv_file, job.model_version, policy,
+            csv_file,
+            job.model_version,
+            policy,
             on_progress=lambda done: BulkScoringJob.objects.filter(pk=job.pk).update(rows_done=done),
         )
         output = bulk.csv_write(csv_file, results)
@@ -122,10 +146,18 @@ def bulk_job_run(*, job_id: Any) -> BulkScoringJob | None:
         job.rows_done = len(results)
         job.finished_at = timezone.now()
         job.save(update_fields=["output_csv", "status", "rows_done", "finished_at"])
-        audit_record(actor=SYSTEM, action="bulk_job.finished", obj=job,
-                     before={"status": BulkScoringJob.Status.RUNNING},
-                     after={"status": job.status, **bulk.results_summary(results),
-                            "model_version": job.model_version.label, "policy_version": policy.label})
+        audit_record(
+            actor=SYSTEM,
+            action="bulk_job.finished",
+            obj=job,
+            before={"status": BulkScoringJob.Status.RUNNING},
+            after={
+                "status": job.status,
+                **bulk.results_summary(results),
+                "model_version": job.model_version.label,
+                "policy_version": policy.label,
+            },
+        )
     return job
 
 
@@ -135,8 +167,13 @@ def _bulk_job_fail(job: BulkScoringJob, error: str) -> BulkScoringJob:
         job.error = error[:2000]
         job.finished_at = timezone.now()
         job.save(update_fields=["status", "error", "finished_at"])
-        audit_record(actor=SYSTEM, action="bulk_job.failed", obj=job,
-                     before={"status": BulkScoringJob.Status.RUNNING}, after={"status": job.status, "error": job.error})
+        audit_record(
+            actor=SYSTEM,
+            action="bulk_job.failed",
+            obj=job,
+            before={"status": BulkScoringJob.Status.RUNNING},
+            after={"status": job.status, "error": job.error},
+        )
     return job
 
 

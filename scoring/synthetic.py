@@ -47,20 +47,74 @@ from dossiers.identifiers import luhn_valid
 from .features import build_features, build_individual_features, is_missing
 
 SECTORS = {  # NAF section: (share of companies, effect on log-odds)
-    "C": (0.08, 0.0), "F": (0.14, 0.45), "G": (0.19, 0.25), "H": (0.05, 0.2), "I": (0.08, 0.5),
-    "J": (0.06, -0.1), "K": (0.03, -0.3), "L": (0.05, -0.05), "M": (0.14, -0.2), "N": (0.07, 0.1),
-    "Q": (0.06, -0.3), "S": (0.05, 0.05),
+    "C": (0.08, 0.0),
+    "F": (0.14, 0.45),
+    "G": (0.19, 0.25),
+    "H": (0.05, 0.2),
+    "I": (0.08, 0.5),
+    "J": (0.06, -0.1),
+    "K": (0.03, -0.3),
+    "L": (0.05, -0.05),
+    "M": (0.14, -0.2),
+    "N": (0.07, 0.1),
+    "Q": (0.06, -0.3),
+    "S": (0.05, 0.05),
 }
 SECTOR_NAF = {  # a typical NAF code per section, for display
-    "C": "25.62B", "F": "43.22A", "G": "47.11B", "H": "49.41A", "I": "56.10A", "J": "62.01Z",
-    "K": "66.19B", "L": "68.20B", "M": "70.22Z", "N": "81.21Z", "Q": "86.21Z", "S": "96.02A",
+    "C": "25.62B",
+    "F": "43.22A",
+    "G": "47.11B",
+    "H": "49.41A",
+    "I": "56.10A",
+    "J": "62.01Z",
+    "K": "66.19B",
+    "L": "68.20B",
+    "M": "70.22Z",
+    "N": "81.21Z",
+    "Q": "86.21Z",
+    "S": "96.02A",
 }
 INTERCEPT = -5.1
 NAME_PARTS = (
-    ("Atelier", "Boulangerie", "Transports", "Bâtiment", "Conseil", "Garage", "Pharmacie", "Imprimerie",
-     "Menuiserie", "Studio", "Cabinet", "Maison", "Société", "Plomberie", "Brasserie"),
-    ("Martin", "Bernard", "Dubois", "Lefèvre", "Moreau", "Laurent", "Simon", "Michel", "Garnier", "Faure",
-     "Rousseau", "Blanc", "Guerin", "Muller", "Henry", "Roux", "Fournier", "Girard", "Bonnet", "Dupont"),
+    (
+        "Atelier",
+        "Boulangerie",
+        "Transports",
+        "Bâtiment",
+        "Conseil",
+        "Garage",
+        "Pharmacie",
+        "Imprimerie",
+        "Menuiserie",
+        "Studio",
+        "Cabinet",
+        "Maison",
+        "Société",
+        "Plomberie",
+        "Brasserie",
+    ),
+    (
+        "Martin",
+        "Bernard",
+        "Dubois",
+        "Lefèvre",
+        "Moreau",
+        "Laurent",
+        "Simon",
+        "Michel",
+        "Garnier",
+        "Faure",
+        "Rousseau",
+        "Blanc",
+        "Guerin",
+        "Muller",
+        "Henry",
+        "Roux",
+        "Fournier",
+        "Girard",
+        "Bonnet",
+        "Dupont",
+    ),
     ("", " & Fils", " SAS", " SARL", " Frères", " et Associés", " Services"),
 )
 
@@ -93,7 +147,10 @@ class SyntheticCompany:
 
     def features(self) -> dict[str, Any]:
         return build_features(
-            company=self.company, financials=self.financials, bank=self.bank, events=self.events,
+            company=self.company,
+            financials=self.financials,
+            bank=self.bank,
+            events=self.events,
             requested_amount=self.requested_amount,
         )
 
@@ -276,8 +333,7 @@ def draw_individual(rng: np.random.Generator, reference: str, *, with_bank: bool
                 round(income * float(np.clip(rng.beta(2, 8) + 0.15 * stress, 0.01, 1.0)), 0) if has_credits else 0.0
             ),
             "gambling_share": (
-                round(float(np.clip(rng.beta(1.2, 25) + 0.08 * stress * rng.random(), 0, 0.6)), 4) if gambles
-                else 0.0
+                round(float(np.clip(rng.beta(1.2, 25) + 0.08 * stress * rng.random(), 0, 0.6)), 4) if gambles else 0.0
             ),
             "oldest_account_months": oldest_account_months,
         }

@@ -99,12 +99,14 @@ def reliability_by_decile(y: np.ndarray, pd: np.ndarray) -> list[dict[str, float
     for decile, idx in enumerate(np.array_split(order, 10), start=1):
         if len(idx) == 0:
             continue
-        table.append({
-            "decile": decile,
-            "n": len(idx),
-            "mean_pd": round(float(np.mean(pd[idx])), 5),
-            "observed_rate": round(float(np.mean(y[idx])), 5),
-        })
+        table.append(
+            {
+                "decile": decile,
+                "n": len(idx),
+                "mean_pd": round(float(np.mean(pd[idx])), 5),
+                "observed_rate": round(float(np.mean(y[idx])), 5),
+            }
+        )
     return table
 
 
@@ -178,15 +180,19 @@ def calibration_check(margin: np.ndarray, y: np.ndarray) -> tuple[dict[str, floa
         brier_calibrated_out_of_fold=round(brier_cal, 6),
         logloss_calibrated_out_of_fold=round(logloss_cal, 6),
         logloss_gain=round(gain, 4),
-        a=round(a, 6), b=round(b, 6), kept=bool(kept),
-        reason=("lowers the out-of-fold log-loss" if kept
-                else f"gain below {CALIBRATION_MIN_GAIN:.1%} of log-loss or Brier not lower"),
+        a=round(a, 6),
+        b=round(b, 6),
+        kept=bool(kept),
+        reason=(
+            "lowers the out-of-fold log-loss"
+            if kept
+            else f"gain below {CALIBRATION_MIN_GAIN:.1%} of log-loss or Brier not lower"
+        ),
     )
     return ({"a": a, "b": b} if kept else {}), report
 
 
-def monotone_constraints_for(feature_names: list[str], categorical: set[str],
-                             directions: dict[str, int]) -> list[int]:
+def monotone_constraints_for(feature_names: list[str], categorical: set[str], directions: dict[str, int]) -> list[int]:
     """+1 / -1 per numeric feature from its risk direction; 0 for categorical or undirected features."""
     return [0 if name in categorical else int(np.sign(directions.get(name, 0))) for name in feature_names]
 
@@ -218,15 +224,19 @@ def train_model(
 
     categories = {
         name: sorted({str(row[name]) for row in rows if row.get(name) not in (None, "")})
-        for name in feature_names if name in categorical
+        for name in feature_names
+        if name in categorical
     }
     if directions is None:
         directions = {name: FEATURES_BY_NAME[name].direction for name in feature_names if name in FEATURES_BY_NAME}
     trained = train_matrix(
-        encode_rows(feature_names, categories, rows), y,
-        feature_names=feature_names, categories=categories,
+        encode_rows(feature_names, categories, rows),
+        y,
+        feature_names=feature_names,
+        categories=categories,
         monotone_constraints=monotone_constraints_for(feature_names, categorical, directions),
-        params=params, fixed_rounds=fixed_rounds,
+        params=params,
+        fixed_rounds=fixed_rounds,
     )
     trained.training_window = {"from": str(sorted_dates[0]), "to": str(sorted_dates[-1])}
     return trained
@@ -248,8 +258,10 @@ def train_matrix(
     if n < MIN_ROWS:
         raise ValueError(f"need at least {MIN_ROWS} labelled rows to train, got {n}")
     if y.sum() < MIN_PER_CLASS or (n - y.sum()) < MIN_PER_CLASS:
-        raise ValueError(f"need at least {MIN_PER_CLASS} defaults and {MIN_PER_CLASS} non-defaults to train, "
-                         f"got {int(y.sum())} and {int(n - y.sum())}")
+        raise ValueError(
+            f"need at least {MIN_PER_CLASS} defaults and {MIN_PER_CLASS} non-defaults to train, "
+            f"got {int(y.sum())} and {int(n - y.sum())}"
+        )
     cut = int(n * (1 - VALIDATION_SHARE))
     if y[cut:].sum() == 0 or y[:cut].sum() == 0:
         raise ValueError("the time-ordered split leaves no defaults on one side; add labelled history")
@@ -257,8 +269,14 @@ def train_matrix(
     feature_types = ["c" if name in categories else "q" for name in feature_names]
 
     def dm(x: np.ndarray, labels: np.ndarray) -> xgb.DMatrix:
-        return xgb.DMatrix(x, label=labels, feature_names=feature_names, feature_types=feature_types,
-                           enable_categorical=bool(categories), missing=np.nan)
+        return xgb.DMatrix(
+            x,
+            label=labels,
+            feature_names=feature_names,
+            feature_types=feature_types,
+            enable_categorical=bool(categories),
+            missing=np.nan,
+        )
 
     dtrain, dvalid = dm(matrix[:cut], y[:cut]), dm(matrix[cut:], y[cut:])
     constraints = "(" + ",".join(str(c) for c in monotone_constraints) + ")"
@@ -273,8 +291,12 @@ def train_matrix(
             booster = xgb.train(candidate, dtrain, num_boost_round=fixed_rounds, verbose_eval=False)
         else:
             booster = xgb.train(
-                candidate, dtrain, num_boost_round=MAX_ROUNDS, evals=[(dvalid, "valid")],
-                early_stopping_rounds=EARLY_STOPPING_ROUNDS, verbose_eval=False,
+                candidate,
+                dtrain,
+                num_boost_round=MAX_ROUNDS,
+                evals=[(dvalid, "valid")],
+                early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+                verbose_eval=False,
             )
             # Keep only the trees up to the best iteration, so the stored model is the one measured.
             booster = booster[: booster.best_iteration + 1]
@@ -286,17 +308,27 @@ def train_matrix(
     calibration, calibration_report = calibration_check(valid_margin, valid_y)
     valid_pd = calibrated_pd(valid_margin, calibration)
     metrics: dict[str, Any] = discrimination_metrics(valid_y, valid_pd)
-    metrics.update({
-        "n_train": int(cut), "n_valid": int(n - cut), "trees": int(booster.num_boosted_rounds()),
-        "max_depth": int(params["max_depth"]),
-        "validation": "time-ordered: the latest 20 % of applications, which also chose the depth, stopped the "
-                      "boosting and fitted the calibration (so these figures are slightly optimistic; "
-                      "`evaluate_model` measures an untouched out-of-time holdout)",
-        "depth_search": [{"max_depth": int(c["max_depth"]), "trees": int(b.num_boosted_rounds()),
-                          "valid_logloss": round(loss, 6)} for loss, b, c, _ in fits],
-        "reliability_by_decile": reliability_by_decile(valid_y, valid_pd),
-        "calibration": calibration_report,
-    })
+    metrics.update(
+        {
+            "n_train": int(cut),
+            "n_valid": int(n - cut),
+            "trees": int(booster.num_boosted_rounds()),
+            "max_depth": int(params["max_depth"]),
+            "validation": "time-ordered: the latest 20 % of applications, which also chose the depth, stopped the "
+            "boosting and fitted the calibration (so these figures are slightly optimistic; "
+            "`evaluate_model` measures an untouched out-of-time holdout)",
+            "depth_search": [
+                {
+                    "max_depth": int(c["max_depth"]),
+                    "trees": int(b.num_boosted_rounds()),
+                    "valid_logloss": round(loss, 6),
+                }
+                for loss, b, c, _ in fits
+            ],
+            "reliability_by_decile": reliability_by_decile(valid_y, valid_pd),
+            "calibration": calibration_report,
+        }
+    )
     digest = hashlib.sha256(np.ascontiguousarray(matrix).tobytes() + y.tobytes()).hexdigest()
     return TrainedModel(
         booster_ubj=bytes(booster.save_raw("ubj")),

@@ -27,17 +27,20 @@ RECENT_JOBS = 20
 class BulkUploadForm(forms.Form):
     segment = forms.ChoiceField(choices=Segment.choices, initial=Segment.B2B)
     file = forms.FileField(
-        label="CSV file", widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
+        label="CSV file",
+        widget=forms.FileInput(attrs={"accept": ".csv,text/csv"}),
         help_text=f"UTF-8, comma or semicolon separated, up to {bulk.MAX_ROWS:,} rows and "
-                  f"{bulk.MAX_BYTES // 2**20} MB.",
+        f"{bulk.MAX_BYTES // 2**20} MB.",
         error_messages={"required": "Choose a CSV file to score.", "empty": "The file is empty."},
     )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > bulk.MAX_BYTES:  # refused before the upload is read into memory
-            raise ValidationError(f"The file is {upload.size / 2**20:.1f} MB; the limit is "
-                                  f"{bulk.MAX_BYTES // 2**20} MB. Split it into smaller files.")
+            raise ValidationError(
+                f"The file is {upload.size / 2**20:.1f} MB; the limit is "
+                f"{bulk.MAX_BYTES // 2**20} MB. Split it into smaller files."
+            )
         return upload
 
 
@@ -51,8 +54,9 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                job = services_bulk.bulk_job_create(user=request.user, segment=form.cleaned_data["segment"],
-                                                    filename=upload.name, data=upload.read())
+                job = services_bulk.bulk_job_create(
+                    user=request.user, segment=form.cleaned_data["segment"], filename=upload.name, data=upload.read()
+                )
             except ValidationError as error:
                 apply_service_errors(form, error)
             else:
@@ -62,13 +66,18 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
     else:
         form = BulkUploadForm()
     champions = ModelVersion.objects.filter(status=ModelVersion.Status.CHAMPION).defer("booster_ubj")
-    return render(request, "scoring/bulk_upload.html", {
-        "form": form,
-        "jobs": services_bulk.bulk_jobs_for_user(request.user)[:RECENT_JOBS],
-        "champions": list(champions),
-        "can_upload": has_any_role(request.user, CAN_DECIDE),
-        "max_rows": bulk.MAX_ROWS,
-    }, status=status)
+    return render(
+        request,
+        "scoring/bulk_upload.html",
+        {
+            "form": form,
+            "jobs": services_bulk.bulk_jobs_for_user(request.user)[:RECENT_JOBS],
+            "champions": list(champions),
+            "can_upload": has_any_role(request.user, CAN_DECIDE),
+            "max_rows": bulk.MAX_ROWS,
+        },
+        status=status,
+    )
 
 
 @login_required

@@ -29,32 +29,44 @@ class PolicyForm(forms.Form):
     """Thresholds in percent as risk managers speak of them; the service stores fractions."""
 
     accept_max_pd = forms.DecimalField(
-        label="Accept below a PD of (%)", max_digits=6, decimal_places=3,
+        label="Accept below a PD of (%)",
+        max_digits=6,
+        decimal_places=3,
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text="A probability of default below this is recommended for acceptance.",
     )
     guarantee_max_pd = forms.DecimalField(
-        label="Ask for a guarantee below a PD of (%)", max_digits=6, decimal_places=3,
+        label="Ask for a guarantee below a PD of (%)",
+        max_digits=6,
+        decimal_places=3,
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text="Between the two thresholds a guarantee is asked for; from this one up, refuse.",
     )
     open_insolvency_proceeding = forms.BooleanField(
-        required=False, label="Refuse when an insolvency proceeding is open",
+        required=False,
+        label="Refuse when an insolvency proceeding is open",
     )
     sanctioned_naf_codes = forms.CharField(
-        required=False, label="Refuse these NAF codes", max_length=2000,
+        required=False,
+        label="Refuse these NAF codes",
+        max_length=2000,
         widget=forms.TextInput(attrs={"placeholder": "e.g. 92.00Z, 64.99Z"}),
         help_text="Comma-separated, like 62.01Z: two digits, a dot, two digits, a letter.",
     )
     max_amount = forms.DecimalField(
-        required=False, label="Refuse requests above (€)", max_digits=14, decimal_places=2,
+        required=False,
+        label="Refuse requests above (€)",
+        max_digits=14,
+        decimal_places=2,
         help_text="Leave empty for no cap.",
     )
     limit_revenue_share = forms.DecimalField(
-        label="Recommended limit: share of revenue", max_digits=4, decimal_places=3,
+        label="Recommended limit: share of revenue",
+        max_digits=4,
+        decimal_places=3,
         widget=forms.NumberInput(attrs={"step": "0.01"}),
         help_text="0.10 offers up to 10 % of revenue, less as the PD nears the guarantee threshold; "
-                  "0 recommends no limit.",
+        "0 recommends no limit.",
     )
 
     @classmethod
@@ -93,8 +105,12 @@ def _zones(policy: PolicyVersion) -> dict[str, float]:
     axis = min(1.0, max(0.2, 1.25 * policy.guarantee_max_pd))
     accept = 100 * policy.accept_max_pd / axis
     guarantee = 100 * (policy.guarantee_max_pd - policy.accept_max_pd) / axis
-    return {"axis": axis, "accept": round(accept, 2), "guarantee": round(guarantee, 2),
-            "refuse": round(max(0.0, 100 - accept - guarantee), 2)}
+    return {
+        "axis": axis,
+        "accept": round(accept, 2),
+        "guarantee": round(guarantee, 2),
+        "refuse": round(max(0.0, 100 - accept - guarantee), 2),
+    }
 
 
 @login_required
@@ -107,11 +123,23 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     for value, label in Segment.choices:
         versions = by_segment.get(value, [])
         current = next((v for v in versions if v.is_current), None)
-        segments.append({"value": value, "label": label, "current": current, "versions": versions,
-                         "zones": _zones(current) if current else None})
-    return render(request, "scoring/policy_list.html", {
-        "segments": segments, "can_edit": has_any_role(request.user, CAN_EDIT),
-    })
+        segments.append(
+            {
+                "value": value,
+                "label": label,
+                "current": current,
+                "versions": versions,
+                "zones": _zones(current) if current else None,
+            }
+        )
+    return render(
+        request,
+        "scoring/policy_list.html",
+        {
+            "segments": segments,
+            "can_edit": has_any_role(request.user, CAN_EDIT),
+        },
+    )
 
 
 @login_required
@@ -125,8 +153,7 @@ def policy_new(request: HttpRequest, segment: str) -> HttpResponse:
         form = PolicyForm(request.POST)
         if form.is_valid():
             try:
-                policy = policies.policy_create_version(segment=segment, values=form.policy_values(),
-                                                        user=request.user)
+                policy = policies.policy_create_version(segment=segment, values=form.policy_values(), user=request.user)
             except ValidationError as error:
                 if hasattr(error, "error_dict"):
                     for field, errors in error.message_dict.items():
@@ -134,12 +161,21 @@ def policy_new(request: HttpRequest, segment: str) -> HttpResponse:
                 else:
                     form.add_error(None, error.messages)
             else:
-                messages.success(request, f"Version {policy.version} of the {Segment(segment).label} policy "
-                                          "is now current.")
+                messages.success(
+                    request, f"Version {policy.version} of the {Segment(segment).label} policy is now current."
+                )
                 return redirect(f"{reverse('scoring:policy')}#policy-{segment}")
         status = 400
     else:
         form = PolicyForm(initial=PolicyForm.initial_from(current))
-    return render(request, "scoring/policy_form.html", {
-        "form": form, "segment": segment, "segment_label": Segment(segment).label, "current": current,
-    }, status=status)
+    return render(
+        request,
+        "scoring/policy_form.html",
+        {
+            "form": form,
+            "segment": segment,
+            "segment_label": Segment(segment).label,
+            "current": current,
+        },
+        status=status,
+    )

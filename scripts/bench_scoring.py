@@ -55,8 +55,12 @@ TREES, DEPTH, TRAIN_ROWS, WARMUP = 300, 4, 20000, 200
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
     ms = np.asarray(samples_ns, dtype=np.float64) / 1e6
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4),
-            "mean_ms": round(float(ms.mean()), 4), "max_ms": round(float(ms.max()), 4)}
+    return {
+        "p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "mean_ms": round(float(ms.mean()), 4),
+        "max_ms": round(float(ms.max()), 4),
+    }
 
 
 def machine() -> dict[str, str | int | float]:
@@ -68,8 +72,14 @@ def machine() -> dict[str, str | int | float]:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count() or 0, "python": platform.python_version(),
-            "xgboost": xgb.__version__, "numpy": np.__version__, "load_average_1m": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count() or 0,
+        "python": platform.python_version(),
+        "xgboost": xgb.__version__,
+        "numpy": np.__version__,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
 
 
 def main() -> None:
@@ -85,9 +95,15 @@ def main() -> None:
     amounts = [company.requested_amount for company, _, _ in portfolio]
     naf_codes = [company.naf_code for company, _, _ in portfolio]
     dates = [f"{i:09d}" for i in range(len(rows))]
-    trained = train_model(rows[:TRAIN_ROWS], labels[:TRAIN_ROWS], dates[:TRAIN_ROWS], feature_names=FEATURE_NAMES,
-                          categorical={f.name for f in CATALOGUE if f.categorical},
-                          params={"max_depth": DEPTH}, fixed_rounds=TREES)
+    trained = train_model(
+        rows[:TRAIN_ROWS],
+        labels[:TRAIN_ROWS],
+        dates[:TRAIN_ROWS],
+        feature_names=FEATURE_NAMES,
+        categorical={f.name for f in CATALOGUE if f.categorical},
+        params={"max_depth": DEPTH},
+        fixed_rounds=TREES,
+    )
     loaded = engine.model_from_trained(trained)
     assert loaded.booster.num_boosted_rounds() == TREES
     defaults = import_module("scoring.migrations.0002_default_policies").DEFAULTS["b2b"]
@@ -133,29 +149,45 @@ def main() -> None:
     full, pred, contrib = (percentiles(samples[name]) for name in ("full", "predict", "contribs"))
     xgb_p50 = pred["p50_ms"] + contrib["p50_ms"]
     result = {
-        "n": args.n, "trees": TREES, "max_depth": DEPTH, "features": len(FEATURE_NAMES),
-        "scoring": full, "xgboost_predict": pred, "xgboost_pred_contribs": contrib,
+        "n": args.n,
+        "trees": TREES,
+        "max_depth": DEPTH,
+        "features": len(FEATURE_NAMES),
+        "scoring": full,
+        "xgboost_predict": pred,
+        "xgboost_pred_contribs": contrib,
         "throughput_per_s_one_thread": round(1000 / statistics.fmean(np.asarray(samples["full"]) / 1e6), 1),
         "ratio_full_to_pred_contribs_p50": round(full["p50_ms"] / contrib["p50_ms"], 2),
         "ratio_full_to_predict_plus_contribs_p50": round(full["p50_ms"] / xgb_p50, 2),
         "goal_p99_le_3ms": full["p99_ms"] <= 3.0,
-        "machine": machine(), "setup_seconds": round(prepared, 1),
+        "machine": machine(),
+        "setup_seconds": round(prepared, 1),
     }
 
-    print(f"In-process scoring of one dossier, {TREES} trees of depth {DEPTH}, {len(FEATURE_NAMES)} features, "
-          f"n={args.n} (setup {prepared:.1f} s)")
+    print(
+        f"In-process scoring of one dossier, {TREES} trees of depth {DEPTH}, {len(FEATURE_NAMES)} features, "
+        f"n={args.n} (setup {prepared:.1f} s)"
+    )
     m = result["machine"]
-    print(f"Machine: {m['cpu']}, {m['cores']} cores, load {m['load_average_1m']}; "
-          f"Python {m['python']}, XGBoost {m['xgboost']}")
+    print(
+        f"Machine: {m['cpu']}, {m['cores']} cores, load {m['load_average_1m']}; "
+        f"Python {m['python']}, XGBoost {m['xgboost']}"
+    )
     print(f"{'':44}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'max ms':>9}")
-    for label, figures in (("features → PD → SHAP → factors → policy", full),
-                           ("XGBoost inplace_predict alone", pred),
-                           ("XGBoost pred_contribs alone (DMatrix built)", contrib)):
-        print(f"{label:44}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['mean_ms']:>9.3f}"
-              f"{figures['max_ms']:>9.3f}")
-    print(f"Throughput: {result['throughput_per_s_one_thread']:.0f} scorings/s on one thread. "
-          f"Full path / pred_contribs (p50): {result['ratio_full_to_pred_contribs_p50']:.2f}; "
-          f"/ (predict + pred_contribs): {result['ratio_full_to_predict_plus_contribs_p50']:.2f}.")
+    for label, figures in (
+        ("features → PD → SHAP → factors → policy", full),
+        ("XGBoost inplace_predict alone", pred),
+        ("XGBoost pred_contribs alone (DMatrix built)", contrib),
+    ):
+        print(
+            f"{label:44}{figures['p50_ms']:>9.3f}{figures['p99_ms']:>9.3f}{figures['mean_ms']:>9.3f}"
+            f"{figures['max_ms']:>9.3f}"
+        )
+    print(
+        f"Throughput: {result['throughput_per_s_one_thread']:.0f} scorings/s on one thread. "
+        f"Full path / pred_contribs (p50): {result['ratio_full_to_pred_contribs_p50']:.2f}; "
+        f"/ (predict + pred_contribs): {result['ratio_full_to_predict_plus_contribs_p50']:.2f}."
+    )
     print(f"Goal p99 ≤ 3 ms: {'met' if result['goal_p99_le_3ms'] else 'NOT met'} ({full['p99_ms']:.3f} ms).")
     if args.json:
         print(json.dumps(result, sort_keys=True))

@@ -54,7 +54,10 @@ def trained_once(segment: str = "b2b") -> TrainedModel:
         labels = [int(defaulted) for _, _, defaulted in portfolio]
         dates = [f"2024-01-01T00:00:{i:06d}" for i in range(len(rows))]
         _trained[segment] = train_model(
-            rows, labels, dates, feature_names=[f.name for f in catalogue],
+            rows,
+            labels,
+            dates,
+            feature_names=[f.name for f in catalogue],
             categorical={f.name for f in catalogue if f.categorical},
             directions={f.name: f.direction for f in catalogue},
         )
@@ -76,8 +79,9 @@ def reference_data(db) -> None:
 def champion(reference_data) -> ModelVersion:
     from scoring.services import champion_for, model_register
 
-    return champion_for("b2b") or model_register(segment="b2b", trained=trained_once(), trained_by="tests",
-                                                 promote=True)
+    return champion_for("b2b") or model_register(
+        segment="b2b", trained=trained_once(), trained_by="tests", promote=True
+    )
 
 
 # --- people -----------------------------------------------------------------------
@@ -130,8 +134,10 @@ def make_partner_client(name: str, scopes: list[str]) -> PartnerClient:
     partner = Partner.objects.create(name=name)
     secret = secrets.token_urlsafe(24)
     app = Application.objects.create(
-        name=f"{name} app", client_id=f"{name.lower().replace(' ', '-')}-{secrets.token_hex(4)}",
-        client_secret=secret, client_type=Application.CLIENT_CONFIDENTIAL,
+        name=f"{name} app",
+        client_id=f"{name.lower().replace(' ', '-')}-{secrets.token_hex(4)}",
+        client_secret=secret,
+        client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
     )
     api_client = ApiClient.objects.create(application=app, partner=partner, allowed_scopes=scopes)
@@ -235,16 +241,36 @@ def _database_url() -> str:
 @pytest.fixture
 def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Popen]:
     """`celery -A riskoffice worker --beat` on the configured broker, against this test's database."""
-    env = dict(os.environ, DATABASE_URL=_database_url(), DJANGO_SETTINGS_MODULE="riskoffice.settings",
-               SCORING_STALL_SECONDS="5", SCORING_REQUEUE_INTERVAL_SECONDS="2")
+    env = dict(
+        os.environ,
+        DATABASE_URL=_database_url(),
+        DJANGO_SETTINGS_MODULE="riskoffice.settings",
+        SCORING_STALL_SECONDS="5",
+        SCORING_REQUEUE_INTERVAL_SECONDS="2",
+    )
     celery = [sys.executable, "-m", "celery", "-A", "riskoffice"]
     subprocess.run([*celery, "purge", "-f"], env=env, cwd=ROOT, capture_output=True, timeout=60, check=False)
     log = tmp_path / "worker.log"
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*celery, "worker", "--beat", "--pool", "solo", "--loglevel", "INFO",
-             "--schedule", str(tmp_path / "beat-schedule"), "--hostname", f"test-{os.getpid()}@%h"],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                *celery,
+                "worker",
+                "--beat",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(tmp_path / "beat-schedule"),
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     deadline = time.monotonic() + 60
     while "ready." not in log.read_text() and time.monotonic() < deadline:
@@ -273,8 +299,14 @@ def fast_password_hashing(settings) -> None:
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture
@@ -295,8 +327,14 @@ def browser_page(monkeypatch) -> Iterator:
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.broken_resources = []
-        page.on("response", lambda r: page.broken_resources.append(f"{r.status} {r.url}")
-                if r.status >= 400 and r.request.resource_type != "document" else None)
+        page.on(
+            "response",
+            lambda r: (
+                page.broken_resources.append(f"{r.status} {r.url}")
+                if r.status >= 400 and r.request.resource_type != "document"
+                else None
+            ),
+        )
         page.on("pageerror", lambda error: page.broken_resources.append(f"script error: {error}"))
         yield page
         context.close()

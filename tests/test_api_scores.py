@@ -16,8 +16,7 @@ from scoring.services import score_compute
 
 from .conftest import make_partner_client, obtain_token
 
-VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok_123"],
-         "requested_amount": 25000}
+VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok_123"], "requested_amount": 25000}
 
 
 def _problem(response) -> dict:
@@ -33,24 +32,27 @@ def _problem(response) -> dict:
 
 
 def test_client_credentials_token_lives_one_hour(client, marketplace):
-    response = client.post("/o/token/", {"grant_type": "client_credentials"},
-                           HTTP_AUTHORIZATION=marketplace.basic_auth)
+    response = client.post("/o/token/", {"grant_type": "client_credentials"}, HTTP_AUTHORIZATION=marketplace.basic_auth)
     assert response.status_code == 200
     assert response.json()["expires_in"] == 3600
     assert set(response.json()["scope"].split()) == set(marketplace.scopes)
 
 
 def test_password_grant_is_refused(client, marketplace):
-    response = client.post("/o/token/", {"grant_type": "password", "username": "x", "password": "y"},
-                           HTTP_AUTHORIZATION=marketplace.basic_auth)
+    response = client.post(
+        "/o/token/",
+        {"grant_type": "password", "username": "x", "password": "y"},
+        HTTP_AUTHORIZATION=marketplace.basic_auth,
+    )
     assert response.status_code in (400, 401)
     assert "access_token" not in response.json()
 
 
 def test_a_client_cannot_obtain_a_scope_it_was_not_granted(client, db):
     reader = make_partner_client("Read Only Insurer", ["scores:read"])
-    response = client.post("/o/token/", {"grant_type": "client_credentials", "scope": "scores:write"},
-                           HTTP_AUTHORIZATION=reader.basic_auth)
+    response = client.post(
+        "/o/token/", {"grant_type": "client_credentials", "scope": "scores:write"}, HTTP_AUTHORIZATION=reader.basic_auth
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_scope"
 
@@ -65,16 +67,18 @@ def test_without_a_token_the_api_answers_401_problem(client, db):
 def test_a_token_without_the_write_scope_cannot_create(client, db):
     reader = make_partner_client("Read Only Insurer", ["scores:read"])
     token = obtain_token(client, reader)
-    response = client.post("/api/v1/scores", VALID, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.post(
+        "/api/v1/scores", VALID, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
+    )
     assert response.status_code == 403
     _problem(response)
     assert Dossier.objects.count() == 0
 
 
 def test_an_invalid_token_is_refused(client, db):
-    response = client.get("/api/v1/scores/00000000-0000-0000-0000-000000000000",
-                          HTTP_AUTHORIZATION="Bearer not-a-token")
+    response = client.get(
+        "/api/v1/scores/00000000-0000-0000-0000-000000000000", HTTP_AUTHORIZATION="Bearer not-a-token"
+    )
     assert response.status_code == 401
     _problem(response)
 
@@ -97,8 +101,9 @@ def test_a_valid_request_creates_a_dossier_answers_202_and_enqueues_scoring_afte
     assert dossier.requested_amount == Decimal("25000")
     assert dossier.bank_tokens == ["tok_123"]
     assert len(callbacks) == 1  # the scoring task, sent only once the dossier is committed
-    assert AuditEvent.objects.filter(action="dossier.created", object_id=str(dossier.pk),
-                                     actor_client=api.partner.api_client).exists()
+    assert AuditEvent.objects.filter(
+        action="dossier.created", object_id=str(dossier.pk), actor_client=api.partner.api_client
+    ).exists()
 
 
 def test_bank_tokens_are_encrypted_at_rest(api):
@@ -126,30 +131,47 @@ BAD_BODIES = [
     ("missing company", {"requested_amount": 1000}, "company"),
     ("missing siren", {"company": {}, "requested_amount": 1000}, "company.siren"),
     ("siren as a number", {"company": {"siren": 552100554}, "requested_amount": 1000}, "company.siren"),
-    ("siren failing Luhn (the article's example)", {"company": {"siren": "812345678"}, "requested_amount": 1000},
-     "company.siren"),
+    (
+        "siren failing Luhn (the article's example)",
+        {"company": {"siren": "812345678"}, "requested_amount": 1000},
+        "company.siren",
+    ),
     ("siren too short", {"company": {"siren": "55210055"}, "requested_amount": 1000}, "company.siren"),
-    ("VAT of the article", {"company": {"siren": "552100554", "vat": "FR78812345678"}, "requested_amount": 1000},
-     "company.vat"),
-    ("VAT with a wrong key", {"company": {"siren": "552100554", "vat": "FR11552100554"}, "requested_amount": 1000},
-     "company.vat"),
+    (
+        "VAT of the article",
+        {"company": {"siren": "552100554", "vat": "FR78812345678"}, "requested_amount": 1000},
+        "company.vat",
+    ),
+    (
+        "VAT with a wrong key",
+        {"company": {"siren": "552100554", "vat": "FR11552100554"}, "requested_amount": 1000},
+        "company.vat",
+    ),
     ("company not an object", {"company": "552100554", "requested_amount": 1000}, "company"),
-    ("unknown company field", {"company": {"siren": "552100554", "name": "X"}, "requested_amount": 1000},
-     "company.name"),
+    (
+        "unknown company field",
+        {"company": {"siren": "552100554", "name": "X"}, "requested_amount": 1000},
+        "company.name",
+    ),
     ("missing amount", {"company": {"siren": "552100554"}}, "requested_amount"),
     ("negative amount", {"company": {"siren": "552100554"}, "requested_amount": -5}, "requested_amount"),
     ("amount not a number", {"company": {"siren": "552100554"}, "requested_amount": "lots"}, "requested_amount"),
     ("amount as a boolean", {"company": {"siren": "552100554"}, "requested_amount": True}, "requested_amount"),
     ("absurd amount", {"company": {"siren": "552100554"}, "requested_amount": 10**12}, "requested_amount"),
-    ("bank_data not a list", {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": "tok"},
-     "bank_data"),
-    ("bank token not a string", {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": [12]},
-     "bank_data"),
-    ("empty bank token", {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": [""]},
-     "bank_data"),
+    (
+        "bank_data not a list",
+        {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": "tok"},
+        "bank_data",
+    ),
+    (
+        "bank token not a string",
+        {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": [12]},
+        "bank_data",
+    ),
+    ("empty bank token", {"company": {"siren": "552100554"}, "requested_amount": 1, "bank_data": [""]}, "bank_data"),
     ("unknown top-level field", dict(VALID, amount=5), "amount"),
     ("a JSON array", [VALID], "body"),
-    ("a JSON string", "\"hello\"", "body"),
+    ("a JSON string", '"hello"', "body"),
     ("an empty object", {}, "company"),
 ]
 
@@ -166,7 +188,10 @@ def test_bad_input_gets_a_400_problem_naming_the_field_and_stores_nothing(api, c
 
 
 def test_malformed_json_gets_a_400_problem(api):
-    response = api.post("/api/v1/scores", '{"company": {"siren": "552100554"', )
+    response = api.post(
+        "/api/v1/scores",
+        '{"company": {"siren": "552100554"',
+    )
     assert response.status_code == 400
     assert "JSON parse error" in _problem(response)["detail"]
     assert Dossier.objects.count() == 0
@@ -249,7 +274,12 @@ def test_an_unknown_or_malformed_id_gets_404(api, bad_id):
 
 def test_the_same_company_is_stored_once_across_dossiers(api, other_partner):
     api.post("/api/v1/scores", VALID)
-    dossier_create(partner=other_partner.partner, siren="552100554", requested_amount=Decimal(10), bank_tokens=[],
-                   actor=Actor(client=other_partner.api_client))
+    dossier_create(
+        partner=other_partner.partner,
+        siren="552100554",
+        requested_amount=Decimal(10),
+        bank_tokens=[],
+        actor=Actor(client=other_partner.api_client),
+    )
     assert Dossier.objects.count() == 2
     assert Dossier.objects.values("company").distinct().count() == 1

@@ -35,11 +35,11 @@ REFERENCE = "CUST-00042"
 VALID = {"individual": {"reference": REFERENCE}, "bank_data": ["tok_abc"], "requested_amount": 3000}
 
 
-
 @pytest.fixture
 def b2c_champion(reference_data) -> ModelVersion:
-    return champion_for("b2c") or model_register(segment="b2c", trained=trained_once("b2c"), trained_by="tests",
-                                                 promote=True)
+    return champion_for("b2c") or model_register(
+        segment="b2c", trained=trained_once("b2c"), trained_by="tests", promote=True
+    )
 
 
 def _problem_fields(response) -> dict[str, list[str]]:
@@ -78,8 +78,13 @@ def test_a_partner_posts_an_individual_and_gets_a_b2c_dossier_for_its_own_indivi
 def test_the_same_reference_is_one_individual_per_partner_and_another_partners_is_another(api, other_partner):
     api.post("/api/v1/scores", VALID)
     api.post("/api/v1/scores", dict(VALID, requested_amount=1200))
-    dossier_create_individual(partner=other_partner.partner, reference=REFERENCE, requested_amount=Decimal(500),
-                              bank_tokens=[], actor=Actor(client=other_partner.api_client))
+    dossier_create_individual(
+        partner=other_partner.partner,
+        reference=REFERENCE,
+        requested_amount=Decimal(500),
+        bank_tokens=[],
+        actor=Actor(client=other_partner.api_client),
+    )
     assert Dossier.objects.filter(segment="b2c").count() == 3
     ours = Individual.objects.get(partner=api.partner.partner)
     theirs = Individual.objects.get(partner=other_partner.partner)
@@ -106,11 +111,15 @@ BAD_INDIVIDUALS = [
     ("reference as null", {"individual": {"reference": None}}, "individual.reference"),
     ("individual not an object", {"individual": REFERENCE}, "individual"),
     ("individual as null", {"individual": None}, "individual"),
-    ("a name beside the reference", {"individual": {"reference": REFERENCE, "name": "Jean Dupont"}},
-     "individual.name"),
-    ("financial statements for an individual",
-     {"individual": {"reference": REFERENCE},
-      "financial_statements": [{"fiscal_year_end": "2024-12-31", "revenue": 1000}]}, "financial_statements"),
+    ("a name beside the reference", {"individual": {"reference": REFERENCE, "name": "Jean Dupont"}}, "individual.name"),
+    (
+        "financial statements for an individual",
+        {
+            "individual": {"reference": REFERENCE},
+            "financial_statements": [{"fiscal_year_end": "2024-12-31", "revenue": 1000}],
+        },
+        "financial_statements",
+    ),
 ]
 
 
@@ -155,8 +164,9 @@ def test_an_individual_is_scored_on_300_to_850_with_a_band_a_b2c_decision_and_re
     assert score.band == band_for(score.probability_of_default)
     policy = policy_current("b2c")
     assert score.policy_version == policy and policy.label == "b2c-policy-v1"
-    expected = policy_apply(policy, pd=score.probability_of_default, features=score.snapshot.features,
-                            requested_amount=3000.0)
+    expected = policy_apply(
+        policy, pd=score.probability_of_default, features=score.snapshot.features, requested_amount=3000.0
+    )
     assert score.decision == dossier.decision == expected.decision
     assert score.recommended_limit is None  # the B2C policy sets no revenue-based limit
     assert len(score.factors) >= 3
@@ -220,14 +230,23 @@ def test_a_sandbox_reference_always_gives_the_same_person_and_without_bank_data_
 
 
 def test_late_repayments_and_sepa_incidents_on_file_for_the_individual_count_in_its_features(api):
-    dossier = Dossier.objects.select_related("individual", "partner").get(pk=api.post("/api/v1/scores",
-                                                                                       VALID).json()["id"])
+    dossier = Dossier.objects.select_related("individual", "partner").get(
+        pk=api.post("/api/v1/scores", VALID).json()["id"]
+    )
     profile = sandbox_individual(REFERENCE, with_bank=True)
     today = timezone.localdate()
-    for kind, days_ago in (("payment_delay", 10), ("payment_delay", 100), ("sepa_incident", 5),
-                           ("payment_delay", 400)):  # the last one is older than 12 months
-        NegativeEvent.objects.create(individual=dossier.individual, kind=kind, source="partner:test",
-                                     occurred_on=today - timedelta(days=days_ago))
+    for kind, days_ago in (
+        ("payment_delay", 10),
+        ("payment_delay", 100),
+        ("sepa_incident", 5),
+        ("payment_delay", 400),
+    ):  # the last one is older than 12 months
+        NegativeEvent.objects.create(
+            individual=dossier.individual,
+            kind=kind,
+            source="partner:test",
+            occurred_on=today - timedelta(days=days_ago),
+        )
     gathered = gather_individual(dossier)
     assert gathered.events["late_repayments_12m"] == profile.events["late_repayments_12m"] + 2
     assert gathered.bank["rejected_sepa_debits_12m"] == profile.bank["rejected_sepa_debits_12m"] + 1
@@ -316,8 +335,7 @@ def test_seed_demo_seeds_individuals_and_train_model_trains_a_b2c_champion(refer
     assert 0.02 < default_rate < 0.09
     snapshot = FeatureSnapshot.objects.filter(dossier__segment="b2c").first()
     assert set(snapshot.features) == set(B2C_FEATURE_NAMES)
-    assert snapshot.provenance["synthetic"]["true_pd"] == pytest.approx(true_pd_individual(snapshot.features),
-                                                                         abs=1e-6)
+    assert snapshot.provenance["synthetic"]["true_pd"] == pytest.approx(true_pd_individual(snapshot.features), abs=1e-6)
     for dossier in b2c[:50]:
         assert dossier.outcome.occurred_on >= dossier.created_at.date()
 

@@ -29,8 +29,13 @@ DOSSIER_LINK = re.compile(r'href="/dossiers/([0-9a-f-]{36})/"')
 
 def scored_dossier(marketplace, siren: str = SIREN) -> Dossier:
     """A B2B dossier created as the partner API would, then scored by the real scoring service."""
-    dossier = dossier_create(partner=marketplace.partner, siren=siren, requested_amount=Decimal("25000"),
-                             bank_tokens=["t"], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren=siren,
+        requested_amount=Decimal("25000"),
+        bank_tokens=["t"],
+        actor=Actor(client=marketplace.api_client),
+    )
     assert score_compute(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     assert dossier.status == Dossier.Status.SCORED
@@ -55,8 +60,11 @@ def dossier(champion, marketplace) -> Dossier:
 
 
 def audit_actions(dossier: Dossier) -> list[str]:
-    return list(AuditEvent.objects.filter(object_type="dossiers.dossier", object_id=str(dossier.pk))
-                .order_by("at", "id").values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(object_type="dossiers.dossier", object_id=str(dossier.pk))
+        .order_by("at", "id")
+        .values_list("action", flat=True)
+    )
 
 
 # --- who may come in ---------------------------------------------------------------------
@@ -109,14 +117,14 @@ def test_a_logged_in_user_without_a_role_cannot_open_a_dossier(client, outsider,
     assert 'data-testid="score"' not in body
 
 
-def test_a_logged_in_user_without_a_role_cannot_override_or_record_an_outcome(
-    client, outsider, dossier
-):
+def test_a_logged_in_user_without_a_role_cannot_override_or_record_an_outcome(client, outsider, dossier):
     login(client, outsider)
-    override = client.post(f"{detail_url(dossier)}override",
-                           {"decision": other_decision(dossier.decision), "reason": "let me in"})
-    outcome = client.post(f"{detail_url(dossier)}outcome",
-                          {"status": "repaid", "occurred_on": timezone.localdate().isoformat()})
+    override = client.post(
+        f"{detail_url(dossier)}override", {"decision": other_decision(dossier.decision), "reason": "let me in"}
+    )
+    outcome = client.post(
+        f"{detail_url(dossier)}outcome", {"status": "repaid", "occurred_on": timezone.localdate().isoformat()}
+    )
     assert override.status_code in {403, 404} and outcome.status_code in {403, 404}
     assert not Override.objects.exists() and not Outcome.objects.exists()
 
@@ -144,8 +152,9 @@ def test_an_auditor_can_read_a_dossier_but_is_offered_no_forms(client, auditor, 
 def test_an_auditor_is_forbidden_to_override_and_nothing_changes(client, auditor, dossier):
     login(client, auditor)
     events_before = AuditEvent.objects.count()
-    response = client.post(f"{detail_url(dossier)}override",
-                           {"decision": other_decision(dossier.decision), "reason": "I audit, I decide"})
+    response = client.post(
+        f"{detail_url(dossier)}override", {"decision": other_decision(dossier.decision), "reason": "I audit, I decide"}
+    )
     assert response.status_code == 403
     unchanged = Dossier.objects.get(pk=dossier.pk)
     assert unchanged.decision == dossier.decision and not unchanged.decision_overridden
@@ -156,8 +165,9 @@ def test_an_auditor_is_forbidden_to_override_and_nothing_changes(client, auditor
 def test_an_auditor_is_forbidden_to_record_an_outcome_and_nothing_changes(client, auditor, dossier):
     login(client, auditor)
     events_before = AuditEvent.objects.count()
-    response = client.post(f"{detail_url(dossier)}outcome",
-                           {"status": "defaulted", "occurred_on": timezone.localdate().isoformat()})
+    response = client.post(
+        f"{detail_url(dossier)}outcome", {"status": "defaulted", "occurred_on": timezone.localdate().isoformat()}
+    )
     assert response.status_code == 403
     assert not Outcome.objects.exists()
     assert AuditEvent.objects.count() == events_before
@@ -166,9 +176,7 @@ def test_an_auditor_is_forbidden_to_record_an_outcome_and_nothing_changes(client
 # --- the analyst reads ----------------------------------------------------------------------
 
 
-def test_an_analyst_sees_a_scored_dossier_in_the_queue_with_its_company_and_score(
-    client, analyst, dossier
-):
+def test_an_analyst_sees_a_scored_dossier_in_the_queue_with_its_company_and_score(client, analyst, dossier):
     login(client, analyst)
     response = client.get("/dossiers/")
     assert response.status_code == 200
@@ -181,8 +189,13 @@ def test_an_analyst_sees_a_scored_dossier_in_the_queue_with_its_company_and_scor
 
 def test_the_queue_filters_by_status(client, analyst, champion, marketplace):
     scored = scored_dossier(marketplace, SIREN)
-    pending = dossier_create(partner=marketplace.partner, siren=OTHER_SIREN, requested_amount=Decimal("1000"),
-                             bank_tokens=[], actor=Actor(client=marketplace.api_client))
+    pending = dossier_create(
+        partner=marketplace.partner,
+        siren=OTHER_SIREN,
+        requested_amount=Decimal("1000"),
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     login(client, analyst)
     body = client.get("/dossiers/?status=pending").content.decode()
     assert detail_url(pending) in body and detail_url(scored) not in body
@@ -232,13 +245,12 @@ def test_the_outcome_form_offers_today_as_a_date_the_browser_can_show(client, an
 # --- overriding ---------------------------------------------------------------------------------
 
 
-def test_an_override_without_a_reason_is_refused_with_the_error_shown_and_nothing_stored(
-    client, analyst, dossier
-):
+def test_an_override_without_a_reason_is_refused_with_the_error_shown_and_nothing_stored(client, analyst, dossier):
     login(client, analyst)
     events_before = AuditEvent.objects.count()
-    response = client.post(f"{detail_url(dossier)}override",
-                           {"decision": other_decision(dossier.decision), "reason": "   "})
+    response = client.post(
+        f"{detail_url(dossier)}override", {"decision": other_decision(dossier.decision), "reason": "   "}
+    )
     assert response.status_code == 400
     body = response.content.decode()
     assert "An override needs a reason." in body
@@ -249,14 +261,13 @@ def test_an_override_without_a_reason_is_refused_with_the_error_shown_and_nothin
     assert AuditEvent.objects.count() == events_before
 
 
-def test_an_override_with_a_reason_changes_the_decision_and_is_recorded_and_audited(
-    client, analyst, dossier
-):
+def test_an_override_with_a_reason_changes_the_decision_and_is_recorded_and_audited(client, analyst, dossier):
     login(client, analyst)
     original = dossier.decision
     target = other_decision(original)
-    response = client.post(f"{detail_url(dossier)}override",
-                           {"decision": target, "reason": "  Guarantor signed in branch.  "}, follow=True)
+    response = client.post(
+        f"{detail_url(dossier)}override", {"decision": target, "reason": "  Guarantor signed in branch.  "}, follow=True
+    )
     assert response.status_code == 200
     assert response.redirect_chain == [(detail_url(dossier), 302)]
 
@@ -281,12 +292,9 @@ def test_an_override_with_a_reason_changes_the_decision_and_is_recorded_and_audi
     assert 'data-testid="overrides"' in body and f"<strong>{analyst.username}</strong>" in body
 
 
-def test_overriding_to_the_decision_already_in_force_is_refused_with_a_clear_error(
-    client, analyst, dossier
-):
+def test_overriding_to_the_decision_already_in_force_is_refused_with_a_clear_error(client, analyst, dossier):
     login(client, analyst)
-    response = client.post(f"{detail_url(dossier)}override",
-                           {"decision": dossier.decision, "reason": "Same again"})
+    response = client.post(f"{detail_url(dossier)}override", {"decision": dossier.decision, "reason": "Same again"})
     assert response.status_code == 400
     assert f"The decision is already {dossier.get_decision_display().lower()}." in response.content.decode()
     assert not Override.objects.exists()
@@ -314,14 +322,19 @@ def test_the_override_endpoint_only_accepts_post(client, analyst, dossier):
 def test_an_analyst_records_an_outcome_which_is_stored_and_audited(client, analyst, dossier, status):
     login(client, analyst)
     today = timezone.localdate()
-    response = client.post(f"{detail_url(dossier)}outcome", {"status": status, "occurred_on": today.isoformat()},
-                           follow=True)
+    response = client.post(
+        f"{detail_url(dossier)}outcome", {"status": status, "occurred_on": today.isoformat()}, follow=True
+    )
     assert response.status_code == 200
     assert response.redirect_chain == [(detail_url(dossier), 302)]
 
     outcome = Outcome.objects.get()
     assert (outcome.dossier_id, outcome.status, outcome.occurred_on, outcome.recorded_by) == (
-        dossier.pk, status, today, analyst)
+        dossier.pk,
+        status,
+        today,
+        analyst,
+    )
     event = AuditEvent.objects.get(action="dossier.outcome_recorded")
     assert event.object_id == str(dossier.pk) and event.actor_user == analyst
     assert event.after == {"outcome": status, "occurred_on": today.isoformat()}
@@ -365,16 +378,21 @@ def test_an_outcome_dated_before_the_application_is_refused(client, analyst, dos
 # --- bad addresses ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("pk", ["not-a-uuid", "12345", "00000000-0000-0000-0000-000000000000",
-                                "'; DROP TABLE dossiers_dossier; --"])
+@pytest.mark.parametrize(
+    "pk", ["not-a-uuid", "12345", "00000000-0000-0000-0000-000000000000", "'; DROP TABLE dossiers_dossier; --"]
+)
 def test_a_malformed_or_unknown_dossier_id_is_a_404_page_not_a_500(client, analyst, pk):
     login(client, analyst)
     response = client.get(f"/dossiers/{pk}/")
     assert response.status_code == 404
     assert "Not found" in response.content.decode()
     assert client.post(f"/dossiers/{pk}/override", {"decision": "refuse", "reason": "x"}).status_code == 404
-    assert client.post(f"/dossiers/{pk}/outcome", {"status": "repaid",
-                                                   "occurred_on": timezone.localdate().isoformat()}).status_code == 404
+    assert (
+        client.post(
+            f"/dossiers/{pk}/outcome", {"status": "repaid", "occurred_on": timezone.localdate().isoformat()}
+        ).status_code
+        == 404
+    )
 
 
 # --- performance ------------------------------------------------------------------------------------------

@@ -18,13 +18,17 @@ from tests.conftest import ARTIFACTS, PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-
 @pytest.fixture
 def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
     # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
     monkeypatch.setattr(score_dossier, "delay", lambda *args, **kwargs: None)
-    dossier = dossier_create(partner=marketplace.partner, siren="552100554", requested_amount=Decimal("25000"),
-                             bank_tokens=["t"], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren="552100554",
+        requested_amount=Decimal("25000"),
+        bank_tokens=["t"],
+        actor=Actor(client=marketplace.api_client),
+    )
     assert score_compute(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     return dossier

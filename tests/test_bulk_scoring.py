@@ -44,8 +44,9 @@ def portfolio_rows(n: int, seed: int = 3) -> list[dict[str, Any]]:
     return rows
 
 
-def csv_bytes(rows: list[dict[str, Any]], *, delimiter: str = ",", bom: bool = False,
-              decimal_comma: bool = False) -> bytes:
+def csv_bytes(
+    rows: list[dict[str, Any]], *, delimiter: str = ",", bom: bool = False, decimal_comma: bool = False
+) -> bytes:
     def cell(value: Any) -> str:
         text = "" if value is None else str(value)
         return text.replace(".", ",") if decimal_comma and isinstance(value, float) else text
@@ -83,10 +84,15 @@ def expected_for(champion, policy, row: dict[str, Any]) -> dict[str, Any]:
     decision = policy_apply(policy, pd=pd, features=features, requested_amount=row["requested_amount"])
     factors = engine.factors_from(explanation, features, top=3)
     return {
-        "pd": pd, "score": score_for(pd, "b2b"), "band": band_for(pd), "decision": decision.decision,
+        "pd": pd,
+        "score": score_for(pd, "b2b"),
+        "band": band_for(pd),
+        "decision": decision.decision,
         "rules_fired": "|".join(decision.rules_fired),
-        "factors": [("raises risk: " if f["direction"] == "increases_risk" else "lowers risk: ") + f["text"]["en"]
-                    for f in factors],
+        "factors": [
+            ("raises risk: " if f["direction"] == "increases_risk" else "lowers risk: ") + f["text"]["en"]
+            for f in factors
+        ],
     }
 
 
@@ -98,8 +104,19 @@ def test_score_file_appends_pd_score_band_decision_rules_and_three_factors_to_ev
     output, stdout = run_score_file(tmp_path, csv_bytes(rows))
 
     columns, scored = read_output(output)
-    assert columns == [*rows[0], "probability_of_default", "score", "band", "decision", "recommended_limit",
-                       "rules_fired", "factor_1", "factor_2", "factor_3", "error"]
+    assert columns == [
+        *rows[0],
+        "probability_of_default",
+        "score",
+        "band",
+        "decision",
+        "recommended_limit",
+        "rules_fired",
+        "factor_1",
+        "factor_2",
+        "factor_3",
+        "error",
+    ]
     assert [row["id"] for row in scored] == [row["id"] for row in rows]
     policy = policy_current("b2b")
     for row, out in zip(rows, scored, strict=True):
@@ -134,9 +151,7 @@ def test_a_row_with_a_non_numeric_value_gets_an_error_and_the_rest_of_the_file_i
     assert "5 rows, 4 scored, 1 errors" in stdout
 
 
-def test_a_row_with_more_cells_than_the_header_gets_an_error_and_trailing_empty_cells_are_ignored(
-    tmp_path, champion
-):
+def test_a_row_with_more_cells_than_the_header_gets_an_error_and_trailing_empty_cells_are_ignored(tmp_path, champion):
     rows = portfolio_rows(3)
     lines = csv_bytes(rows).decode().splitlines()
     lines[0] += ",,"  # a spreadsheet's empty trailing columns
@@ -145,16 +160,14 @@ def test_a_row_with_more_cells_than_the_header_gets_an_error_and_trailing_empty_
     output, stdout = run_score_file(tmp_path, ("\r\n".join(lines) + "\r\n").encode())
 
     columns, scored = read_output(output)
-    assert columns[:len(rows[0])] == list(rows[0])
+    assert columns[: len(rows[0])] == list(rows[0])
     assert scored[0]["error"] == "" and scored[0]["decision"]
     assert scored[1]["error"] == f"The row has {len(rows[0]) + 1} cells; the header names {len(rows[0])} columns."
     assert scored[1]["decision"] == "" and scored[1]["id"] == rows[1]["id"]
     assert "3 rows, 2 scored, 1 errors" in stdout
 
 
-def test_a_french_excel_file_with_bom_semicolons_and_decimal_commas_is_read_and_written_back_alike(
-    tmp_path, champion
-):
+def test_a_french_excel_file_with_bom_semicolons_and_decimal_commas_is_read_and_written_back_alike(tmp_path, champion):
     rows = portfolio_rows(20, seed=8)
     output, stdout = run_score_file(tmp_path, csv_bytes(rows, delimiter=";", bom=True, decimal_comma=True))
 
@@ -187,12 +200,15 @@ def test_requested_amount_and_naf_code_columns_feed_the_policy_knockouts(tmp_pat
 
 def test_a_calibrated_champion_scores_each_row_exactly_like_explain_one(champion):
     calibrated = model_register(
-        segment="b2b", trained=dataclasses.replace(trained_once(), calibration={"a": 0.8, "b": -0.35}),
-        trained_by="tests", promote=True,
+        segment="b2b",
+        trained=dataclasses.replace(trained_once(), calibration={"a": 0.8, "b": -0.35}),
+        trained_by="tests",
+        promote=True,
     )
     rows = portfolio_rows(40, seed=21)
-    scored = bulk.score_rows([{k: "" if v is None else str(v) for k, v in row.items()} for row in rows],
-                             calibrated, policy_current("b2b"))
+    scored = bulk.score_rows(
+        [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows], calibrated, policy_current("b2b")
+    )
     loaded = engine.model_load(calibrated)
     assert loaded.calibration == {"a": 0.8, "b": -0.35}
     for row, out in zip(rows, scored, strict=True):
@@ -209,16 +225,19 @@ def test_ten_thousand_rows_score_in_well_under_a_minute(tmp_path, champion):
     assert len(output.splitlines()) == 10_001
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"", "The file is empty."),
-    (b",,,\r\n,,\r\n", "The file is empty."),
-    (b"\xff\xfeid,revenue\n1,2\n", "not UTF-8 text"),
-    (b"PK\x03\x04rest of a workbook", "This is an Excel workbook, not a CSV file"),
-    (b"12,5000,3\n13,7000,4\n", "The header names none of the model's features"),
-    (b"id,revenue\n", "The file has a header but no rows to score."),
-    (b"id,revenue,revenue\n1,2,3\n", "The header names these columns twice: revenue."),
-    (b"id,score\n1,2\n", "The file already has a column named score"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The file is empty."),
+        (b",,,\r\n,,\r\n", "The file is empty."),
+        (b"\xff\xfeid,revenue\n1,2\n", "not UTF-8 text"),
+        (b"PK\x03\x04rest of a workbook", "This is an Excel workbook, not a CSV file"),
+        (b"12,5000,3\n13,7000,4\n", "The header names none of the model's features"),
+        (b"id,revenue\n", "The file has a header but no rows to score."),
+        (b"id,revenue,revenue\n1,2,3\n", "The header names these columns twice: revenue."),
+        (b"id,score\n1,2\n", "The file already has a column named score"),
+    ],
+)
 def test_a_file_that_cannot_be_scored_is_a_clear_command_error(tmp_path, champion, content, message):
     source = tmp_path / "in.csv"
     source.write_bytes(content)
@@ -279,8 +298,7 @@ def test_an_analyst_uploads_a_file_and_a_queued_job_is_enqueued_after_commit(
     job = BulkScoringJob.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/scoring/bulk/{job.pk}/"
     assert (job.status, job.rows_total, job.rows_done) == ("queued", 30, 0)
-    assert (job.filename, job.segment, job.created_by, job.model_version) == ("portfolio.csv", "b2b", analyst,
-                                                                              champion)
+    assert (job.filename, job.segment, job.created_by, job.model_version) == ("portfolio.csv", "b2b", analyst, champion)
     assert enqueued == [str(job.pk)]
     event = AuditEvent.objects.get(action="bulk_job.created")
     assert event.actor_user == analyst and event.object_id == str(job.pk)
@@ -447,20 +465,34 @@ def _too_many_rows() -> bytes:
     return b"id,revenue\n" + b"".join(b"%d,1000\n" % i for i in range(bulk.MAX_ROWS + 1))
 
 
-@pytest.mark.parametrize(("make_content", "name", "message"), [
-    pytest.param(lambda: b"", "empty.csv", "The file is empty.", id="empty"),
-    pytest.param(lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "photo.png", "The file is not UTF-8 text",
-                 id="png"),
-    pytest.param(lambda: b"PK\x03\x04\x14\x00\x06\x00", "book.xlsx", "This is an Excel workbook, not a CSV file",
-                 id="xlsx"),
-    pytest.param(lambda: b"id,revenue\n", "header-only.csv", "The file has a header but no rows to score.",
-                 id="header-only"),
-    pytest.param(lambda: b"1,2,3\n4,5,6\n", "no-header.csv", "The header names none of the model&#x27;s features.",
-                 id="no-header"),
-    pytest.param(_too_many_rows, "huge.csv", "The file has more than 50,000 rows", id="too-many-rows"),
-    pytest.param(lambda: b"id,revenue\n" + b"1,1000\n" * (bulk.MAX_BYTES // 7), "big.csv",
-                 "the limit is 20 MB", id="over-20-MB"),
-])
+@pytest.mark.parametrize(
+    ("make_content", "name", "message"),
+    [
+        pytest.param(lambda: b"", "empty.csv", "The file is empty.", id="empty"),
+        pytest.param(
+            lambda: b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "photo.png", "The file is not UTF-8 text", id="png"
+        ),
+        pytest.param(
+            lambda: b"PK\x03\x04\x14\x00\x06\x00", "book.xlsx", "This is an Excel workbook, not a CSV file", id="xlsx"
+        ),
+        pytest.param(
+            lambda: b"id,revenue\n", "header-only.csv", "The file has a header but no rows to score.", id="header-only"
+        ),
+        pytest.param(
+            lambda: b"1,2,3\n4,5,6\n",
+            "no-header.csv",
+            "The header names none of the model&#x27;s features.",
+            id="no-header",
+        ),
+        pytest.param(_too_many_rows, "huge.csv", "The file has more than 50,000 rows", id="too-many-rows"),
+        pytest.param(
+            lambda: b"id,revenue\n" + b"1,1000\n" * (bulk.MAX_BYTES // 7),
+            "big.csv",
+            "the limit is 20 MB",
+            id="over-20-MB",
+        ),
+    ],
+)
 def test_a_file_that_cannot_be_scored_is_a_clear_form_error_and_no_job(
     client, analyst, champion, enqueued, make_content, name, message
 ):
@@ -485,11 +517,8 @@ def test_a_segment_without_a_champion_is_a_clear_form_error(client, analyst, cha
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_celery_worker_scores_an_uploaded_file_once_the_upload_commits(
-    champion, analyst, celery_worker_process
-):
-    job = bulk_job_create(user=analyst, segment="b2b", filename="portfolio.csv",
-                          data=csv_bytes(portfolio_rows(2500)))
+def test_a_real_celery_worker_scores_an_uploaded_file_once_the_upload_commits(champion, analyst, celery_worker_process):
+    job = bulk_job_create(user=analyst, segment="b2b", filename="portfolio.csv", data=csv_bytes(portfolio_rows(2500)))
     deadline = time.monotonic() + 90
     while job.status not in {"done", "failed"} and time.monotonic() < deadline:
         time.sleep(0.3)
@@ -498,8 +527,6 @@ def test_a_real_celery_worker_scores_an_uploaded_file_once_the_upload_commits(
     assert job.rows_done == job.rows_total == 2500
     job.refresh_from_db()
     assert len(read_output(bytes(job.output_csv))[1]) == 2500
-
-
 
 
 @pytest.mark.browser

@@ -76,8 +76,9 @@ def test_setup_demo_creates_one_user_per_role_and_a_working_oauth_client(client,
     for username in ("analyst", "senior", "admin", "auditor"):
         assert User.objects.get(username=username).groups.count() == 1
     secret = re.search(r"client_secret: (\S+)", output).group(1)
-    response = client.post("/o/token/", {"grant_type": "client_credentials", "client_id": "demo-marketplace",
-                                         "client_secret": secret})
+    response = client.post(
+        "/o/token/", {"grant_type": "client_credentials", "client_id": "demo-marketplace", "client_secret": secret}
+    )
     assert response.status_code == 200
 
 

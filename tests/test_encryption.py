@@ -28,9 +28,18 @@ def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     return subprocess.run(
         [sys.executable, "-c", code],
-        env=dict(base, DJANGO_SETTINGS_MODULE="riskoffice.settings", RISKOFFICE_VAR_DIR=str(tmp_path / "var"),
-                 DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **env),
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        env=dict(
+            base,
+            DJANGO_SETTINGS_MODULE="riskoffice.settings",
+            RISKOFFICE_VAR_DIR=str(tmp_path / "var"),
+            DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            **env,
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -17,26 +17,36 @@ def test_a_partner_gets_a_score_computed_by_a_real_worker_and_a_signed_webhook(
 ):
     base = live_server.url
     token_response = requests.post(
-        f"{base}/o/token/", data={"grant_type": "client_credentials"},
-        auth=(marketplace.client_id, marketplace.client_secret), timeout=10,
+        f"{base}/o/token/",
+        data={"grant_type": "client_credentials"},
+        auth=(marketplace.client_id, marketplace.client_secret),
+        timeout=10,
     )
     assert token_response.status_code == 200, token_response.text
     token = token_response.json()
     assert token["token_type"] == "Bearer" and token["expires_in"] <= 3600
     auth = {"Authorization": f"Bearer {token['access_token']}"}
 
-    hook = requests.post(f"{base}/api/v1/webhooks", json={"url": webhook_receiver.url,
-                                                          "event_types": ["score.completed"]},
-                         headers=auth, timeout=10)
+    hook = requests.post(
+        f"{base}/api/v1/webhooks",
+        json={"url": webhook_receiver.url, "event_types": ["score.completed"]},
+        headers=auth,
+        timeout=10,
+    )
     assert hook.status_code == 201, hook.text
     secret = hook.json()["secret"]
     assert secret.startswith("whsec_")
 
-    created = requests.post(f"{base}/api/v1/scores", headers=auth, timeout=10, json={
-        "company": {"siren": "552100554", "vat": "FR96552100554"},
-        "bank_data": ["token_agregateur_open_banking"],
-        "requested_amount": 25000,
-    })
+    created = requests.post(
+        f"{base}/api/v1/scores",
+        headers=auth,
+        timeout=10,
+        json={
+            "company": {"siren": "552100554", "vat": "FR96552100554"},
+            "bank_data": ["token_agregateur_open_banking"],
+            "requested_amount": 25000,
+        },
+    )
     assert created.status_code == 202, created.text
     location = created.headers["Location"]
     assert location.endswith(f"/api/v1/scores/{created.json()['id']}")
@@ -54,8 +64,7 @@ def test_a_partner_gets_a_score_computed_by_a_real_worker_and_a_signed_webhook(
     assert body["model_version"] == champion.label
     factors = body["explainability"]
     assert len(factors) == 4
-    assert [abs(f["contribution"]) for f in factors] == sorted((abs(f["contribution"]) for f in factors),
-                                                                reverse=True)
+    assert [abs(f["contribution"]) for f in factors] == sorted((abs(f["contribution"]) for f in factors), reverse=True)
     for factor in factors:
         assert factor["text"] and factor["direction"] in {"increases_risk", "decreases_risk"}
         assert (factor["contribution"] > 0) == (factor["direction"] == "increases_risk")

@@ -144,8 +144,10 @@ def test_missing_data_is_a_factor_of_its_own_when_it_weighs_most() -> None:
 
     assert [f["feature"] for f in factors] == ["avg_balance_12m", "revenue", "payment_delays_12m", "company_age_years"]
     assert factors[0]["missing"] is True
-    assert factors[0]["text"] == {"fr": "Donnée manquante : solde moyen (12 mois)",
-                                  "en": "Missing data: average balance (12 months)"}
+    assert factors[0]["text"] == {
+        "fr": "Donnée manquante : solde moyen (12 mois)",
+        "en": "Missing data: average balance (12 months)",
+    }
 
 
 def test_a_factor_carries_both_labels_and_the_value(loaded, companies) -> None:

@@ -58,8 +58,10 @@ def test_check_fails_when_the_document_is_missing(tmp_path):
 def test_the_document_lists_every_feature_of_every_segment_with_its_source_meaning_unit_and_direction():
     text = DOC.read_text()
     assert "Generated from scoring/features.py" in text and "python manage.py feature_catalogue" in text
-    sections = {"b2b": text.split("## Companies (B2B)")[1].split("## ")[0],
-                "b2c": text.split("## Individuals (B2C)")[1].split("## ")[0]}
+    sections = {
+        "b2b": text.split("## Companies (B2B)")[1].split("## ")[0],
+        "b2c": text.split("## Individuals (B2C)")[1].split("## ")[0],
+    }
     for segment, catalogue in CATALOGUES.items():
         for feature in catalogue:
             row = next(line for line in sections[segment].splitlines() if line.startswith(f"| `{feature.name}` |"))
@@ -86,8 +88,14 @@ def test_every_feature_is_fully_described_in_both_languages_and_a_name_means_one
             assert feature.source and feature.meaning and feature.unit in UNITS
             assert feature.direction in (RISK_UP, RISK_DOWN, NO_DIRECTION)
             assert feature.direction == NO_DIRECTION or not feature.categorical
-            for text in (feature.label_en, feature.label_fr, feature.good_en, feature.bad_en, feature.good_fr,
-                         feature.bad_fr):
+            for text in (
+                feature.label_en,
+                feature.label_fr,
+                feature.good_en,
+                feature.bad_en,
+                feature.good_fr,
+                feature.bad_fr,
+            ):
                 assert text.strip()
 
 
@@ -108,15 +116,15 @@ def test_the_b2c_features_are_built_from_the_gathered_bank_data_in_catalogue_ord
     assert list(features) == [f.name for f in CATALOGUES["b2c"]]
     bank = profile.bank
     assert features["monthly_income"] == bank["avg_monthly_inflows"]
-    assert features["debt_service_ratio"] == pytest.approx(bank["monthly_credit_repayments"]
-                                                           / bank["avg_monthly_inflows"])
+    assert features["debt_service_ratio"] == pytest.approx(
+        bank["monthly_credit_repayments"] / bank["avg_monthly_inflows"]
+    )
     assert features["amount_to_income"] == pytest.approx(6000.0 / (12 * bank["avg_monthly_inflows"]))
     empty = features_for("b2c", GatheredData(), 6000.0)
     assert all(value is None for value in empty.values())  # missing stays missing, never a made-up zero
 
 
-@pytest.mark.parametrize("feature", [f for f in CATALOGUES["b2c"] if f.direction != NO_DIRECTION],
-                         ids=lambda f: f.name)
+@pytest.mark.parametrize("feature", [f for f in CATALOGUES["b2c"] if f.direction != NO_DIRECTION], ids=lambda f: f.name)
 def test_the_documented_direction_of_each_b2c_feature_is_the_ground_truths(feature):
     """More of a 'risk rises' feature never lowers the oracle's PD (min_balance_12m has no effect of its own)."""
     base = sandbox_individual("CUST-DIRECTION", with_bank=True).features()

@@ -65,8 +65,14 @@ def companies() -> list[dict[str, Any]]:
 def train_on(book: list[tuple[dict[str, Any], int]], **kwargs: Any) -> TrainedModel:
     rows = [features for features, _ in book]
     labels = [label for _, label in book]
-    return train_model(rows, labels, [f"{i:06d}" for i in range(len(rows))], feature_names=FEATURE_NAMES,
-                       categorical=CATEGORICAL, **kwargs)
+    return train_model(
+        rows,
+        labels,
+        [f"{i:06d}" for i in range(len(rows))],
+        feature_names=FEATURE_NAMES,
+        categorical=CATEGORICAL,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +99,13 @@ def test_the_same_rows_in_another_order_give_the_same_model_when_dates_say_the_o
     shuffled = np.random.default_rng(0).permutation(len(rows))
 
     in_order = train_model(rows, labels, dates, feature_names=FEATURE_NAMES, categorical=CATEGORICAL)
-    reordered = train_model([rows[i] for i in shuffled], [labels[i] for i in shuffled],
-                            [dates[i] for i in shuffled], feature_names=FEATURE_NAMES, categorical=CATEGORICAL)
+    reordered = train_model(
+        [rows[i] for i in shuffled],
+        [labels[i] for i in shuffled],
+        [dates[i] for i in shuffled],
+        feature_names=FEATURE_NAMES,
+        categorical=CATEGORICAL,
+    )
 
     assert in_order.booster_ubj == reordered.booster_ubj
     assert in_order.training_window == {"from": dates[0], "to": dates[-1]}
@@ -123,13 +134,15 @@ def test_monotone_constraints_come_from_the_catalogue_directions(book) -> None:
 
 def _grid(book, name: str) -> list[float]:
     values = np.array([f[name] for f, _ in book if not is_missing(f[name])], dtype=float)
-    return sorted({float(v) for v in np.quantile(values, np.linspace(0, 1, 15))} | {values.min() - 1,
-                                                                                  values.max() * 2 + 1})
+    return sorted(
+        {float(v) for v in np.quantile(values, np.linspace(0, 1, 15))} | {values.min() - 1, values.max() * 2 + 1}
+    )
 
 
 @pytest.mark.parametrize("direction", [RISK_UP, RISK_DOWN])
-def test_raising_a_feature_never_moves_the_pd_against_its_risk_direction(book, companies, deep_model,
-                                                                        direction) -> None:
+def test_raising_a_feature_never_moves_the_pd_against_its_risk_direction(
+    book, companies, deep_model, direction
+) -> None:
     names = [f.name for f in CATALOGUE if f.direction == direction and not f.categorical]
     assert names
     for name in names:
@@ -143,8 +156,10 @@ def test_raising_a_feature_never_moves_the_pd_against_its_risk_direction(book, c
 def test_more_rejected_direct_debits_never_lower_the_champions_pd(champion, companies) -> None:
     loaded = engine.model_load(champion)
     for features in companies:
-        pds = [engine.explain_one(loaded, dict(features, rejected_sepa_debits_12m=n)).probability_of_default
-               for n in range(0, 8)]
+        pds = [
+            engine.explain_one(loaded, dict(features, rejected_sepa_debits_12m=n)).probability_of_default
+            for n in range(0, 8)
+        ]
         # The PD comes from float32 SHAP values summed: equal margins give equal PDs, rounding aside.
         assert (np.diff(pds) >= -1e-9).all(), pds
 
@@ -159,7 +174,8 @@ def test_base_value_plus_contributions_is_the_logit_of_pd_to_1e_6(champion, comp
         explanation = engine.explain_one(loaded, features)
 
         assert explanation.base_value + sum(explanation.contributions.values()) == pytest.approx(
-            logit(explanation.probability_of_default), abs=1e-6)
+            logit(explanation.probability_of_default), abs=1e-6
+        )
 
 
 @pytest.fixture
@@ -176,7 +192,8 @@ def test_a_calibrated_explanation_still_adds_up_to_the_logit_of_pd(calibrated, c
         explanation = engine.explain_one(loaded, features)
 
         assert explanation.base_value + sum(explanation.contributions.values()) == pytest.approx(
-            logit(explanation.probability_of_default), abs=1e-6)
+            logit(explanation.probability_of_default), abs=1e-6
+        )
 
 
 def test_calibration_scales_every_contribution_and_shifts_the_base(calibrated, companies) -> None:
@@ -189,15 +206,15 @@ def test_calibration_scales_every_contribution_and_shifts_the_base(calibrated, c
         assert cal.base_value == pytest.approx(a * raw.base_value + b, abs=1e-9)
         for name in FEATURE_NAMES:
             assert cal.contributions[name] == pytest.approx(a * raw.contributions[name], abs=1e-9)
-        assert cal.probability_of_default == pytest.approx(sigmoid(a * logit(raw.probability_of_default) + b),
-                                                           rel=1e-9)
+        assert cal.probability_of_default == pytest.approx(sigmoid(a * logit(raw.probability_of_default) + b), rel=1e-9)
 
 
 def test_the_calibrated_pd_is_the_booster_margin_through_the_stored_calibration(calibrated, companies) -> None:
     loaded = engine.model_load(calibrated)
     margins = loaded.booster.predict(
         engine.dmatrix(loaded, engine.encode_rows(loaded.feature_names, loaded.categories, companies)),
-        output_margin=True)
+        output_margin=True,
+    )
     batch = engine.predict_pd(loaded, companies)
 
     for features, margin, pd in zip(companies, margins, batch, strict=True):
@@ -230,26 +247,35 @@ def test_calibration_is_kept_stored_and_applied_when_the_latest_files_default_mo
     rng = np.random.default_rng(17)
     cut = int(len(rows) * 0.8)
     # The latest 20 % (the validation period) default at e^1 times the odds the training period had.
-    labels = [int(d) if i < cut else int(rng.random() < sigmoid(true_logit(rows[i]) + 1.0))
-              for i, (_, _, d) in enumerate(portfolio)]
+    labels = [
+        int(d) if i < cut else int(rng.random() < sigmoid(true_logit(rows[i]) + 1.0))
+        for i, (_, _, d) in enumerate(portfolio)
+    ]
 
-    trained = train_model(rows, labels, [f"{i:06d}" for i in range(len(rows))], feature_names=FEATURE_NAMES,
-                          categorical=CATEGORICAL)
+    trained = train_model(
+        rows, labels, [f"{i:06d}" for i in range(len(rows))], feature_names=FEATURE_NAMES, categorical=CATEGORICAL
+    )
     assert set(trained.calibration) == {"a", "b"} and trained.calibration["b"] > 0.3
     assert trained.metrics["calibration"]["kept"] is True
-    assert (trained.metrics["calibration"]["logloss_calibrated_out_of_fold"]
-            < trained.metrics["calibration"]["logloss_raw"])
+    assert (
+        trained.metrics["calibration"]["logloss_calibrated_out_of_fold"] < trained.metrics["calibration"]["logloss_raw"]
+    )
 
     version = model_register(segment="b2b", trained=trained, trained_by="tests", promote=False)
     version.refresh_from_db()
     assert version.calibration == trained.calibration
 
     loaded = engine.model_load(version)
-    margin = float(loaded.booster.predict(engine.dmatrix(loaded, engine.encode_rows(
-        loaded.feature_names, loaded.categories, rows[:1])), output_margin=True)[0])
+    margin = float(
+        loaded.booster.predict(
+            engine.dmatrix(loaded, engine.encode_rows(loaded.feature_names, loaded.categories, rows[:1])),
+            output_margin=True,
+        )[0]
+    )
     a, b = trained.calibration["a"], trained.calibration["b"]
-    assert engine.explain_one(loaded, rows[0]).probability_of_default == pytest.approx(sigmoid(a * margin + b),
-                                                                                       abs=1e-6)
+    assert engine.explain_one(loaded, rows[0]).probability_of_default == pytest.approx(
+        sigmoid(a * margin + b), abs=1e-6
+    )
 
 
 def test_metrics_carry_the_reliability_of_each_decile_of_predicted_pd() -> None:
@@ -284,9 +310,18 @@ def test_a_stored_model_version_reproduces_a_past_score_exactly(api, calibrated)
 
 # --- training from a CSV of a team's own book --------------------------------------------------------------
 
-CSV_COLUMNS = ["application_date", "sector", "region", "revenue", "net_margin", "equity_ratio",
-               "months_negative_balance_12m", "payment_delays_12m", "max_payment_delay_days",
-               "open_insolvency_proceeding"]
+CSV_COLUMNS = [
+    "application_date",
+    "sector",
+    "region",
+    "revenue",
+    "net_margin",
+    "equity_ratio",
+    "months_negative_balance_12m",
+    "payment_delays_12m",
+    "max_payment_delay_days",
+    "open_insolvency_proceeding",
+]
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], delimiter: str = ",") -> Path:
@@ -303,26 +338,37 @@ def book_rows(n: int = 1500, seed: int = 31, *, labels: tuple[str, str] = ("1", 
     for i, (company, _, defaulted) in enumerate(generate_portfolio(n, seed=seed)):
         f = company.features()
         month = f"2022-{1 + i * 12 // n:02d}-{1 + i % 28:02d}"
-        out.append([month, f["naf_section"], ("Nord", "Sud", "Est", "Ouest")[i % 4]]
-                   + ["" if f[name] is None else f[name] for name in CSV_COLUMNS[3:]]
-                   + [labels[0] if defaulted else labels[1]])
+        out.append(
+            [month, f["naf_section"], ("Nord", "Sud", "Est", "Ouest")[i % 4]]
+            + ["" if f[name] is None else f[name] for name in CSV_COLUMNS[3:]]
+            + [labels[0] if defaulted else labels[1]]
+        )
     return out
 
 
 def test_train_model_csv_trains_on_numeric_and_text_columns_and_missing_values(tmp_path, reference_data) -> None:
     path = write_csv(tmp_path / "book.csv", [*CSV_COLUMNS, "defaulted"], book_rows())
 
-    output = run("train_model", "--csv", str(path), "--target", "defaulted", "--date-column", "application_date",
-                 "--json")
+    output = run(
+        "train_model", "--csv", str(path), "--target", "defaulted", "--date-column", "application_date", "--json"
+    )
 
     model = ModelVersion.objects.get()
     assert model.status == "champion"
     assert model.feature_names == CSV_COLUMNS[1:]
     assert set(model.categories) == {"sector", "region"} and "F" in model.categories["sector"]
     constraints = dict(zip(model.feature_names, model.monotone_constraints, strict=True))
-    assert constraints == {"sector": 0, "region": 0, "revenue": -1, "net_margin": -1, "equity_ratio": -1,
-                           "months_negative_balance_12m": 1, "payment_delays_12m": 1, "max_payment_delay_days": 1,
-                           "open_insolvency_proceeding": 1}
+    assert constraints == {
+        "sector": 0,
+        "region": 0,
+        "revenue": -1,
+        "net_margin": -1,
+        "equity_ratio": -1,
+        "months_negative_balance_12m": 1,
+        "payment_delays_12m": 1,
+        "max_payment_delay_days": 1,
+        "open_insolvency_proceeding": 1,
+    }
     assert model.training_window["column"] == "application_date"
     assert model.training_window["from"].startswith("2022-01-01") and model.training_window["to"] > "2022-12"
     assert model.metrics["auc"] > 0.6 and model.metrics["training_data"]["rows_used"] == 1500
@@ -342,11 +388,15 @@ def test_a_csv_model_scores_its_rows_as_they_were_encoded_for_training(tmp_path,
     model = ModelVersion.objects.get()
     loaded = engine.model_load(model)
     frame = read_csv(path)
-    rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-            for r in frame.to_dict("records")[:50]]
+    rows = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in frame.to_dict("records")[:50]
+    ]
 
-    np.testing.assert_array_equal(engine.encode_rows(model.feature_names, model.categories, rows),
-                                  encode_frame(frame.head(50), model.feature_names, model.categories))
+    np.testing.assert_array_equal(
+        engine.encode_rows(model.feature_names, model.categories, rows),
+        encode_frame(frame.head(50), model.feature_names, model.categories),
+    )
     for row in rows:
         explanation = engine.explain_one(loaded, row)
         assert explanation.logit == pytest.approx(logit(explanation.probability_of_default), abs=1e-6)
@@ -373,8 +423,9 @@ def test_a_numeric_copy_of_the_target_or_a_near_copy_is_flagged(tmp_path, refere
     rng = np.random.default_rng(3)
     rows = book_rows(800, seed=43)
     header = [*CSV_COLUMNS, "flag_copy", "days_past_due", "defaulted"]
-    rows = [[*r[:-1], int(r[-1]), 95 + rng.integers(0, 200) if r[-1] == "1" else rng.integers(0, 60), r[-1]]
-            for r in rows]
+    rows = [
+        [*r[:-1], int(r[-1]), 95 + rng.integers(0, 200) if r[-1] == "1" else rng.integers(0, 60), r[-1]] for r in rows
+    ]
     path = write_csv(tmp_path / "leaky.csv", header, rows)
 
     output = run("train_model", "--csv", str(path), "--target", "defaulted", "--no-promote")
@@ -465,46 +516,88 @@ def _bad(tmp_path: Path, name: str) -> tuple[list[str], str]:
         return ["--csv", str(tmp_path / "ragged.csv"), "--target", "defaulted"], "cannot read ragged.csv as CSV"
     if name == "target absent":
         write_csv(tmp_path / "b.csv", header, good)
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "default_flag"], \
-            "--target column 'default_flag' is not in b.csv; its columns are: application_date"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "default_flag",
+        ], "--target column 'default_flag' is not in b.csv; its columns are: application_date"
     if name == "target not binary":
         write_csv(tmp_path / "b.csv", header, [[*r[:-1], str(i % 3)] for i, r in enumerate(good)])
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted"], \
-            r"the target column 'defaulted' is not binary: 3 distinct values \(0, 1, 2\)"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "defaulted",
+        ], r"the target column 'defaulted' is not binary: 3 distinct values \(0, 1, 2\)"
     if name == "target constant":
         write_csv(tmp_path / "b.csv", header, [[*r[:-1], "0"] for r in good])
         return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted"], "has a single value"
     if name == "too few rows":
         write_csv(tmp_path / "b.csv", header, good[:150])
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted"], \
-            "150 labelled rows; at least 200 are needed"
+        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted"], "150 labelled rows; at least 200 are needed"
     if name == "too few defaults":
         rows = [[*r[:-1], "1" if i < 4 else "0"] for i, r in enumerate(good)]
         write_csv(tmp_path / "b.csv", header, rows)
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted"], \
-            "4 defaults and 396 non-defaults; at least 10 of each are needed"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "defaulted",
+        ], "4 defaults and 396 non-defaults; at least 10 of each are needed"
     if name == "positive not a value":
         write_csv(tmp_path / "b.csv", header, good)
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted", "--positive", "yes"], \
-            r"--positive 'yes' is not a value of 'defaulted' \(its values: 0, 1\)"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "defaulted",
+            "--positive",
+            "yes",
+        ], r"--positive 'yes' is not a value of 'defaulted' \(its values: 0, 1\)"
     if name == "date column absent":
         write_csv(tmp_path / "b.csv", header, good)
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted", "--date-column", "when"], \
-            "--date-column column 'when' is not in b.csv"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "defaulted",
+            "--date-column",
+            "when",
+        ], "--date-column column 'when' is not in b.csv"
     if name == "date column not dates":
         write_csv(tmp_path / "b.csv", header, good)
-        return ["--csv", str(tmp_path / "b.csv"), "--target", "defaulted", "--date-column", "sector"], \
-            "--date-column 'sector' does not hold dates"
+        return [
+            "--csv",
+            str(tmp_path / "b.csv"),
+            "--target",
+            "defaulted",
+            "--date-column",
+            "sector",
+        ], "--date-column 'sector' does not hold dates"
     if name == "target without csv":
         return ["--target", "defaulted"], "--csv FILE and --target COLUMN go together"
     raise AssertionError(name)
 
 
-@pytest.mark.parametrize("case", [
-    "missing file", "binary file", "empty file", "ragged rows", "target absent", "target not binary",
-    "target constant", "too few rows", "too few defaults", "positive not a value", "date column absent",
-    "date column not dates", "target without csv",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "binary file",
+        "empty file",
+        "ragged rows",
+        "target absent",
+        "target not binary",
+        "target constant",
+        "too few rows",
+        "too few defaults",
+        "positive not a value",
+        "date column absent",
+        "date column not dates",
+        "target without csv",
+    ],
+)
 def test_a_bad_csv_gets_a_command_error_that_says_why(tmp_path, reference_data, case: str) -> None:
     args, message = _bad(tmp_path, case)
 

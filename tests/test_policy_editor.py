@@ -22,8 +22,12 @@ SIREN = "552100554"
 
 # The b2b defaults of the data migration, as the form shows them.
 FORM_DEFAULTS = {
-    "accept_max_pd": "3", "guarantee_max_pd": "8", "open_insolvency_proceeding": "on",
-    "sanctioned_naf_codes": "", "max_amount": "1000000", "limit_revenue_share": "0.1",
+    "accept_max_pd": "3",
+    "guarantee_max_pd": "8",
+    "open_insolvency_proceeding": "on",
+    "sanctioned_naf_codes": "",
+    "max_amount": "1000000",
+    "limit_revenue_share": "0.1",
 }
 
 
@@ -39,8 +43,13 @@ def post_form(client, **changes: str):
 
 
 def scored(marketplace, amount: str = "25000", siren: str = SIREN) -> Dossier:
-    dossier = dossier_create(partner=marketplace.partner, siren=siren, requested_amount=Decimal(amount),
-                             bank_tokens=["t"], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren=siren,
+        requested_amount=Decimal(amount),
+        bank_tokens=["t"],
+        actor=Actor(client=marketplace.api_client),
+    )
     assert score_compute(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     return dossier
@@ -79,8 +88,11 @@ def test_the_policy_page_uses_a_bounded_number_of_queries_whatever_the_history(
     client, senior, django_assert_max_num_queries
 ):
     for share in ("0.11", "0.12", "0.13", "0.14", "0.15"):
-        policy_create_version(segment="b2b", values={**policy_values(policy_current("b2b")),
-                                                     "limit_revenue_share": float(share)}, user=senior)
+        policy_create_version(
+            segment="b2b",
+            values={**policy_values(policy_current("b2b")), "limit_revenue_share": float(share)},
+            user=senior,
+        )
     login(client, senior)
     with django_assert_max_num_queries(5):
         response = client.get("/scoring/policy/")
@@ -119,29 +131,45 @@ def test_an_unknown_segment_is_a_404(client, senior):
 
 def test_a_senior_creates_version_2_which_becomes_current_while_version_1_is_kept_and_audited(client, senior):
     login(client, senior)
-    response = post_form(client, accept_max_pd="2.5", guarantee_max_pd="6", open_insolvency_proceeding=None,
-                         sanctioned_naf_codes="92.00z, 64.99Z;64.99Z", max_amount="", limit_revenue_share="0.05")
+    response = post_form(
+        client,
+        accept_max_pd="2.5",
+        guarantee_max_pd="6",
+        open_insolvency_proceeding=None,
+        sanctioned_naf_codes="92.00z, 64.99Z;64.99Z",
+        max_amount="",
+        limit_revenue_share="0.05",
+    )
     assert response.status_code == 302 and response["Location"] == "/scoring/policy/#policy-b2b"
 
     first, second = PolicyVersion.objects.filter(segment="b2b").order_by("version")
     assert (first.version, first.is_current, first.accept_max_pd) == (1, False, 0.03)
     assert (second.version, second.is_current, second.created_by) == (2, True, senior)
     assert (second.accept_max_pd, second.guarantee_max_pd, second.limit_revenue_share) == (0.025, 0.06, 0.05)
-    assert second.knockouts == {"open_insolvency_proceeding": False, "sanctioned_naf_codes": ["92.00Z", "64.99Z"],
-                                "max_amount": None}
+    assert second.knockouts == {
+        "open_insolvency_proceeding": False,
+        "sanctioned_naf_codes": ["92.00Z", "64.99Z"],
+        "max_amount": None,
+    }
     assert policy_current("b2b") == second and policy_current("b2c").version == 1
 
     event = AuditEvent.objects.get(action="policy.version_created")
     assert event.actor_user == senior and event.object_id == str(second.pk)
     assert event.before["version"] == 1 and event.before["accept_max_pd"] == 0.03
     assert event.before["open_insolvency_proceeding"] is True
-    assert event.after == {"version": 2, "accept_max_pd": 0.025, "guarantee_max_pd": 0.06,
-                           "limit_revenue_share": 0.05, "open_insolvency_proceeding": False,
-                           "sanctioned_naf_codes": ["92.00Z", "64.99Z"], "max_amount": None}
+    assert event.after == {
+        "version": 2,
+        "accept_max_pd": 0.025,
+        "guarantee_max_pd": 0.06,
+        "limit_revenue_share": 0.05,
+        "open_insolvency_proceeding": False,
+        "sanctioned_naf_codes": ["92.00Z", "64.99Z"],
+        "max_amount": None,
+    }
 
     body = client.get(response["Location"]).content.decode()
     assert "Version 2 of the Company (B2B) policy is now current." in body
-    assert "version 2 <span class=\"tag\">current</span>" in body
+    assert 'version 2 <span class="tag">current</span>' in body
     assert "92.00Z, 64.99Z" in body and "sam.senior" in body and "<td>v1</td>" in body
 
 
@@ -161,8 +189,9 @@ def test_new_dossiers_are_scored_with_the_new_version_and_its_rules(client, seni
     assert (large_score.decision, large_score.rules_fired) == ("refuse", ["knockout:amount_above_cap"])
     assert before.scores.get().policy_version.version == 1  # a stored score keeps its version
 
-    assert post_form(client, accept_max_pd="98", guarantee_max_pd="99",
-                     sanctioned_naf_codes=naf_code).status_code == 302
+    assert (
+        post_form(client, accept_max_pd="98", guarantee_max_pd="99", sanctioned_naf_codes=naf_code).status_code == 302
+    )
     sanctioned = scored(marketplace, amount="5000").scores.get()
     assert sanctioned.policy_version.version == 3
     assert (sanctioned.decision, sanctioned.rules_fired) == ("refuse", ["knockout:sanctioned_naf_code"])
@@ -171,8 +200,10 @@ def test_new_dossiers_are_scored_with_the_new_version_and_its_rules(client, seni
 def test_versions_are_numbered_in_turn_with_one_current_per_segment(senior):
     values = policy_values(policy_current("b2b"))
     for n, share in enumerate((0.2, 0.3, 0.4), start=2):
-        assert policy_create_version(segment="b2b", values={**values, "limit_revenue_share": share},
-                                     user=senior).version == n
+        assert (
+            policy_create_version(segment="b2b", values={**values, "limit_revenue_share": share}, user=senior).version
+            == n
+        )
     assert list(PolicyVersion.objects.filter(segment="b2b", is_current=True).values_list("version", flat=True)) == [4]
     assert PolicyVersion.objects.filter(segment="b2b").count() == 4
 
@@ -180,20 +211,23 @@ def test_versions_are_numbered_in_turn_with_one_current_per_segment(senior):
 # --- refusing bad values -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"accept_max_pd": "9"}, "The guarantee threshold (8 %) cannot be below the accept threshold (9 %)"),
-    ({"accept_max_pd": "0"}, "The accept threshold is a PD above 0 % and below 100 %."),
-    ({"guarantee_max_pd": "100"}, "The guarantee threshold is a PD above 0 % and below 100 %."),
-    ({"accept_max_pd": ""}, "This field is required."),
-    ({"accept_max_pd": "three"}, "Enter a number."),
-    ({"sanctioned_naf_codes": "62.01Z, 6201Z"}, "“6201Z” is not a NAF code"),
-    ({"sanctioned_naf_codes": "62.01"}, "“62.01” is not a NAF code"),
-    ({"sanctioned_naf_codes": "A2.01Z"}, "“A2.01Z” is not a NAF code"),
-    ({"max_amount": "-5"}, "The amount cap must be positive; leave it empty for no cap."),
-    ({"max_amount": "0"}, "The amount cap must be positive"),
-    ({"limit_revenue_share": "1.5"}, "The share of revenue lies between 0 and 1."),
-    ({}, "Nothing changed: this is already version 1 of the policy."),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"accept_max_pd": "9"}, "The guarantee threshold (8 %) cannot be below the accept threshold (9 %)"),
+        ({"accept_max_pd": "0"}, "The accept threshold is a PD above 0 % and below 100 %."),
+        ({"guarantee_max_pd": "100"}, "The guarantee threshold is a PD above 0 % and below 100 %."),
+        ({"accept_max_pd": ""}, "This field is required."),
+        ({"accept_max_pd": "three"}, "Enter a number."),
+        ({"sanctioned_naf_codes": "62.01Z, 6201Z"}, "“6201Z” is not a NAF code"),
+        ({"sanctioned_naf_codes": "62.01"}, "“62.01” is not a NAF code"),
+        ({"sanctioned_naf_codes": "A2.01Z"}, "“A2.01Z” is not a NAF code"),
+        ({"max_amount": "-5"}, "The amount cap must be positive; leave it empty for no cap."),
+        ({"max_amount": "0"}, "The amount cap must be positive"),
+        ({"limit_revenue_share": "1.5"}, "The share of revenue lies between 0 and 1."),
+        ({}, "Nothing changed: this is already version 1 of the policy."),
+    ],
+)
 def test_invalid_values_are_form_errors_and_nothing_is_created(client, senior, changes, message):
     login(client, senior)
     response = post_form(client, **changes)
@@ -209,8 +243,6 @@ def test_the_service_refuses_thresholds_out_of_order_before_the_database_would(s
         policy_create_version(segment="b2b", values=values, user=senior)
     assert "guarantee_max_pd" in error.value.message_dict
     assert PolicyVersion.objects.filter(segment="b2b").count() == 1
-
-
 
 
 @pytest.mark.browser

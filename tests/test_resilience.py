@@ -18,8 +18,13 @@ from scoring.services import score_compute
 
 @pytest.mark.django_db
 def test_scoring_the_same_dossier_twice_writes_one_score(champion, marketplace):
-    dossier = dossier_create(partner=marketplace.partner, siren="552100554", requested_amount=Decimal(5000),
-                             bank_tokens=[], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren="552100554",
+        requested_amount=Decimal(5000),
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     first = score_compute(dossier_id=dossier.pk)
     second = score_compute(dossier_id=dossier.pk)
     assert first is not None and second is None
@@ -28,8 +33,13 @@ def test_scoring_the_same_dossier_twice_writes_one_score(champion, marketplace):
 
 @pytest.mark.django_db
 def test_a_dossier_without_a_champion_fails_with_a_reason_instead_of_hanging(reference_data, marketplace):
-    dossier = dossier_create(partner=marketplace.partner, siren="552100554", requested_amount=Decimal(5000),
-                             bank_tokens=[], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren="552100554",
+        requested_amount=Decimal(5000),
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     assert score_compute(dossier_id=dossier.pk) is None
     dossier.refresh_from_db()
     assert dossier.status == "failed" and "champion" in dossier.status_detail

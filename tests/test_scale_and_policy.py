@@ -54,7 +54,8 @@ def test_b2c_adds_50_points_each_time_the_odds_double(odds: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("odds", "b2b_points"), [(25, 540), (12.5, 480), (1, 261), (1000, 859)],
+    ("odds", "b2b_points"),
+    [(25, 540), (12.5, 480), (1, 261), (1000, 859)],
 )
 def test_b2b_points_are_offset_plus_factor_times_log_odds_rounded(odds: float, b2b_points: int) -> None:
     expected = 600 - 60 / math.log(2) * math.log(50) + 60 / math.log(2) * math.log(odds)
@@ -110,8 +111,17 @@ def test_the_integer_points_never_increase_with_pd(segment: str) -> None:
 @pytest.mark.parametrize(
     ("pd", "band"),
     [
-        (0.0, "A"), (0.004999, "A"), (0.005, "B"), (0.014999, "B"), (0.015, "C"), (0.039999, "C"),
-        (0.04, "D"), (0.099999, "D"), (0.10, "E"), (0.5, "E"), (1.0, "E"),
+        (0.0, "A"),
+        (0.004999, "A"),
+        (0.005, "B"),
+        (0.014999, "B"),
+        (0.015, "C"),
+        (0.039999, "C"),
+        (0.04, "D"),
+        (0.099999, "D"),
+        (0.10, "E"),
+        (0.5, "E"),
+        (1.0, "E"),
     ],
 )
 def test_bands_are_half_open_pd_ranges_with_the_upper_bound_in_the_next_band(pd: float, band: str) -> None:
@@ -184,8 +194,9 @@ def test_the_current_b2b_policy_of_the_reference_data_applies_its_thresholds(ref
 
 
 def test_an_open_insolvency_proceeding_knocks_out_even_a_very_low_pd() -> None:
-    result = policy_apply(b2b_policy(), pd=0.001, features=clean_features(open_insolvency_proceeding=1),
-                          requested_amount=50_000)
+    result = policy_apply(
+        b2b_policy(), pd=0.001, features=clean_features(open_insolvency_proceeding=1), requested_amount=50_000
+    )
 
     assert result.decision == Decision.REFUSE
     assert result.rules_fired == ["knockout:open_insolvency_proceeding"]
@@ -194,8 +205,9 @@ def test_an_open_insolvency_proceeding_knocks_out_even_a_very_low_pd() -> None:
 def test_the_insolvency_knockout_can_be_switched_off_by_the_policy() -> None:
     policy = b2b_policy(knockouts={"open_insolvency_proceeding": False})
 
-    result = policy_apply(policy, pd=0.001, features=clean_features(open_insolvency_proceeding=1),
-                          requested_amount=50_000)
+    result = policy_apply(
+        policy, pd=0.001, features=clean_features(open_insolvency_proceeding=1), requested_amount=50_000
+    )
 
     assert result.decision == Decision.ACCEPT
 
@@ -225,8 +237,9 @@ def test_an_amount_above_the_policy_cap_knocks_out() -> None:
 
 
 def test_an_amount_equal_to_the_cap_is_allowed() -> None:
-    result = policy_apply(b2b_policy(), pd=0.001, features=clean_features(revenue=20_000_000.0),
-                          requested_amount=1_000_000)
+    result = policy_apply(
+        b2b_policy(), pd=0.001, features=clean_features(revenue=20_000_000.0), requested_amount=1_000_000
+    )
 
     assert result.decision == Decision.ACCEPT
 
@@ -245,12 +258,19 @@ def test_a_good_risk_asking_more_than_its_recommended_limit_is_accepted_only_wit
 def test_every_knockout_that_fires_is_reported_and_no_threshold_rule_is() -> None:
     policy = b2b_policy(knockouts={"sanctioned_naf_codes": ["92.00Z"]})
 
-    result = policy_apply(policy, pd=0.5, features=clean_features(open_insolvency_proceeding=1),
-                          requested_amount=2_000_000, naf_code="92.00Z")
+    result = policy_apply(
+        policy,
+        pd=0.5,
+        features=clean_features(open_insolvency_proceeding=1),
+        requested_amount=2_000_000,
+        naf_code="92.00Z",
+    )
 
     assert result.decision == Decision.REFUSE
     assert result.rules_fired == [
-        "knockout:open_insolvency_proceeding", "knockout:sanctioned_naf_code", "knockout:amount_above_cap",
+        "knockout:open_insolvency_proceeding",
+        "knockout:sanctioned_naf_code",
+        "knockout:amount_above_cap",
     ]
 
 

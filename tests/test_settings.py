@@ -18,7 +18,11 @@ def _django_setup(**env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", SHOW_DEBUG],
         env=dict(clean, DJANGO_SETTINGS_MODULE="riskoffice.settings", **env),
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -29,8 +33,12 @@ def test_production_refuses_to_start_without_its_secrets():
 
 
 def test_production_starts_with_its_secrets_and_debug_off():
-    result = _django_setup(RISKOFFICE_ENV="production", SECRET_KEY="x" * 50, FIELD_ENCRYPTION_KEY="y" * 50,
-                           ALLOWED_HOSTS="risk.example.com")
+    result = _django_setup(
+        RISKOFFICE_ENV="production",
+        SECRET_KEY="x" * 50,
+        FIELD_ENCRYPTION_KEY="y" * 50,
+        ALLOWED_HOSTS="risk.example.com",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 

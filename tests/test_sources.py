@@ -91,8 +91,11 @@ def apis(settings) -> Iterator[FakeApis]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
-            request = {"path": parts.path, "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
-                       "headers": {k.lower(): v for k, v in self.headers.items()}}
+            request = {
+                "path": parts.path,
+                "query": {k: v[0] for k, v in parse_qs(parts.query).items()},
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+            }
             apis.requests.append(request)
             answer = apis.respond(request)
             time.sleep(answer.delay)
@@ -133,17 +136,33 @@ def apis(settings) -> Iterator[FakeApis]:
 
 def registry_record(siren: str = SIREN, **overrides: Any) -> dict[str, Any]:
     record = {
-        "siren": siren, "nom_complet": "dj batiment", "nom_raison_sociale": "DJ BATIMENT",
-        "nature_juridique": "5710", "activite_principale": "43.22A", "section_activite_principale": "F",
-        "categorie_entreprise": "PME", "date_creation": "2017-11-06", "date_fermeture": None,
-        "etat_administratif": "A", "tranche_effectif_salarie": "12", "annee_tranche_effectif_salarie": "2022",
+        "siren": siren,
+        "nom_complet": "dj batiment",
+        "nom_raison_sociale": "DJ BATIMENT",
+        "nature_juridique": "5710",
+        "activite_principale": "43.22A",
+        "section_activite_principale": "F",
+        "categorie_entreprise": "PME",
+        "date_creation": "2017-11-06",
+        "date_fermeture": None,
+        "etat_administratif": "A",
+        "tranche_effectif_salarie": "12",
+        "annee_tranche_effectif_salarie": "2022",
         "nombre_etablissements_ouverts": 1,
-        "siege": {"siret": f"{siren}00015", "code_postal": "33000", "libelle_commune": "BORDEAUX",
-                  "departement": "33", "etat_administratif": "A"},
-        "dirigeants": [{"nom": "DUPONT", "prenoms": "Jean", "qualite": "Président",
-                        "type_dirigeant": "personne physique"}],
-        "finances": {"2022": {"ca": 1_150_000, "resultat_net": 41_000},
-                     "2023": {"ca": 1_320_000, "resultat_net": 52_800}},
+        "siege": {
+            "siret": f"{siren}00015",
+            "code_postal": "33000",
+            "libelle_commune": "BORDEAUX",
+            "departement": "33",
+            "etat_administratif": "A",
+        },
+        "dirigeants": [
+            {"nom": "DUPONT", "prenoms": "Jean", "qualite": "Président", "type_dirigeant": "personne physique"}
+        ],
+        "finances": {
+            "2022": {"ca": 1_150_000, "resultat_net": 41_000},
+            "2023": {"ca": 1_320_000, "resultat_net": 52_800},
+        },
         "complements": {"est_entrepreneur_individuel": False, "est_association": False},
         "matching_etablissements": [],
     }
@@ -152,16 +171,34 @@ def registry_record(siren: str = SIREN, **overrides: Any) -> dict[str, Any]:
 
 
 def registry_answer(*records: dict[str, Any]) -> Answer:
-    return Answer(200, {"results": list(records), "total_results": len(records), "page": 1, "per_page": 1,
-                        "total_pages": 1 if records else 0})
+    return Answer(
+        200,
+        {
+            "results": list(records),
+            "total_results": len(records),
+            "page": 1,
+            "per_page": 1,
+            "total_pages": 1 if records else 0,
+        },
+    )
 
 
-def bodacc_notice(*, jugement: dict[str, Any], as_string: bool = True, registre: Any = None,
-                  published: str = "2024-03-15", typeavis: str = "annonce") -> dict[str, Any]:
+def bodacc_notice(
+    *,
+    jugement: dict[str, Any],
+    as_string: bool = True,
+    registre: Any = None,
+    published: str = "2024-03-15",
+    typeavis: str = "annonce",
+) -> dict[str, Any]:
     return {
-        "id": f"A{published.replace('-', '')}{len(json.dumps(jugement)):04d}", "dateparution": published,
-        "typeavis": typeavis, "familleavis": "collective", "familleavis_lib": "Procédures collectives",
-        "tribunal": "TRIBUNAL DE COMMERCE DE BORDEAUX", "commercant": "DJ BATIMENT",
+        "id": f"A{published.replace('-', '')}{len(json.dumps(jugement)):04d}",
+        "dateparution": published,
+        "typeavis": typeavis,
+        "familleavis": "collective",
+        "familleavis_lib": "Procédures collectives",
+        "tribunal": "TRIBUNAL DE COMMERCE DE BORDEAUX",
+        "commercant": "DJ BATIMENT",
         "registre": registre if registre is not None else "833 310 592,833310592",
         "jugement": json.dumps(jugement, ensure_ascii=False) if as_string else jugement,
     }
@@ -171,24 +208,49 @@ def bodacc_answer(*records: dict[str, Any]) -> Answer:
     return Answer(200, {"total_count": len(records), "results": list(records)})
 
 
-OPENING = {"date": "2024-03-02", "type": "initial", "famille": "Jugement d'ouverture",
-           "nature": "Jugement d'ouverture d'une procédure de redressement judiciaire"}
+OPENING = {
+    "date": "2024-03-02",
+    "type": "initial",
+    "famille": "Jugement d'ouverture",
+    "nature": "Jugement d'ouverture d'une procédure de redressement judiciaire",
+}
 
 
 def account(account_id: int, balance: float, kind: str = "checking") -> dict[str, Any]:
-    return {"id": account_id, "name": f"Compte {account_id}", "balance": balance, "accounting_balance": balance,
-            "instant_balance": balance, "type": kind, "currency_code": "EUR",
-            "updated_at": "2026-11-20T16:10:09.429Z", "last_refresh_status": "successful",
-            "data_access": "enabled", "pro": True}
+    return {
+        "id": account_id,
+        "name": f"Compte {account_id}",
+        "balance": balance,
+        "accounting_balance": balance,
+        "instant_balance": balance,
+        "type": kind,
+        "currency_code": "EUR",
+        "updated_at": "2026-11-20T16:10:09.429Z",
+        "last_refresh_status": "successful",
+        "data_access": "enabled",
+        "pro": True,
+    }
 
 
-def transaction(account_id: int, day: date, amount: float, description: str, operation: str = "transfer"
-                ) -> dict[str, Any]:
-    return {"id": abs(hash((account_id, day, amount, description))) % 10**14, "amount": amount,
-            "date": day.isoformat(), "booking_date": day.isoformat(), "value_date": day.isoformat(),
-            "currency_code": "EUR", "clean_description": description.title(), "provider_description": description,
-            "account_id": account_id, "category_id": 270, "operation_type": operation, "deleted": False,
-            "future": False, "updated_at": f"{day.isoformat()}T18:00:00Z"}
+def transaction(
+    account_id: int, day: date, amount: float, description: str, operation: str = "transfer"
+) -> dict[str, Any]:
+    return {
+        "id": abs(hash((account_id, day, amount, description))) % 10**14,
+        "amount": amount,
+        "date": day.isoformat(),
+        "booking_date": day.isoformat(),
+        "value_date": day.isoformat(),
+        "currency_code": "EUR",
+        "clean_description": description.title(),
+        "provider_description": description,
+        "account_id": account_id,
+        "category_id": 270,
+        "operation_type": operation,
+        "deleted": False,
+        "future": False,
+        "updated_at": f"{day.isoformat()}T18:00:00Z",
+    }
 
 
 def month_start(day: date, months_back: int) -> date:
@@ -234,10 +296,14 @@ def bank_story() -> BankStory:
         transaction(a, rejected, 20.0, "VIR SEPA CLIENT ACOMPTE"),
     ]
     fee_only = today - timedelta(days=50)
-    lines[b] += [transaction(b, fee_only, -15.0, "COMMISSION IMPAYÉ PRLV"),
-                 transaction(b, fee_only, 15.0, "VIR SEPA CLIENT SOLDE")]
-    lines[a] += [transaction(a, today, 5000.0, "REMISE CHEQUE", "check"),
-                 transaction(a, today, -5000.0, "CHEQUE IMPAYE", "check")]
+    lines[b] += [
+        transaction(b, fee_only, -15.0, "COMMISSION IMPAYÉ PRLV"),
+        transaction(b, fee_only, 15.0, "VIR SEPA CLIENT SOLDE"),
+    ]
+    lines[a] += [
+        transaction(a, today, 5000.0, "REMISE CHEQUE", "check"),
+        transaction(a, today, -5000.0, "CHEQUE IMPAYE", "check"),
+    ]
     return BankStory(today, [account(a, -800.0), account(b, 300.0), account(48178050, 52_000.0, "savings")], lines)
 
 
@@ -284,11 +350,21 @@ def live_partner(db) -> PartnerClient:
     return partner_client
 
 
-def live_dossier(partner_client: PartnerClient, *, siren: str = SIREN, tokens: list[str] | None = None,
-                 statements: list[dict] | None = None) -> Dossier:
-    return dossier_create(partner=partner_client.partner, siren=siren, requested_amount=Decimal("40000"),
-                          bank_tokens=tokens or [], actor=Actor(client=partner_client.api_client),
-                          statements=statements)
+def live_dossier(
+    partner_client: PartnerClient,
+    *,
+    siren: str = SIREN,
+    tokens: list[str] | None = None,
+    statements: list[dict] | None = None,
+) -> Dossier:
+    return dossier_create(
+        partner=partner_client.partner,
+        siren=siren,
+        requested_amount=Decimal("40000"),
+        bank_tokens=tokens or [],
+        actor=Actor(client=partner_client.api_client),
+        statements=statements,
+    )
 
 
 def login(client, user) -> None:
@@ -361,8 +437,9 @@ def test_a_registry_refusal_fails_the_source_with_the_registry_words(apis):
 
 
 def test_a_429_with_a_short_retry_after_is_honoured_then_retried(apis):
-    apis.answer(REGISTRY, Answer(429, {"erreur": "Trop de requêtes"}, {"Retry-After": "1"}),
-                registry_answer(registry_record()))
+    apis.answer(
+        REGISTRY, Answer(429, {"erreur": "Trop de requêtes"}, {"Retry-After": "1"}), registry_answer(registry_record())
+    )
 
     started = time.monotonic()
     result = registry_lookup(SIREN)
@@ -373,8 +450,11 @@ def test_a_429_with_a_short_retry_after_is_honoured_then_retried(apis):
 
 
 def test_a_429_with_a_long_retry_after_fails_at_once_without_sleeping(apis):
-    apis.answer(REGISTRY, Answer(429, {"erreur": "Trop de requêtes"}, {"Retry-After": "120"}),
-                registry_answer(registry_record()))
+    apis.answer(
+        REGISTRY,
+        Answer(429, {"erreur": "Trop de requêtes"}, {"Retry-After": "120"}),
+        registry_answer(registry_record()),
+    )
 
     started = time.monotonic()
     result = registry_lookup(SIREN)
@@ -446,15 +526,26 @@ def test_bodacc_an_opening_judgment_as_a_json_string_with_registre_as_a_string_i
 
 
 def test_bodacc_a_liquidation_followed_by_a_closure_as_objects_with_registre_as_an_array_is_closed(apis):
-    liquidation = {"date": "2020-06-10", "type": "initial", "famille": "Jugement d'ouverture de liquidation judiciaire",
-                   "nature": "Jugement d'ouverture de liquidation judiciaire"}
-    closure = {"date": "2020-11-19", "type": "initial", "famille": "Jugement de clôture",
-               "nature": "Jugement de clôture pour insuffisance d'actif"}
+    liquidation = {
+        "date": "2020-06-10",
+        "type": "initial",
+        "famille": "Jugement d'ouverture de liquidation judiciaire",
+        "nature": "Jugement d'ouverture de liquidation judiciaire",
+    }
+    closure = {
+        "date": "2020-11-19",
+        "type": "initial",
+        "famille": "Jugement de clôture",
+        "nature": "Jugement de clôture pour insuffisance d'actif",
+    }
     registre = ["833 310 592", "833310592"]
-    apis.answer(BODACC, bodacc_answer(
-        bodacc_notice(jugement=closure, as_string=False, registre=registre, published="2020-11-30"),
-        bodacc_notice(jugement=liquidation, as_string=False, registre=registre, published="2020-06-20"),
-    ))
+    apis.answer(
+        BODACC,
+        bodacc_answer(
+            bodacc_notice(jugement=closure, as_string=False, registre=registre, published="2020-11-30"),
+            bodacc_notice(jugement=liquidation, as_string=False, registre=registre, published="2020-06-20"),
+        ),
+    )
 
     result = bodacc_lookup(SIREN)
 
@@ -464,10 +555,13 @@ def test_bodacc_a_liquidation_followed_by_a_closure_as_objects_with_registre_as_
 
 
 def test_bodacc_ignores_cancelled_notices_and_notices_about_another_company(apis):
-    apis.answer(BODACC, bodacc_answer(
-        bodacc_notice(jugement=OPENING, typeavis="annulation"),
-        bodacc_notice(jugement=OPENING, registre="552 100 554,552100554"),
-    ))
+    apis.answer(
+        BODACC,
+        bodacc_answer(
+            bodacc_notice(jugement=OPENING, typeavis="annulation"),
+            bodacc_notice(jugement=OPENING, registre="552 100 554,552100554"),
+        ),
+    )
 
     result = bodacc_lookup(SIREN)
 
@@ -477,8 +571,11 @@ def test_bodacc_ignores_cancelled_notices_and_notices_about_another_company(apis
 
 def test_bodacc_a_sauvegarde_opened_after_an_older_closure_is_open(apis):
     old_closure = {"date": "2019-01-10", "famille": "Jugement de clôture", "nature": "Jugement de clôture"}
-    sauvegarde = {"date": "2025-02-03", "famille": "Jugement d'ouverture",
-                  "nature": "Jugement d'ouverture d'une procédure de sauvegarde"}
+    sauvegarde = {
+        "date": "2025-02-03",
+        "famille": "Jugement d'ouverture",
+        "nature": "Jugement d'ouverture d'une procédure de sauvegarde",
+    }
     apis.answer(BODACC, bodacc_answer(bodacc_notice(jugement=sauvegarde), bodacc_notice(jugement=old_closure)))
 
     assert bodacc_lookup(SIREN).data["open_proceeding"]["kind"] == "sauvegarde"
@@ -506,7 +603,11 @@ def test_open_banking_reads_every_page_of_every_current_account_and_derives_the_
     assert result.detail.startswith("2 account(s)")
     pages = apis.calls(TRANSACTIONS)
     assert sorted((p["query"]["account_id"], "after" in p["query"]) for p in pages) == [
-        ("48178048", False), ("48178048", True), ("48178049", False), ("48178049", True)]  # savings not read
+        ("48178048", False),
+        ("48178048", True),
+        ("48178049", False),
+        ("48178049", True),
+    ]  # savings not read
     first = next(p for p in pages if "after" not in p["query"])
     assert first["query"]["min_date"] == month_start(story.today, 12).isoformat()
     assert first["query"]["max_date"] == story.today.isoformat()
@@ -531,8 +632,10 @@ def test_open_banking_aggregates_the_accounts_of_several_tokens_together(apis):
 
 
 def test_open_banking_with_invalid_client_credentials_fails_with_the_aggregator_code(apis):
-    apis.answer(ACCOUNTS, Answer(401, {"code": "invalid_client_credentials",
-                                       "message": "The client_id or client_secret is invalid"}))
+    apis.answer(
+        ACCOUNTS,
+        Answer(401, {"code": "invalid_client_credentials", "message": "The client_id or client_secret is invalid"}),
+    )
 
     result = open_banking_lookup(["tok_live"])
 
@@ -559,8 +662,16 @@ def test_open_banking_without_a_token_is_missing_and_calls_nobody(apis):
 
 def test_open_banking_refuses_a_next_link_to_another_host(apis):
     apis.answer(ACCOUNTS, Answer(200, {"resources": [account(1, 100.0)]}))
-    apis.answer(TRANSACTIONS, Answer(200, {"resources": [], "pagination": {
-        "next_uri": "https://collector.example/v3/aggregation/transactions?after=x"}}))
+    apis.answer(
+        TRANSACTIONS,
+        Answer(
+            200,
+            {
+                "resources": [],
+                "pagination": {"next_uri": "https://collector.example/v3/aggregation/transactions?after=x"},
+            },
+        ),
+    )
 
     result = open_banking_lookup(["tok_live"])
 
@@ -581,8 +692,11 @@ def test_a_live_partners_dossier_is_gathered_from_the_live_sources_with_provenan
     assert gathered.company["naf_section"] == "F"
     assert gathered.financials == {"revenue": 1_320_000.0, "net_income": 52_800.0}
     assert gathered.bank["rejected_sepa_debits_12m"] == 2
-    assert gathered.events == {"payment_delays_12m": 0, "max_payment_delay_days": 0,
-                               "open_insolvency_proceeding": False}
+    assert gathered.events == {
+        "payment_delays_12m": 0,
+        "max_payment_delay_days": 0,
+        "open_insolvency_proceeding": False,
+    }
     provenance = gathered.provenance()
     assert set(provenance) == {"registry", "bodacc", "open_banking", "financial_statements", "negative_events"}
     assert provenance["registry"]["freshness"] == {"cached": False, "age_seconds": 0}
@@ -655,8 +769,12 @@ def test_a_dossier_whose_live_sources_all_fail_is_still_scored_with_flags_and_mi
     assert score is not None
     dossier.refresh_from_db()
     assert dossier.status == Dossier.Status.SCORED
-    assert score.data_flags == ["failed:registry", "failed:bodacc", "failed:open_banking",
-                                "missing:financial_statements"]
+    assert score.data_flags == [
+        "failed:registry",
+        "failed:bodacc",
+        "failed:open_banking",
+        "missing:financial_statements",
+    ]
     assert score.snapshot.features["revenue"] is None
     assert score.snapshot.features["avg_balance_12m"] is None
     assert any(f["missing"] and f["text"]["en"].startswith("Missing data") for f in score.factors)
@@ -671,14 +789,23 @@ def test_a_dossier_whose_live_sources_all_fail_is_still_scored_with_flags_and_mi
 
 
 def test_a_sandbox_partners_dossier_never_calls_the_live_sources(apis, marketplace, champion):
-    dossier = dossier_create(partner=marketplace.partner, siren=SIREN, requested_amount=Decimal("40000"),
-                             bank_tokens=["tok"], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren=SIREN,
+        requested_amount=Decimal("40000"),
+        bank_tokens=["tok"],
+        actor=Actor(client=marketplace.api_client),
+    )
 
     score = score_compute(dossier_id=dossier.pk)
 
     assert score.data_flags == []
-    assert set(score.snapshot.provenance) == {"sandbox.registry", "sandbox.financial_statements",
-                                              "sandbox.open_banking", "sandbox.events"}
+    assert set(score.snapshot.provenance) == {
+        "sandbox.registry",
+        "sandbox.financial_statements",
+        "sandbox.open_banking",
+        "sandbox.events",
+    }
     assert apis.requests == []
 
 
@@ -686,25 +813,34 @@ def test_a_sandbox_partners_dossier_never_calls_the_live_sources(apis, marketpla
 
 
 def _event(kind: str, days_ago: int, **extra: Any) -> dict[str, Any]:
-    return {"kind": kind, "occurred_on": timezone.localdate() - timedelta(days=days_ago), "source": "partner:1",
-            **extra}
+    return {
+        "kind": kind,
+        "occurred_on": timezone.localdate() - timedelta(days=days_ago),
+        "source": "partner:1",
+        **extra,
+    }
 
 
-def test_negative_events_of_the_last_twelve_months_count_as_delays_rejected_debits_and_proceedings(
-    apis, live_partner
-):
+def test_negative_events_of_the_last_twelve_months_count_as_delays_rejected_debits_and_proceedings(apis, live_partner):
     quiet_sources(apis)
     dossier = live_dossier(live_partner, tokens=["tok_live"])
     company = dossier.company
-    for values in (_event("payment_delay", 30, days_late=15), _event("payment_delay", 200, days_late=40),
-                   _event("payment_delay", 400, days_late=90),  # older than 12 months: not counted
-                   _event("sepa_incident", 10, reason_code="AM04"), _event("score_drop", 5)):
+    for values in (
+        _event("payment_delay", 30, days_late=15),
+        _event("payment_delay", 200, days_late=40),
+        _event("payment_delay", 400, days_late=90),  # older than 12 months: not counted
+        _event("sepa_incident", 10, reason_code="AM04"),
+        _event("score_drop", 5),
+    ):
         NegativeEvent.objects.create(company=company, **values)
 
     gathered = gather_for_dossier(dossier)
 
-    assert gathered.events == {"payment_delays_12m": 2, "max_payment_delay_days": 40,
-                               "open_insolvency_proceeding": False}
+    assert gathered.events == {
+        "payment_delays_12m": 2,
+        "max_payment_delay_days": 40,
+        "open_insolvency_proceeding": False,
+    }
     assert gathered.bank["rejected_sepa_debits_12m"] == 2 + 1  # the bank's two and the incident on file
 
     NegativeEvent.objects.create(company=company, **_event("insolvency_proceeding", 3))
@@ -712,8 +848,13 @@ def test_negative_events_of_the_last_twelve_months_count_as_delays_rejected_debi
 
 
 def test_a_sandbox_dossier_adds_the_events_on_file_to_its_profile(marketplace):
-    dossier = dossier_create(partner=marketplace.partner, siren=SIREN, requested_amount=Decimal("40000"),
-                             bank_tokens=[], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren=SIREN,
+        requested_amount=Decimal("40000"),
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     before = gather_for_dossier(dossier)
     NegativeEvent.objects.create(company=dossier.company, **_event("payment_delay", 20, days_late=75))
     NegativeEvent.objects.create(company=dossier.company, **_event("sepa_incident", 20))
@@ -728,15 +869,25 @@ def test_a_sandbox_dossier_adds_the_events_on_file_to_its_profile(marketplace):
 
 # --- financial statements from the partner --------------------------------------------------------------
 
-STATEMENT = {"fiscal_year_end": "2025-12-31", "revenue": 812_345, "net_income": "40117.50", "ebitda": 95_000,
-             "equity": 210_000, "total_assets": 600_000, "current_assets": 350_000, "current_liabilities": 250_000,
-             "financial_debt": 180_000}
+STATEMENT = {
+    "fiscal_year_end": "2025-12-31",
+    "revenue": 812_345,
+    "net_income": "40117.50",
+    "ebitda": 95_000,
+    "equity": 210_000,
+    "total_assets": 600_000,
+    "current_assets": 350_000,
+    "current_liabilities": 250_000,
+    "financial_debt": 180_000,
+}
 VALID = {"company": {"siren": SIREN}, "requested_amount": 40000}
 
 
 def test_statements_in_the_payload_are_stored_audited_and_scored(api, champion):
-    response = api.post("/api/v1/scores", dict(VALID, financial_statements=[
-        STATEMENT, {"fiscal_year_end": "2024-12-31", "revenue": 700_000}]))
+    response = api.post(
+        "/api/v1/scores",
+        dict(VALID, financial_statements=[STATEMENT, {"fiscal_year_end": "2024-12-31", "revenue": 700_000}]),
+    )
     assert response.status_code == 202, response.content
     dossier_id = response.json()["id"]
 
@@ -748,9 +899,16 @@ def test_statements_in_the_payload_are_stored_audited_and_scored(api, champion):
     assert latest.net_income == Decimal("40117.50")
     audit = AuditEvent.objects.get(action="dossier.created", object_id=dossier_id)
     assert audit.after["financial_statements"][0] == {
-        "fiscal_year_end": "2025-12-31", "revenue": "812345.00", "net_income": "40117.50", "ebitda": "95000.00",
-        "equity": "210000.00", "total_assets": "600000.00", "current_assets": "350000.00",
-        "current_liabilities": "250000.00", "financial_debt": "180000.00"}
+        "fiscal_year_end": "2025-12-31",
+        "revenue": "812345.00",
+        "net_income": "40117.50",
+        "ebitda": "95000.00",
+        "equity": "210000.00",
+        "total_assets": "600000.00",
+        "current_assets": "350000.00",
+        "current_liabilities": "250000.00",
+        "financial_debt": "180000.00",
+    }
 
     score = score_compute(dossier_id=dossier_id)
 
@@ -763,8 +921,10 @@ def test_statements_in_the_payload_are_stored_audited_and_scored(api, champion):
 
 def test_a_live_partners_statement_overrides_the_registrys_revenue(apis, live_partner, champion):
     quiet_sources(apis)
-    dossier = live_dossier(live_partner, statements=[{"fiscal_year_end": date(2025, 12, 31),
-                                                      "revenue": Decimal("812345"), "equity": Decimal("1000")}])
+    dossier = live_dossier(
+        live_partner,
+        statements=[{"fiscal_year_end": date(2025, 12, 31), "revenue": Decimal("812345"), "equity": Decimal("1000")}],
+    )
 
     score = score_compute(dossier_id=dossier.pk)
 
@@ -777,8 +937,13 @@ def test_a_live_partners_statement_overrides_the_registrys_revenue(apis, live_pa
 def test_another_partners_statements_are_not_used_for_a_dossier_of_the_same_company(apis, live_partner, db):
     quiet_sources(apis)
     other = make_partner_client("Rival Lender", ALL_SCOPES)
-    FinancialStatement.objects.create(company=live_dossier(live_partner).company, fiscal_year_end=date(2025, 12, 31),
-                                      source="partner", supplied_by_client=other.api_client, revenue=Decimal(5))
+    FinancialStatement.objects.create(
+        company=live_dossier(live_partner).company,
+        fiscal_year_end=date(2025, 12, 31),
+        source="partner",
+        supplied_by_client=other.api_client,
+        revenue=Decimal(5),
+    )
 
     gathered = gather_for_dossier(live_dossier(live_partner))
 
@@ -786,18 +951,21 @@ def test_another_partners_statements_are_not_used_for_a_dossier_of_the_same_comp
     assert "missing:financial_statements" in gathered.flags
 
 
-@pytest.mark.parametrize(("statements", "field_name"), [
-    ([dict(STATEMENT, revenue=-5)], "financial_statements[0].revenue"),
-    ([STATEMENT, dict(STATEMENT, total_assets=-1)], "financial_statements[1].total_assets"),
-    ([dict(STATEMENT, goodwill=12)], "financial_statements[0].goodwill"),
-    ([dict(STATEMENT, revenue=True)], "financial_statements[0].revenue"),
-    ([dict(STATEMENT, revenue="12.345")], "financial_statements[0].revenue"),
-    ([{"revenue": 10}], "financial_statements[0].fiscal_year_end"),
-    ([{"fiscal_year_end": "2025-12-31"}], "financial_statements[0]"),
-    ([dict(STATEMENT, fiscal_year_end="2999-12-31")], "financial_statements[0].fiscal_year_end"),
-    ([STATEMENT] * 6, "financial_statements"),
-    ({"revenue": 1}, "financial_statements"),
-])
+@pytest.mark.parametrize(
+    ("statements", "field_name"),
+    [
+        ([dict(STATEMENT, revenue=-5)], "financial_statements[0].revenue"),
+        ([STATEMENT, dict(STATEMENT, total_assets=-1)], "financial_statements[1].total_assets"),
+        ([dict(STATEMENT, goodwill=12)], "financial_statements[0].goodwill"),
+        ([dict(STATEMENT, revenue=True)], "financial_statements[0].revenue"),
+        ([dict(STATEMENT, revenue="12.345")], "financial_statements[0].revenue"),
+        ([{"revenue": 10}], "financial_statements[0].fiscal_year_end"),
+        ([{"fiscal_year_end": "2025-12-31"}], "financial_statements[0]"),
+        ([dict(STATEMENT, fiscal_year_end="2999-12-31")], "financial_statements[0].fiscal_year_end"),
+        ([STATEMENT] * 6, "financial_statements"),
+        ({"revenue": 1}, "financial_statements"),
+    ],
+)
 def test_bad_statements_are_refused_with_400_naming_the_field_and_nothing_is_written(api, statements, field_name):
     response = api.post("/api/v1/scores", dict(VALID, financial_statements=statements))
 
@@ -809,8 +977,12 @@ def test_bad_statements_are_refused_with_400_naming_the_field_and_nothing_is_wri
 
 def test_a_live_partner_sends_statements_through_the_api_like_any_partner(client, live_partner):
     token = obtain_token(client, live_partner)
-    response = client.post("/api/v1/scores", json.dumps(dict(VALID, financial_statements=[STATEMENT])),
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.post(
+        "/api/v1/scores",
+        json.dumps(dict(VALID, financial_statements=[STATEMENT])),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
     assert response.status_code == 202
     assert FinancialStatement.objects.get().supplied_by_client == live_partner.api_client
 
@@ -820,8 +992,13 @@ def test_a_live_partner_sends_statements_through_the_api_like_any_partner(client
 
 @pytest.fixture
 def scored(marketplace, champion) -> Dossier:
-    dossier = dossier_create(partner=marketplace.partner, siren=SIREN, requested_amount=Decimal("40000"),
-                             bank_tokens=[], actor=Actor(client=marketplace.api_client))
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren=SIREN,
+        requested_amount=Decimal("40000"),
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     score_compute(dossier_id=dossier.pk)
     return dossier
 
@@ -831,8 +1008,10 @@ def test_an_analyst_records_a_statement_from_the_dossier_page_and_sees_it_listed
     page = client.get(f"/dossiers/{scored.pk}/").content.decode()
     assert 'data-testid="statement-form"' in page
 
-    response = client.post(f"/dossiers/{scored.pk}/statement", {
-        "fiscal_year_end": "2025-06-30", "revenue": "640000", "equity": "-12000", "total_assets": "300000"})
+    response = client.post(
+        f"/dossiers/{scored.pk}/statement",
+        {"fiscal_year_end": "2025-06-30", "revenue": "640000", "equity": "-12000", "total_assets": "300000"},
+    )
 
     assert response.status_code == 302
     statement = FinancialStatement.objects.get()
@@ -891,8 +1070,9 @@ def test_when_bodacc_fails_the_insolvency_feature_is_missing_not_no_proceeding()
     from scoring.features import build_features
     from scoring.sources import GatheredData, SourceResult, merge_events
 
-    gathered = GatheredData(events={"payment_delays_12m": 0, "max_payment_delay_days": 0,
-                                    "open_insolvency_proceeding": None})
+    gathered = GatheredData(
+        events={"payment_delays_12m": 0, "max_payment_delay_days": 0, "open_insolvency_proceeding": None}
+    )
     merge_events(gathered, SourceResult("events_on_file", "missing", timezone.now()), always_report=False)
     features = build_features(company={}, financials={}, bank=None, events=gathered.events, requested_amount=1)
     assert features["open_insolvency_proceeding"] is None

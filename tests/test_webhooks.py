@@ -61,8 +61,14 @@ def scripted_receiver() -> Iterator[ScriptedReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            receiver.requests.append({"method": self.command, "path": self.path, "body": body,
-                                      "headers": {k.lower(): v for k, v in self.headers.items()}})
+            receiver.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "body": body,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                }
+            )
             self.send_response(receiver.status)
             for name, value in receiver.headers.items():
                 self.send_header(name, value)
@@ -98,8 +104,12 @@ def closed_port_url() -> str:
 
 
 def endpoint_for(partner_client, url: str, event_types: list[str] | None = None) -> tuple[WebhookEndpoint, str]:
-    return webhook_endpoint_create(partner=partner_client.partner, url=url, event_types=event_types or [],
-                                   actor=Actor(client=partner_client.api_client))
+    return webhook_endpoint_create(
+        partner=partner_client.partner,
+        url=url,
+        event_types=event_types or [],
+        actor=Actor(client=partner_client.api_client),
+    )
 
 
 def one_delivery(partner_client) -> WebhookDelivery:
@@ -108,8 +118,9 @@ def one_delivery(partner_client) -> WebhookDelivery:
 
 
 def make_due(delivery: WebhookDelivery, **fields: object) -> None:
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1),
-                                                          **fields)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1), **fields
+    )
 
 
 def delivered_once(delivery: WebhookDelivery) -> WebhookDelivery:
@@ -170,9 +181,17 @@ def test_production_refuses_plain_http_urls(settings) -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        "http://127.0.0.1/", "http://10.0.0.5/", "http://169.254.169.254/", "http://localhost/",
-        "http://192.168.1.10/", "http://172.16.0.1/", "http://0.0.0.0/", "http://[::1]/",
-        "http://[::ffff:127.0.0.1]/", "http://100.64.0.1/", "https://127.0.0.1:8443/hooks",
+        "http://127.0.0.1/",
+        "http://10.0.0.5/",
+        "http://169.254.169.254/",
+        "http://localhost/",
+        "http://192.168.1.10/",
+        "http://172.16.0.1/",
+        "http://0.0.0.0/",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.64.0.1/",
+        "https://127.0.0.1:8443/hooks",
     ],
 )
 def test_without_private_urls_a_loopback_private_or_link_local_target_is_refused(url: str, settings) -> None:
@@ -187,7 +206,9 @@ def test_without_private_urls_a_public_address_is_accepted(settings) -> None:
     assert url_problem("https://93.184.215.14/hooks") is None
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/", "http://10.0.0.5/", "http://169.254.169.254/", "http://localhost/"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/", "http://10.0.0.5/", "http://169.254.169.254/", "http://localhost/"]
+)
 def test_without_private_urls_registering_a_private_target_raises_a_validation_error_on_url(
     url: str, settings, marketplace
 ) -> None:
@@ -231,8 +252,12 @@ def test_publishing_writes_one_pending_delivery_per_active_subscribed_endpoint(
     subscribed, _ = endpoint_for(marketplace, "http://127.0.0.1:9/scores", [EVENT])
     inactive, _ = endpoint_for(marketplace, "http://127.0.0.1:9/off")
     WebhookEndpoint.objects.filter(pk=inactive.pk).update(is_active=False)
-    WebhookEndpoint.objects.create(partner=marketplace.partner, url="http://127.0.0.1:9/other",
-                                   secret=signing.secret_generate(), event_types=["accounts.published"])
+    WebhookEndpoint.objects.create(
+        partner=marketplace.partner,
+        url="http://127.0.0.1:9/other",
+        secret=signing.secret_generate(),
+        event_types=["accounts.published"],
+    )
     endpoint_for(other_partner, "http://127.0.0.1:9/someone-else")
 
     deliveries = event_publish(partner=marketplace.partner, event_type=EVENT, payload=PAYLOAD)
@@ -618,8 +643,12 @@ def test_the_sweep_returns_only_due_pending_deliveries_oldest_first(marketplace,
 
     def delivery(status: str, next_attempt_at: object) -> int:
         return WebhookDelivery.objects.create(
-            endpoint=endpoint, message_id=WebhookDelivery.new_message_id(), event_type=EVENT, payload={},
-            status=status, next_attempt_at=next_attempt_at,
+            endpoint=endpoint,
+            message_id=WebhookDelivery.new_message_id(),
+            event_type=EVENT,
+            payload={},
+            status=status,
+            next_attempt_at=next_attempt_at,
         ).pk
 
     recent = delivery(Status.PENDING, now - timedelta(seconds=1))
@@ -665,8 +694,9 @@ def _bearer(client, partner_client) -> dict[str, str]:
 
 def test_a_partner_registers_lists_and_deletes_its_endpoints_through_the_api(client, marketplace):
     auth = _bearer(client, marketplace)
-    created = client.post("/api/v1/webhooks", {"url": "https://hooks.example.com/risk"},
-                          content_type="application/json", **auth)
+    created = client.post(
+        "/api/v1/webhooks", {"url": "https://hooks.example.com/risk"}, content_type="application/json", **auth
+    )
     assert created.status_code == 201 and created.json()["secret"].startswith("whsec_")
     listed = client.get("/api/v1/webhooks", **auth).json()["results"]
     assert [e["url"] for e in listed] == ["https://hooks.example.com/risk"]
@@ -679,8 +709,12 @@ def test_a_partner_registers_lists_and_deletes_its_endpoints_through_the_api(cli
 
 
 def test_a_partner_cannot_see_or_delete_another_partners_endpoint(client, marketplace, other_partner):
-    endpoint, _ = webhook_endpoint_create(partner=marketplace.partner, url="https://hooks.example.com/a",
-                                          event_types=[], actor=Actor(client=marketplace.api_client))
+    endpoint, _ = webhook_endpoint_create(
+        partner=marketplace.partner,
+        url="https://hooks.example.com/a",
+        event_types=[],
+        actor=Actor(client=marketplace.api_client),
+    )
     auth = _bearer(client, other_partner)
     assert client.get("/api/v1/webhooks", **auth).json()["results"] == []
     response = client.delete(f"/api/v1/webhooks/{endpoint.pk}", **auth)
@@ -688,11 +722,14 @@ def test_a_partner_cannot_see_or_delete_another_partners_endpoint(client, market
     assert WebhookEndpoint.objects.filter(pk=endpoint.pk).exists()
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"url": "not a url"}, "url"),
-    ({"url": "https://hooks.example.com/", "event_types": ["score.exploded"]}, "event_types"),
-    ({}, "url"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "not a url"}, "url"),
+        ({"url": "https://hooks.example.com/", "event_types": ["score.exploded"]}, "event_types"),
+        ({}, "url"),
+    ],
+)
 def test_a_bad_registration_gets_a_400_naming_the_field(client, marketplace, body, field):
     response = client.post("/api/v1/webhooks", body, content_type="application/json", **_bearer(client, marketplace))
     assert response.status_code == 400

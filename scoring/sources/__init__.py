@@ -23,8 +23,15 @@ from .open_banking import open_banking_lookup
 from .registry import registry_lookup
 from .sandbox import gather_sandbox
 
-__all__ = ["STATEMENT_FIGURES", "GatheredData", "SourceResult", "describe_flags", "gather_for_dossier",
-           "gather_live", "gather_sandbox"]
+__all__ = [
+    "STATEMENT_FIGURES",
+    "GatheredData",
+    "SourceResult",
+    "describe_flags",
+    "gather_for_dossier",
+    "gather_live",
+    "gather_sandbox",
+]
 
 SOURCE_LABELS = {
     "registry": "company registry",
@@ -97,8 +104,7 @@ def merge_events(gathered: GatheredData, events: SourceResult, *, always_report:
         data = events.data
         merged = dict(gathered.events)
         merged["payment_delays_12m"] = merged.get("payment_delays_12m", 0) + data["payment_delays_12m"]
-        merged["max_payment_delay_days"] = max(merged.get("max_payment_delay_days", 0),
-                                               data["max_payment_delay_days"])
+        merged["max_payment_delay_days"] = max(merged.get("max_payment_delay_days", 0), data["max_payment_delay_days"])
         if data["insolvency_proceeding"]:
             merged["open_insolvency_proceeding"] = True
         gathered.events = merged

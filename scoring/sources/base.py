@@ -43,8 +43,13 @@ class SourceResult:
     age_seconds: int = 0  # how old the answer was when used: 0 unless it came from the cache
 
     def provenance(self) -> dict[str, Any]:
-        return {"source": self.source, "status": self.status, "fetched_at": self.fetched_at.isoformat(),
-                "detail": self.detail, "freshness": {"cached": self.cached, "age_seconds": self.age_seconds}}
+        return {
+            "source": self.source,
+            "status": self.status,
+            "fetched_at": self.fetched_at.isoformat(),
+            "detail": self.detail,
+            "freshness": {"cached": self.cached, "age_seconds": self.age_seconds},
+        }
 
 
 @dataclass
@@ -115,8 +120,10 @@ class HttpSource:
                 if code == 429:
                     retry_after = retry_after_seconds(response)
                     if retry_after is not None and retry_after > RETRY_AFTER_CAP_SECONDS:
-                        raise SourceFailed(f"rate limited (HTTP 429, Retry-After {retry_after:.0f} s, "
-                                           f"more than the {RETRY_AFTER_CAP_SECONDS:.0f} s we wait)")
+                        raise SourceFailed(
+                            f"rate limited (HTTP 429, Retry-After {retry_after:.0f} s, "
+                            f"more than the {RETRY_AFTER_CAP_SECONDS:.0f} s we wait)"
+                        )
                     reason = "rate limited (HTTP 429)"
                     wait = retry_after if retry_after is not None else wait
                 elif code >= 500:
@@ -193,7 +200,8 @@ def cached_answer(*, source: str, key: str, ttl_seconds: int, fetch: Callable[[]
     payload = fetch()
     if ttl_seconds > 0:
         SourceCache.objects.update_or_create(
-            source=source, key=key,
+            source=source,
+            key=key,
             defaults={"payload": payload, "fetched_at": now, "expires_at": now + timedelta(seconds=ttl_seconds)},
         )
     return CachedAnswer(payload, now, cached=False)

@@ -43,10 +43,15 @@ def bodacc_lookup(siren: str) -> SourceResult:
     def fetch() -> dict[str, Any]:
         notices: list[dict[str, Any]] = []
         for page in range(MAX_PAGES):
-            body = client.get_json(RECORDS_PATH, params={
-                "where": f'registre="{siren}" AND familleavis="collective"',
-                "order_by": "dateparution desc", "limit": PAGE_SIZE, "offset": page * PAGE_SIZE,
-            })
+            body = client.get_json(
+                RECORDS_PATH,
+                params={
+                    "where": f'registre="{siren}" AND familleavis="collective"',
+                    "order_by": "dateparution desc",
+                    "limit": PAGE_SIZE,
+                    "offset": page * PAGE_SIZE,
+                },
+            )
             records = body.get("results") if isinstance(body, dict) else None
             if not isinstance(records, list):
                 raise SourceFailed("unexpected answer: no results list")
@@ -56,8 +61,7 @@ def bodacc_lookup(siren: str) -> SourceResult:
         return {"notices": notices}
 
     try:
-        answer = cached_answer(source=SOURCE, key=siren, ttl_seconds=settings.SOURCE_CACHE_SECONDS_BODACC,
-                               fetch=fetch)
+        answer = cached_answer(source=SOURCE, key=siren, ttl_seconds=settings.SOURCE_CACHE_SECONDS_BODACC, fetch=fetch)
     except SourceFailed as exc:
         return failed(SOURCE, str(exc))
     notices = answer.payload.get("notices", [])
@@ -68,10 +72,15 @@ def bodacc_lookup(siren: str) -> SourceResult:
         detail = f"{len(notices)} notice(s), no proceeding open"
     else:
         detail = "no collective-proceeding notice"
-    return SourceResult(SOURCE, "ok", answer.fetched_at, detail=detail, cached=answer.cached,
-                        age_seconds=answer.age_seconds,
-                        data={"open_insolvency_proceeding": opened is not None, "open_proceeding": opened,
-                              "notices": notices})
+    return SourceResult(
+        SOURCE,
+        "ok",
+        answer.fetched_at,
+        detail=detail,
+        cached=answer.cached,
+        age_seconds=answer.age_seconds,
+        data={"open_insolvency_proceeding": opened is not None, "open_proceeding": opened, "notices": notices},
+    )
 
 
 def notice_from(record: Any, siren: str) -> dict[str, Any] | None:
@@ -94,8 +103,13 @@ def notice_from(record: Any, siren: str) -> dict[str, Any] | None:
     if kind is None:
         return None
     when = str(judgment.get("date") or record.get("dateparution") or "")[:10]
-    return {"id": str(record.get("id") or ""), "date": when, "kind": kind, "nature": nature[:200],
-            "published": str(record.get("dateparution") or "")[:10]}
+    return {
+        "id": str(record.get("id") or ""),
+        "date": when,
+        "kind": kind,
+        "nature": nature[:200],
+        "published": str(record.get("dateparution") or "")[:10],
+    }
 
 
 def classify(text: str) -> str | None:

@@ -19,8 +19,16 @@ from .base import SourceResult
 STATEMENTS = "financial_statements"
 EVENTS = "negative_events"
 # The figures a statement may carry, in the order forms and the API list them.
-STATEMENT_FIGURES = ("revenue", "net_income", "ebitda", "equity", "total_assets", "current_assets",
-                     "current_liabilities", "financial_debt")
+STATEMENT_FIGURES = (
+    "revenue",
+    "net_income",
+    "ebitda",
+    "equity",
+    "total_assets",
+    "current_assets",
+    "current_liabilities",
+    "financial_debt",
+)
 
 
 def statements_on_file(dossier: Any) -> SourceResult:
@@ -38,10 +46,14 @@ def statements_on_file(dossier: Any) -> SourceResult:
     statement = FinancialStatement.objects.filter(visible, company_id=dossier.company_id).first()  # latest first
     if statement is None:
         return SourceResult(STATEMENTS, "missing", timezone.now(), detail="no financial statements on file")
-    figures = {name: float(getattr(statement, name)) for name in STATEMENT_FIGURES
-               if getattr(statement, name) is not None}
+    figures = {
+        name: float(getattr(statement, name)) for name in STATEMENT_FIGURES if getattr(statement, name) is not None
+    }
     return SourceResult(
-        STATEMENTS, "ok", statement.created_at, data=figures,
+        STATEMENTS,
+        "ok",
+        statement.created_at,
+        data=figures,
         detail=f"fiscal year ending {statement.fiscal_year_end.isoformat()}, {statement.get_source_display()}",
     )
 
@@ -53,7 +65,9 @@ def event_counts_12m(*, today: date | None = None, **subject: Any) -> dict[str, 
     today = today or timezone.localdate()
     Kind = NegativeEvent.Kind
     return NegativeEvent.objects.filter(
-        **subject, occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today,
+        **subject,
+        occurred_on__gt=today - timedelta(days=365),
+        occurred_on__lte=today,
     ).aggregate(
         delays=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
         max_delay=Max("days_late", filter=Q(kind=Kind.PAYMENT_DELAY)),
@@ -71,8 +85,10 @@ def events_on_file(company_id: Any, today: date | None = None) -> SourceResult:
         "sepa_incidents_12m": counts["sepa"],
         "insolvency_proceeding": counts["insolvency"] > 0,
     }
-    detail = (f"{data['payment_delays_12m']} payment delay(s), {data['sepa_incidents_12m']} SEPA incident(s), "
-              f"{counts['insolvency']} insolvency proceeding(s) in 12 months")
+    detail = (
+        f"{data['payment_delays_12m']} payment delay(s), {data['sepa_incidents_12m']} SEPA incident(s), "
+        f"{counts['insolvency']} insolvency proceeding(s) in 12 months"
+    )
     return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)
 
 

@@ -28,8 +28,15 @@ MAX_PAGES = 100  # per account: 50,000 transactions a year is already far beyond
 CURRENT_ACCOUNT_TYPES = {"checking"}  # savings, loans and card accounts would distort balances and overdrafts
 
 # A rejected SEPA direct debit shows as a reversal line and often a fee line (⚠ wording varies by bank).
-REJECTION_WORDS = ("REJET PRLV", "REJET PRELEVEMENT", "REJET DE PRELEVEMENT", "PRLV REJETE", "PRELEVEMENT REJETE",
-                   "PRLV SEPA REJETE", "IMPAYE")
+REJECTION_WORDS = (
+    "REJET PRLV",
+    "REJET PRELEVEMENT",
+    "REJET DE PRELEVEMENT",
+    "PRLV REJETE",
+    "PRELEVEMENT REJETE",
+    "PRLV SEPA REJETE",
+    "IMPAYE",
+)
 FEE_WORDS = ("FRAIS", "COMMISSION", "COTISATION")
 CHEQUE_WORDS = ("CHQ", "CHEQUE")
 
@@ -50,17 +57,26 @@ def open_banking_lookup(tokens: list[str]) -> SourceResult:
         return failed(SOURCE, str(exc))
     if not ledger.accounts:
         return SourceResult(SOURCE, "missing", timezone.now(), detail="no current account behind the tokens")
-    return SourceResult(SOURCE, "ok", timezone.now(), data=ledger.aggregates(),
-                        detail=f"{len(ledger.accounts)} account(s), {ledger.transactions} transactions read")
+    return SourceResult(
+        SOURCE,
+        "ok",
+        timezone.now(),
+        data=ledger.aggregates(),
+        detail=f"{len(ledger.accounts)} account(s), {ledger.transactions} transactions read",
+    )
 
 
 def _read_token(token: str, ledger: Ledger) -> None:
-    client = HttpSource(SOURCE, settings.OPEN_BANKING_URL, headers={
-        "Bridge-Version": BRIDGE_VERSION,
-        "Client-Id": settings.OPEN_BANKING_CLIENT_ID,
-        "Client-Secret": settings.OPEN_BANKING_CLIENT_SECRET,
-        "Authorization": f"Bearer {token}",
-    })
+    client = HttpSource(
+        SOURCE,
+        settings.OPEN_BANKING_URL,
+        headers={
+            "Bridge-Version": BRIDGE_VERSION,
+            "Client-Id": settings.OPEN_BANKING_CLIENT_ID,
+            "Client-Secret": settings.OPEN_BANKING_CLIENT_SECRET,
+            "Authorization": f"Bearer {token}",
+        },
+    )
     for account in _resources(client.get_json("/v3/aggregation/accounts")):
         account_id = account.get("id")
         if account_id is None or account_id in ledger.accounts:
@@ -73,7 +89,9 @@ def _read_token(token: str, ledger: Ledger) -> None:
         ledger.add_account(account_id, float(balance))
         path = "/v3/aggregation/transactions"
         params: dict[str, Any] | None = {
-            "account_id": account_id, "min_date": ledger.start.isoformat(), "max_date": ledger.today.isoformat(),
+            "account_id": account_id,
+            "min_date": ledger.start.isoformat(),
+            "max_date": ledger.today.isoformat(),
             "limit": PAGE_LIMIT,
         }
         for _ in range(MAX_PAGES):
@@ -144,8 +162,10 @@ class Ledger:
             return
         text = _plain(f"{transaction.get('clean_description', '')} {transaction.get('provider_description', '')}")
         operation = transaction.get("operation_type")
-        if any(word in text for word in REJECTION_WORDS) and operation != "check" and not any(
-            word in text for word in CHEQUE_WORDS
+        if (
+            any(word in text for word in REJECTION_WORDS)
+            and operation != "check"
+            and not any(word in text for word in CHEQUE_WORDS)
         ):
             if any(word in text for word in FEE_WORDS):
                 self.fee_days.add(key)

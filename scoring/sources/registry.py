@@ -19,9 +19,19 @@ from .base import HttpSource, SourceFailed, SourceResult, cached_answer, failed
 
 SOURCE = "registry"
 # What we keep of a registry record (public company data): enough to map, nothing more.
-KEPT_FIELDS = ("siren", "nom_complet", "nom_raison_sociale", "nature_juridique", "activite_principale",
-               "section_activite_principale", "date_creation", "date_fermeture", "etat_administratif",
-               "tranche_effectif_salarie", "finances")
+KEPT_FIELDS = (
+    "siren",
+    "nom_complet",
+    "nom_raison_sociale",
+    "nature_juridique",
+    "activite_principale",
+    "section_activite_principale",
+    "date_creation",
+    "date_fermeture",
+    "etat_administratif",
+    "tranche_effectif_salarie",
+    "finances",
+)
 
 
 def registry_lookup(siren: str) -> SourceResult:
@@ -39,14 +49,14 @@ def registry_lookup(siren: str) -> SourceResult:
         return {}  # not found: an answer too, cached like one
 
     try:
-        answer = cached_answer(source=SOURCE, key=siren, ttl_seconds=settings.SOURCE_CACHE_SECONDS_REGISTRY,
-                               fetch=fetch)
+        answer = cached_answer(
+            source=SOURCE, key=siren, ttl_seconds=settings.SOURCE_CACHE_SECONDS_REGISTRY, fetch=fetch
+        )
     except SourceFailed as exc:
         return failed(SOURCE, str(exc))
     freshness = {"cached": answer.cached, "age_seconds": answer.age_seconds}
     if not answer.payload:
-        return SourceResult(SOURCE, "missing", answer.fetched_at, detail="SIREN not found in the registry",
-                            **freshness)
+        return SourceResult(SOURCE, "missing", answer.fetched_at, detail="SIREN not found in the registry", **freshness)
     mapped = registry_mapped(answer.payload, timezone.localdate())
     year = mapped.pop("accounts_year")
     detail = f"accounts {year} published" if year else "no published accounts"
@@ -82,8 +92,11 @@ def _latest_accounts(finances: Any) -> tuple[str | None, dict[str, float]]:
         return None, {}
     for year in sorted(finances, reverse=True):
         figures = finances[year] if isinstance(finances[year], dict) else {}
-        mapped = {name: float(figures[key]) for key, name in (("ca", "revenue"), ("resultat_net", "net_income"))
-                  if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)}
+        mapped = {
+            name: float(figures[key])
+            for key, name in (("ca", "revenue"), ("resultat_net", "net_income"))
+            if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)
+        }
         if mapped:
             return str(year), mapped
     return None, {}

@@ -26,10 +26,18 @@ def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
     )
     gathered.results = [
         SourceResult("sandbox.registry", "ok", now),
-        SourceResult("sandbox.financial_statements", "ok" if profile.financials else "missing", now,
-                     detail="" if profile.financials else "no published accounts"),
-        SourceResult("sandbox.open_banking", "ok" if profile.bank else "missing", now,
-                     detail="" if profile.bank else "no aggregator token supplied"),
+        SourceResult(
+            "sandbox.financial_statements",
+            "ok" if profile.financials else "missing",
+            now,
+            detail="" if profile.financials else "no published accounts",
+        ),
+        SourceResult(
+            "sandbox.open_banking",
+            "ok" if profile.bank else "missing",
+            now,
+            detail="" if profile.bank else "no aggregator token supplied",
+        ),
         SourceResult("sandbox.events", "ok", now),
     ]
     return gathered

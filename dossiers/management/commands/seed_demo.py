@@ -23,8 +23,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--companies", type=int, default=6000, help="How many historical files (default 6000).")
-        parser.add_argument("--individuals", type=int, default=0,
-                            help="Also seed this many B2C files of individuals (default none; make demo uses 4000).")
+        parser.add_argument(
+            "--individuals",
+            type=int,
+            default=0,
+            help="Also seed this many B2C files of individuals (default none; make demo uses 4000).",
+        )
         parser.add_argument("--seed", type=int, default=7, help="Random seed (default 7).")
         parser.add_argument("--reset", action="store_true", help="Delete the existing synthetic history first.")
 
@@ -44,25 +48,39 @@ class Command(BaseCommand):
         with transaction.atomic():
             if reset:
                 self._clear(history)
-            existing = set(Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio])
-                           .values_list("siren", flat=True))
-            Company.objects.bulk_create([
-                Company(siren=c.siren, vat=vat_for_siren(c.siren), name=c.name,
-                        naf_code=c.naf_code)
-                for c, _, _ in portfolio if c.siren not in existing
-            ])
-            company_ids = dict(Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio])
-                               .values_list("siren", "pk"))
-            dossiers = Dossier.objects.bulk_create([
-                Dossier(origin=Dossier.Origin.HISTORY, company_id=company_ids[c.siren], segment="b2b",
-                        requested_amount=round(c.requested_amount, 2), status=Dossier.Status.SCORED,
-                        bank_tokens_json=json.dumps([]))
-                for c, _, _ in portfolio
-            ])
+            existing = set(
+                Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio]).values_list("siren", flat=True)
+            )
+            Company.objects.bulk_create(
+                [
+                    Company(siren=c.siren, vat=vat_for_siren(c.siren), name=c.name, naf_code=c.naf_code)
+                    for c, _, _ in portfolio
+                    if c.siren not in existing
+                ]
+            )
+            company_ids = dict(
+                Company.objects.filter(siren__in=[c.siren for c, _, _ in portfolio]).values_list("siren", "pk")
+            )
+            dossiers = Dossier.objects.bulk_create(
+                [
+                    Dossier(
+                        origin=Dossier.Origin.HISTORY,
+                        company_id=company_ids[c.siren],
+                        segment="b2b",
+                        requested_amount=round(c.requested_amount, 2),
+                        status=Dossier.Status.SCORED,
+                        bank_tokens_json=json.dumps([]),
+                    )
+                    for c, _, _ in portfolio
+                ]
+            )
             defaults = self._write_history(segment="b2b", dossiers=dossiers, portfolio=portfolio, rng=rng, seed=seed)
-        self.stdout.write(self.style.SUCCESS(
-            f"Seeded {len(portfolio)} historical files, {defaults} defaults ({100 * defaults / len(portfolio):.1f} %)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {len(portfolio)} historical files, {defaults} defaults "
+                f"({100 * defaults / len(portfolio):.1f} %)."
+            )
+        )
 
     def seed_individuals(self, n: int, *, seed: int, reset: bool) -> None:
         """A B2C history: individuals known by a reference only, their bank features and outcomes."""
@@ -77,23 +95,35 @@ class Command(BaseCommand):
             if reset:
                 self._clear(history)
             # History files have no partner: their references live apart from every partner's own.
-            existing = set(Individual.objects.filter(partner=None, reference__in=references)
-                           .values_list("reference", flat=True))
-            Individual.objects.bulk_create([Individual(partner=None, reference=reference)
-                                            for reference in references if reference not in existing])
-            individual_ids = dict(Individual.objects.filter(partner=None, reference__in=references)
-                                  .values_list("reference", "pk"))
-            dossiers = Dossier.objects.bulk_create([
-                Dossier(origin=Dossier.Origin.HISTORY, individual_id=individual_ids[person.reference], segment="b2c",
-                        requested_amount=round(person.requested_amount, 2), status=Dossier.Status.SCORED,
-                        bank_tokens_json=json.dumps([]))
-                for person, _, _ in portfolio
-            ])
+            existing = set(
+                Individual.objects.filter(partner=None, reference__in=references).values_list("reference", flat=True)
+            )
+            Individual.objects.bulk_create(
+                [Individual(partner=None, reference=reference) for reference in references if reference not in existing]
+            )
+            individual_ids = dict(
+                Individual.objects.filter(partner=None, reference__in=references).values_list("reference", "pk")
+            )
+            dossiers = Dossier.objects.bulk_create(
+                [
+                    Dossier(
+                        origin=Dossier.Origin.HISTORY,
+                        individual_id=individual_ids[person.reference],
+                        segment="b2c",
+                        requested_amount=round(person.requested_amount, 2),
+                        status=Dossier.Status.SCORED,
+                        bank_tokens_json=json.dumps([]),
+                    )
+                    for person, _, _ in portfolio
+                ]
+            )
             defaults = self._write_history(segment="b2c", dossiers=dossiers, portfolio=portfolio, rng=rng, seed=seed)
-        self.stdout.write(self.style.SUCCESS(
-            f"Seeded {len(portfolio)} historical B2C files, {defaults} defaults "
-            f"({100 * defaults / len(portfolio):.1f} %)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {len(portfolio)} historical B2C files, {defaults} defaults "
+                f"({100 * defaults / len(portfolio):.1f} %)."
+            )
+        )
 
     @staticmethod
     def _clear(history) -> None:
@@ -102,8 +132,9 @@ class Command(BaseCommand):
         history.delete()
 
     @staticmethod
-    def _write_history(*, segment: str, dossiers: list[Dossier], portfolio: list, rng: np.random.Generator,
-                       seed: int) -> int:
+    def _write_history(
+        *, segment: str, dossiers: list[Dossier], portfolio: list, rng: np.random.Generator, seed: int
+    ) -> int:
         """Backdate the files, store their features and outcomes, audit the import; returns the defaults."""
         now = timezone.now()
         # Applications spread over 36 to 12 months ago, so every outcome (12-month horizon) is known today.
@@ -111,17 +142,32 @@ class Command(BaseCommand):
         for dossier, when in zip(dossiers, applied, strict=True):
             dossier.created_at = dossier.updated_at = when
         Dossier.objects.bulk_update(dossiers, ["created_at", "updated_at"], batch_size=500)
-        FeatureSnapshot.objects.bulk_create([
-            FeatureSnapshot(dossier=dossier, features=jsonable_features(applicant.features()), collected_at=when,
-                            provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}})
-            for dossier, (applicant, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
-        ])
-        Outcome.objects.bulk_create([
-            Outcome(dossier=dossier, status="defaulted" if defaulted else "repaid",
-                    occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date())
-            for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
-        ])
+        FeatureSnapshot.objects.bulk_create(
+            [
+                FeatureSnapshot(
+                    dossier=dossier,
+                    features=jsonable_features(applicant.features()),
+                    collected_at=when,
+                    provenance={"synthetic": {"source": "synthetic", "true_pd": round(pd_true, 6)}},
+                )
+                for dossier, (applicant, pd_true, _), when in zip(dossiers, portfolio, applied, strict=True)
+            ]
+        )
+        Outcome.objects.bulk_create(
+            [
+                Outcome(
+                    dossier=dossier,
+                    status="defaulted" if defaulted else "repaid",
+                    occurred_on=(when + timedelta(days=int(rng.integers(30, 365)) if defaulted else 365)).date(),
+                )
+                for dossier, (_, _, defaulted), when in zip(dossiers, portfolio, applied, strict=True)
+            ]
+        )
         defaults = sum(1 for _, _, defaulted in portfolio if defaulted)
-        audit_record(actor=Actor.of_system("seed_demo"), action="history.seeded", obj=dossiers[0],
-                     after={"segment": segment, "files": len(portfolio), "defaults": defaults, "seed": seed})
+        audit_record(
+            actor=Actor.of_system("seed_demo"),
+            action="history.seeded",
+            obj=dossiers[0],
+            after={"segment": segment, "files": len(portfolio), "defaults": defaults, "seed": seed},
+        )
         return defaults

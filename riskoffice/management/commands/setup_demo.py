@@ -22,8 +22,9 @@ from scoring.synthetic import sandbox_company, siren_from_number
 DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
 DEMO_CLIENT_ID = "demo-marketplace"
-SAMPLE_SIRENS = ["552100554", "732829320"] + [siren_from_number(n) for n in (31415926, 27182818, 16180339,
-                                                                             14142135, 17320508, 22360679)]
+SAMPLE_SIRENS = ["552100554", "732829320"] + [
+    siren_from_number(n) for n in (31415926, 27182818, 16180339, 14142135, 17320508, 22360679)
+]
 
 
 SAMPLE_REQUEST = json.dumps(
@@ -70,8 +71,13 @@ class Command(BaseCommand):
                 with_bank = bool(i % 3)
                 # The amount the sandbox company would plausibly ask for, so the samples look like a real queue.
                 amount = sandbox_company(siren, with_bank=with_bank).requested_amount
-                dossier = dossier_create(partner=partner, siren=siren, requested_amount=round(Decimal(amount), 2),
-                                         bank_tokens=["sandbox-token"] if with_bank else [], actor=Actor(client=client))
+                dossier = dossier_create(
+                    partner=partner,
+                    siren=siren,
+                    requested_amount=round(Decimal(amount), 2),
+                    bank_tokens=["sandbox-token"] if with_bank else [],
+                    actor=Actor(client=client),
+                )
                 score_compute(dossier_id=dossier.pk)
         self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
         self.stdout.write(f"""

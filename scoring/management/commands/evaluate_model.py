@@ -10,13 +10,16 @@ from scoring.evaluation import evaluate_synthetic
 
 
 class Command(BaseCommand):
-    help = ("Train on a synthetic book drawn from the ground-truth generator and report, on the same out-of-time "
-            "holdout, the model's AUC, Gini, KS and Brier score next to the oracle's (the true PD) and a "
-            "logistic regression's.")
+    help = (
+        "Train on a synthetic book drawn from the ground-truth generator and report, on the same out-of-time "
+        "holdout, the model's AUC, Gini, KS and Brier score next to the oracle's (the true PD) and a "
+        "logistic regression's."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--synthetic", action="store_true",
-                            help="Evaluate on data from scoring.synthetic (the only mode for now).")
+        parser.add_argument(
+            "--synthetic", action="store_true", help="Evaluate on data from scoring.synthetic (the only mode for now)."
+        )
         parser.add_argument("--rows", type=int, default=40000, help="Synthetic files to draw (default 40000).")
         parser.add_argument("--seed", type=int, default=7, help="Seed of the synthetic book (default 7).")
         parser.add_argument("--json", action="store_true", help="Print the figures as one JSON object, last line.")

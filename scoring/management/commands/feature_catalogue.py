@@ -19,8 +19,17 @@ DIRECTIONS = {
     RISK_DOWN: "risk falls as the value rises",
     NO_DIRECTION: "no fixed direction",
 }
-UNITS = {"eur": "€", "pct": "share (0–1)", "ratio": "ratio", "years": "years", "months": "months", "days": "days",
-         "count": "count", "flag": "yes / no", "category": "category"}
+UNITS = {
+    "eur": "€",
+    "pct": "share (0–1)",
+    "ratio": "ratio",
+    "years": "years",
+    "months": "months",
+    "days": "days",
+    "count": "count",
+    "flag": "yes / no",
+    "category": "category",
+}
 EXAMPLE_PDS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.10, 0.20, 0.50)
 
 
@@ -28,8 +37,9 @@ class Command(BaseCommand):
     help = "Generate docs/features.md (features per segment, score scales, bands) from the code; --check compares."
 
     def add_arguments(self, parser):
-        parser.add_argument("--check", action="store_true",
-                            help="Write nothing; fail if the file differs from what the code generates.")
+        parser.add_argument(
+            "--check", action="store_true", help="Write nothing; fail if the file differs from what the code generates."
+        )
         parser.add_argument("--path", type=Path, default=DEFAULT_PATH, help="Where the document lives.")
 
     def handle(self, *args, check: bool, path: Path, **options) -> None:
@@ -37,8 +47,9 @@ class Command(BaseCommand):
         if check:
             current = path.read_text(encoding="utf-8") if path.exists() else None
             if current != expected:
-                raise CommandError(f"{path} is out of date with the feature catalogue; run `{COMMAND}` and "
-                                   "commit the result.")
+                raise CommandError(
+                    f"{path} is out of date with the feature catalogue; run `{COMMAND}` and commit the result."
+                )
             self.stdout.write(f"{path} is up to date.")
             return
         path.write_text(expected, encoding="utf-8")
@@ -56,8 +67,10 @@ def _pd(pd: float) -> str:
 def feature_table(catalogue: tuple[Feature, ...]) -> list[str]:
     lines = ["| Name | Source | Meaning | Unit | Direction of risk |", "|---|---|---|---|---|"]
     for feature in catalogue:
-        lines.append(f"| `{feature.name}` | {_cell(feature.source)} | {_cell(feature.meaning)} | "
-                     f"{UNITS.get(feature.unit, feature.unit)} | {DIRECTIONS[feature.direction]} |")
+        lines.append(
+            f"| `{feature.name}` | {_cell(feature.source)} | {_cell(feature.meaning)} | "
+            f"{UNITS.get(feature.unit, feature.unit)} | {DIRECTIONS[feature.direction]} |"
+        )
     return lines
 
 
@@ -96,18 +109,31 @@ def render() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for segment, scale in SCALES.items():
-        lines.append(f"| {SEGMENT_TITLES.get(segment, segment)} | {scale.low}–{scale.high} | {scale.base_score:g} | "
-                     f"{scale.base_odds:g}:1 (PD {100 / (1 + scale.base_odds):.2f} %) | "
-                     f"{scale.pdo:g} | {scale.factor:.4f} | {scale.offset:.4f} |")
+        lines.append(
+            f"| {SEGMENT_TITLES.get(segment, segment)} | {scale.low}–{scale.high} | {scale.base_score:g} | "
+            f"{scale.base_odds:g}:1 (PD {100 / (1 + scale.base_odds):.2f} %) | "
+            f"{scale.pdo:g} | {scale.factor:.4f} | {scale.offset:.4f} |"
+        )
     segments = list(SCALES)
-    lines += ["", "Points at a few PDs:", "",
-              "| PD | " + " | ".join(SEGMENT_TITLES.get(s, s) for s in segments) + " |",
-              "|---|" + "---|" * len(segments)]
+    lines += [
+        "",
+        "Points at a few PDs:",
+        "",
+        "| PD | " + " | ".join(SEGMENT_TITLES.get(s, s) for s in segments) + " |",
+        "|---|" + "---|" * len(segments),
+    ]
     for pd in EXAMPLE_PDS:
         lines.append(f"| {_pd(pd)} | " + " | ".join(str(SCALES[s].points(pd)) for s in segments) + " |")
 
-    lines += ["", "## Bands", "", "Bands are PD ranges, the same for every segment.", "",
-              "| Band | PD from | PD below | Closest Banque de France step |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Bands",
+        "",
+        "Bands are PD ranges, the same for every segment.",
+        "",
+        "| Band | PD from | PD below | Closest Banque de France step |",
+        "|---|---|---|---|",
+    ]
     lower = 0.0
     for band, upper, step in BANDS:
         below = "—" if math.isclose(upper, 1.0) else _pd(upper)

@@ -19,8 +19,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("input_file", metavar="IN.csv", type=Path,
-                            help="CSV file with a header naming the model's features.")
+        parser.add_argument(
+            "input_file", metavar="IN.csv", type=Path, help="CSV file with a header naming the model's features."
+        )
         parser.add_argument("--out", metavar="OUT.csv", type=Path, required=True, help="Where to write the scored CSV.")
         parser.add_argument("--segment", choices=Segment.values, default=Segment.B2B.value)
 

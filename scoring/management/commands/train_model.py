@@ -12,24 +12,41 @@ from scoring.training import metrics_lines
 
 
 class Command(BaseCommand):
-    help = ("Train XGBoost on labelled dossiers (those with a repaid/defaulted outcome), or with --csv on a file of "
-            "historical labelled files, and store a new version.")
+    help = (
+        "Train XGBoost on labelled dossiers (those with a repaid/defaulted outcome), or with --csv on a file of "
+        "historical labelled files, and store a new version."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--segment", choices=["b2b", "b2c"], default="b2b")
         parser.add_argument("--no-promote", action="store_true", help="Register as a candidate only.")
-        parser.add_argument("--if-no-champion", action="store_true",
-                            help="Do nothing when the segment already has a champion (used by make demo).")
+        parser.add_argument(
+            "--if-no-champion",
+            action="store_true",
+            help="Do nothing when the segment already has a champion (used by make demo).",
+        )
         parser.add_argument("--csv", metavar="FILE", help="Train on this CSV of historical labelled files.")
         parser.add_argument("--target", metavar="COLUMN", help="With --csv: the outcome column.")
-        parser.add_argument("--positive", metavar="VALUE",
-                            help="With --csv: the target value meaning default (default: 1, true, yes or defaulted).")
-        parser.add_argument("--date-column", metavar="COLUMN",
-                            help="With --csv: the application date, for the time order (default: file order).")
-        parser.add_argument("--exclude", metavar="COLUMN", action="append", default=[],
-                            help="With --csv: a column not to train on (repeatable), e.g. one flagged as leakage.")
-        parser.add_argument("--json", dest="as_json", action="store_true",
-                            help="With --csv: end with the result as one JSON object.")
+        parser.add_argument(
+            "--positive",
+            metavar="VALUE",
+            help="With --csv: the target value meaning default (default: 1, true, yes or defaulted).",
+        )
+        parser.add_argument(
+            "--date-column",
+            metavar="COLUMN",
+            help="With --csv: the application date, for the time order (default: file order).",
+        )
+        parser.add_argument(
+            "--exclude",
+            metavar="COLUMN",
+            action="append",
+            default=[],
+            help="With --csv: a column not to train on (repeatable), e.g. one flagged as leakage.",
+        )
+        parser.add_argument(
+            "--json", dest="as_json", action="store_true", help="With --csv: end with the result as one JSON object."
+        )
 
     def handle(self, *args, segment: str, no_promote: bool, if_no_champion: bool, **options) -> None:
         if if_no_champion and champion_for(segment):
@@ -45,14 +62,25 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Trained {version.label} ({version.status})."))
         self.stdout.write(json.dumps(version.metrics, sort_keys=True))
 
-    def train_from_csv(self, *, segment: str, promote: bool, csv: str | None, target: str | None,
-                       positive: str | None, date_column: str | None, exclude: list[str], as_json: bool,
-                       **options) -> None:
+    def train_from_csv(
+        self,
+        *,
+        segment: str,
+        promote: bool,
+        csv: str | None,
+        target: str | None,
+        positive: str | None,
+        date_column: str | None,
+        exclude: list[str],
+        as_json: bool,
+        **options,
+    ) -> None:
         if not csv or not target:
             raise CommandError("--csv FILE and --target COLUMN go together.")
         try:
-            result = train_from_csv(csv, target=target, positive=positive, date_column=date_column,
-                                    exclude=exclude, segment=segment)
+            result = train_from_csv(
+                csv, target=target, positive=positive, date_column=date_column, exclude=exclude, segment=segment
+            )
         except CsvTrainingError as exc:
             raise CommandError(str(exc)) from None
         for line in result.report.lines():
@@ -61,19 +89,37 @@ class Command(BaseCommand):
             # A model that learnt the outcome from a post-decision column looks perfect and scores live
             # dossiers (where that column is missing) as if nothing could go wrong: never make it the champion.
             promote = False
-            self.stdout.write(self.style.WARNING(
-                "Not promoted: the data shows leakage (above). Drop those columns with --exclude and train again."))
-        version = model_register(segment=segment, trained=result.trained, trained_by="train_model --csv",
-                                 promote=promote)
+            self.stdout.write(
+                self.style.WARNING(
+                    "Not promoted: the data shows leakage (above). Drop those columns with --exclude and train again."
+                )
+            )
+        version = model_register(
+            segment=segment, trained=result.trained, trained_by="train_model --csv", promote=promote
+        )
         self.stdout.write("")
         for line in metrics_lines(version.metrics):
             self.stdout.write(line)
-        self.stdout.write(self.style.SUCCESS(f"Trained {version.label} ({version.status}) on "
-                                             f"{len(version.feature_names)} features from {result.report.path.name}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Trained {version.label} ({version.status}) on "
+                f"{len(version.feature_names)} features from {result.report.path.name}."
+            )
+        )
         if as_json:
-            self.stdout.write(json.dumps({
-                "model": version.label, "status": version.status, "features": version.feature_names,
-                "monotone_constraints": version.monotone_constraints, "calibration": version.calibration,
-                "training_window": version.training_window, "metrics": version.metrics,
-                "warnings": result.report.warnings,
-            }, sort_keys=True, default=str))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "model": version.label,
+                        "status": version.status,
+                        "features": version.feature_names,
+                        "monotone_constraints": version.monotone_constraints,
+                        "calibration": version.calibration,
+                        "training_window": version.training_window,
+                        "metrics": version.metrics,
+                        "warnings": result.report.warnings,
+                    },
+                    sort_keys=True,
+                    default=str,
+                )
+            )
