@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,8 +12,10 @@ from rest_framework.views import APIView
 
 from riskoffice.api import api_client_of
 from riskoffice.audit import Actor
+from riskoffice.scoping import get_or_404
 
 from .models import WebhookEndpoint
+from .selectors import webhook_endpoints_for_client
 from .services import EVENT_TYPES, webhook_endpoint_create, webhook_endpoint_delete
 
 
@@ -40,7 +41,7 @@ class EndpointListCreate(APIView):
     required_scopes = ["webhooks:manage"]
 
     def get(self, request: Request) -> Response:
-        endpoints = WebhookEndpoint.objects.filter(partner_id=api_client_of(request).partner_id)
+        endpoints = webhook_endpoints_for_client(api_client_of(request))
         return Response({"results": [_representation(e) for e in endpoints]})
 
     def post(self, request: Request) -> Response:
@@ -64,8 +65,6 @@ class EndpointDetail(APIView):
 
     def delete(self, request: Request, pk: int) -> Response:
         client = api_client_of(request)
-        endpoint = WebhookEndpoint.objects.filter(partner_id=client.partner_id, pk=pk).first()
-        if endpoint is None:
-            raise Http404
+        endpoint = get_or_404(webhook_endpoints_for_client(client), pk)
         webhook_endpoint_delete(endpoint=endpoint, actor=Actor(client=client))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -8,7 +8,6 @@ import logging
 import random
 import socket
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from riskoffice.audit import Actor, audit_record
+from riskoffice.http import retry_after_seconds
 from riskoffice.models import Partner
 
 from . import signing
@@ -120,18 +120,6 @@ def event_publish(*, partner: Partner, event_type: str, payload: dict[str, Any])
     return deliveries
 
 
-def _retry_after(response: requests.Response) -> timedelta | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return timedelta(seconds=int(value.strip()))
-    try:
-        return max(timedelta(0), parsedate_to_datetime(value) - timezone.now())
-    except (TypeError, ValueError):
-        return None
-
-
 def webhook_deliver(*, delivery_id: int) -> str | None:
     """One attempt at a due delivery. Returns the resulting status, or None when it was not due."""
     now = timezone.now()
@@ -167,7 +155,8 @@ def webhook_deliver(*, delivery_id: int) -> str | None:
             )
             status_code = response.status_code
             if status_code in (429, 503):
-                retry_after = _retry_after(response)
+                seconds = retry_after_seconds(response)
+                retry_after = None if seconds is None else timedelta(seconds=seconds)
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"[:300]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.validators import RegexValidator
 from django.urls import reverse
-from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,11 +15,13 @@ from rest_framework.views import APIView
 
 from riskoffice.api import api_client_of
 from riskoffice.audit import Actor
-from scoring.sources import STATEMENT_FIGURES
+from riskoffice.scoping import get_or_404
+from scoring.statements import statement_errors
 
 from . import selectors, services
 from .identifiers import normalise_vat, siren_error, vat_error
 from .models import Dossier
+from .representation import score_representation
 
 
 class StrictCharField(serializers.CharField):
@@ -104,14 +105,15 @@ class FinancialStatementSerializer(RejectUnknownFieldsMixin, serializers.Seriali
     current_liabilities = _figure()
     financial_debt = _figure()
 
-    def validate_fiscal_year_end(self, value: date) -> date:
-        if value > timezone.localdate():
-            raise serializers.ValidationError("A fiscal year still running has no statement yet.")
-        return value
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if all(attrs.get(name) is None for name in STATEMENT_FIGURES):
-            raise serializers.ValidationError(f"Give at least one of: {', '.join(STATEMENT_FIGURES)}.")
+        errors = statement_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(
+                {
+                    "non_field_errors" if name == NON_FIELD_ERRORS else name: [message]
+                    for name, message in errors.items()
+                }
+            )
         return attrs
 
 
@@ -173,58 +175,6 @@ def _language(request: Request) -> str:
     return "en" if header.lower().startswith("en") else "fr"
 
 
-def score_representation(dossier: Dossier, request: Request) -> dict[str, Any]:
-    score = selectors.latest_score(dossier)
-    lang = _language(request)
-    body: dict[str, Any] = {
-        "id": str(dossier.pk),
-        "status": dossier.status,
-        "created_at": dossier.created_at.isoformat(),
-        "company": {"siren": dossier.company.siren, "vat": dossier.company.vat, "name": dossier.company.name}
-        if dossier.company_id
-        else None,
-        "individual": {"reference": dossier.individual.reference} if dossier.individual_id else None,
-        "requested_amount": str(dossier.requested_amount),
-        "score": None,
-        "probability_of_default": None,
-        "band": None,
-        "decision": dossier.decision or None,
-        "recommendation": None,
-        "recommended_limit": None,
-        "explainability": [],
-        "model_version": None,
-        "policy_version": None,
-        "scored_at": None,
-    }
-    if dossier.status == Dossier.Status.FAILED:
-        body["error"] = dossier.status_detail
-    if score is not None:
-        body.update(
-            {
-                "score": score.score,
-                "probability_of_default": round(score.probability_of_default, 6),
-                "band": score.band,
-                "recommendation": score.decision,
-                "decision_overridden": dossier.decision_overridden,
-                "recommended_limit": str(score.recommended_limit) if score.recommended_limit is not None else None,
-                "explainability": [
-                    {
-                        "feature": f["feature"],
-                        "text": f["text"][lang],
-                        "direction": f["direction"],
-                        "contribution": f["contribution"],
-                        "value": f["value"],
-                    }
-                    for f in score.factors
-                ],
-                "model_version": score.model_version.label,
-                "policy_version": score.policy_version.label,
-                "scored_at": score.created_at.isoformat(),
-            }
-        )
-    return body
-
-
 class ScoreListCreate(APIView):
     required_scopes = ["scores:write"]
 
@@ -259,8 +209,8 @@ class ScoreDetail(APIView):
     required_scopes = ["scores:read"]
 
     def get(self, request: Request, pk: str) -> Response:
-        dossier = selectors.get_or_404(selectors.dossiers_for_client(api_client_of(request)), pk)
-        response = Response(score_representation(dossier, request))
+        dossier = get_or_404(selectors.dossiers_for_client(api_client_of(request)), pk)
+        response = Response(score_representation(dossier, selectors.latest_score(dossier), lang=_language(request)))
         if dossier.status == Dossier.Status.PENDING:
             response["Retry-After"] = "1"
         return response

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from scoring.sources import STATEMENT_FIGURES
+from scoring.statements import STATEMENT_FIGURES
 
 from .models import Decision, Outcome
 

@@ -9,16 +9,9 @@ from django.conf import settings
 from django.db import models
 from django_cryptography.fields import encrypt
 
+from scoring.models import Decision, Segment
 
-class Segment(models.TextChoices):
-    B2B = "b2b", "Company (B2B)"
-    B2C = "b2c", "Individual (B2C)"
-
-
-class Decision(models.TextChoices):
-    ACCEPT = "accept", "Accept"
-    GUARANTEE = "guarantee", "Ask for a guarantee"
-    REFUSE = "refuse", "Refuse"
+__all__ = ["Company", "Decision", "Dossier", "Individual", "Outcome", "Override", "Segment"]
 
 
 class Company(models.Model):
@@ -82,6 +75,13 @@ class Dossier(models.Model):
     status_detail = models.CharField(max_length=300, blank=True)
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
     decision_overridden = models.BooleanField(default=False)
+    # The applicant's name and NAF code as this dossier's own sources gave them: a sandbox dossier's
+    # invented identity stays here and never reaches the Company row that every partner shares.
+    applicant_name = models.CharField(max_length=200, blank=True)
+    naf_code = models.CharField(max_length=6, blank=True)
+    # The sweep that re-enqueues a pending dossier whose message was lost backs off (riskoffice.queueing).
+    requeues = models.PositiveSmallIntegerField(default=0)
+    requeue_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -122,7 +122,7 @@ class Dossier(models.Model):
     @property
     def applicant_label(self) -> str:
         if self.company_id:
-            return str(self.company)
+            return f"{self.applicant_name or self.company.name or 'Company'} ({self.company.siren})"
         return str(self.individual) if self.individual_id else "—"
 
     @property

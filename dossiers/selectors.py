@@ -1,13 +1,12 @@
-"""Dossier reads, scoped: every lookup a view makes goes through one of these."""
+"""Dossier reads, scoped: every lookup a view or endpoint makes starts from one of these.
+
+Turn an id into a dossier with ``riskoffice.scoping.get_or_404(dossiers_for_…(who), pk)``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
-from django.http import Http404
 
 from riskoffice.models import ApiClient
 from riskoffice.roles import CAN_READ_DOSSIERS, has_any_role
@@ -33,14 +32,6 @@ def dossiers_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Dossie
 def dossiers_for_client(client: ApiClient) -> QuerySet[Dossier]:
     """A partner's API client sees its partner's dossiers only."""
     return _with_latest_score(Dossier.objects.filter(partner_id=client.partner_id))
-
-
-def get_or_404(queryset: QuerySet[Dossier], pk: Any) -> Dossier:
-    """The dossier in ``queryset``, else 404: someone else's dossier and a malformed id look alike."""
-    try:
-        return queryset.get(pk=pk)
-    except (Dossier.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise Http404("No such dossier.") from None
 
 
 def latest_score(dossier: Dossier) -> Score | None:

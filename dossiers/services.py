@@ -1,25 +1,36 @@
-"""Dossier writes: creation from the API, overrides, outcomes. Each leaves an audit row."""
+"""Dossier writes: creation, the stored assessment, overrides, outcomes, statements. Each leaves an audit row.
+
+The dossier's state (pending → scored or failed) changes here and nowhere else:
+``scoring.assessment.assess`` computes, ``dossier_record_assessment`` stores.
+"""
 
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+import logging
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from alerts.services import event_publish
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import Partner
-from scoring.models import FinancialStatement
-from scoring.sources import STATEMENT_FIGURES
+from riskoffice.queueing import enqueue, enqueue_on_commit, requeue_claim
+from scoring.assessment import Assessment, AssessmentUnavailable, assess
+from scoring.models import FeatureSnapshot, FinancialStatement, Score
+from scoring.statements import statement_errors, statement_figures
 
 from .identifiers import vat_for_siren
 from .models import Company, Decision, Dossier, Individual, Outcome, Override
+from .representation import score_representation
+
+logger = logging.getLogger(__name__)
+SYSTEM = Actor.of_system("scoring")
 
 
 @transaction.atomic
@@ -51,7 +62,7 @@ def dossier_create(
     if statements:
         after["financial_statements"] = [_statement_audit(values) for values in statements]
     audit_record(actor=actor, action="dossier.created", obj=dossier, after=after)
-    transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
+    enqueue_on_commit(score_dossier, str(dossier.pk))
     return dossier
 
 
@@ -88,7 +99,7 @@ def dossier_create_individual(
             "bank_tokens": len(bank_tokens),
         },
     )
-    transaction.on_commit(lambda: score_dossier.delay(str(dossier.pk)))
+    enqueue_on_commit(score_dossier, str(dossier.pk))
     return dossier
 
 
@@ -149,17 +160,10 @@ def statement_record(*, dossier: Dossier, values: dict[str, Any], user: Abstract
     """Record a financial statement an analyst read from the applicant's accounts, for the dossier's company."""
     if not dossier.company_id:
         raise ValidationError("Financial statements belong to a company's dossier.")
-    fiscal_year_end = values.get("fiscal_year_end")
-    if fiscal_year_end is None:
-        raise ValidationError({"fiscal_year_end": "Give the last day of the fiscal year."})
-    if fiscal_year_end > timezone.localdate():
-        raise ValidationError({"fiscal_year_end": "A fiscal year still running has no statement yet."})
-    figures = {name: values[name] for name in STATEMENT_FIGURES if values.get(name) is not None}
-    if not figures:
-        raise ValidationError("Give at least one figure.")
-    for name in ("revenue", "total_assets"):
-        if figures.get(name, 0) < 0:
-            raise ValidationError({name: "Cannot be negative."})
+    errors = statement_errors(values)
+    if errors:
+        raise ValidationError(errors)
+    fiscal_year_end, figures = values["fiscal_year_end"], statement_figures(values)
     statement = FinancialStatement.objects.create(
         company_id=dossier.company_id,
         fiscal_year_end=fiscal_year_end,
@@ -184,10 +188,110 @@ def _statement_audit(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def stalled_dossier_ids() -> list[Any]:
-    cutoff = timezone.now() - timedelta(seconds=settings.SCORING_STALL_SECONDS)
-    return list(
-        Dossier.objects.filter(status=Dossier.Status.PENDING, updated_at__lt=cutoff)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:500]
+def dossier_score(*, dossier_id: Any) -> Score | None:
+    """Assess a pending dossier and store the assessment; None when there was nothing to score. Safe to run twice."""
+    dossier = Dossier.objects.select_related("company", "individual", "partner").filter(pk=dossier_id).first()
+    if dossier is None or dossier.status != Dossier.Status.PENDING:
+        return None
+    try:
+        assessment = assess(dossier)
+    except AssessmentUnavailable as exc:
+        dossier_fail(dossier_id=dossier.pk, detail=str(exc))
+        return None
+    return dossier_record_assessment(dossier_id=dossier.pk, assessment=assessment)
+
+
+@transaction.atomic
+def dossier_record_assessment(*, dossier_id: Any, assessment: Assessment) -> Score | None:
+    """Store an assessment as the dossier's score and move it from pending to scored, with its audit row and event.
+
+    The sources were called outside any transaction; here, under a row lock, the
+    dossier must still be pending, so a duplicate task writes nothing.
+    """
+    dossier = (
+        Dossier.objects.select_for_update(of=("self",))
+        .select_related("company", "individual", "partner")
+        .get(pk=dossier_id)
     )
+    if dossier.status != Dossier.Status.PENDING:
+        return None
+    if dossier.company_id and assessment.registry_identity:
+        company = dossier.company
+        company.name = assessment.registry_identity.get("name", company.name)
+        company.naf_code = assessment.registry_identity.get("naf_code", company.naf_code)
+        company.save(update_fields=["name", "naf_code"])
+    snapshot = FeatureSnapshot.objects.create(
+        dossier=dossier,
+        features=assessment.features,
+        provenance=assessment.provenance,
+        collected_at=timezone.now(),
+    )
+    result = assessment.policy_result
+    score = Score.objects.create(
+        dossier=dossier,
+        snapshot=snapshot,
+        model_version=assessment.model_version,
+        policy_version=assessment.policy,
+        probability_of_default=assessment.probability_of_default,
+        score=assessment.score,
+        band=assessment.band,
+        decision=result.decision,
+        recommended_limit=result.recommended_limit,
+        rules_fired=result.rules_fired,
+        base_value=assessment.explanation.base_value,
+        contributions=assessment.explanation.contributions,
+        factors=assessment.factors,
+        data_flags=assessment.data_flags,
+    )
+    before = {"status": dossier.status, "decision": dossier.decision}
+    dossier.status = Dossier.Status.SCORED
+    dossier.status_detail = ""
+    dossier.applicant_name = (assessment.applicant_identity.get("name") or "")[:200]
+    dossier.naf_code = (assessment.applicant_identity.get("naf_code") or "")[:6]
+    if not dossier.decision_overridden:
+        dossier.decision = result.decision
+    dossier.save(update_fields=["status", "status_detail", "decision", "applicant_name", "naf_code", "updated_at"])
+    audit_record(
+        actor=SYSTEM,
+        action="dossier.scored",
+        obj=dossier,
+        before=before,
+        after={
+            "status": dossier.status,
+            "decision": dossier.decision,
+            "score_id": score.pk,
+            "model_version": assessment.model_version.label,
+            "policy_version": assessment.policy.label,
+            "rules_fired": result.rules_fired,
+        },
+    )
+    if dossier.partner_id:
+        event_publish(
+            partner=dossier.partner,
+            event_type="score.completed",
+            payload=score_representation(dossier, score),
+        )
+    return score
+
+
+@transaction.atomic
+def dossier_fail(*, dossier_id: Any, detail: str) -> None:
+    """A pending dossier that cannot be scored becomes failed, with the reason the partner and analysts read."""
+    dossier = Dossier.objects.select_for_update().get(pk=dossier_id)
+    if dossier.status != Dossier.Status.PENDING:
+        return
+    dossier.status = Dossier.Status.FAILED
+    dossier.status_detail = detail[:300]
+    dossier.save(update_fields=["status", "status_detail", "updated_at"])
+    audit_record(actor=SYSTEM, action="dossier.scoring_failed", obj=dossier, after={"detail": detail})
+
+
+def dossiers_requeue_stalled() -> list[Any]:
+    """Enqueue again the pending dossiers whose message was lost (broker down at commit, worker lost), backing off."""
+    from .tasks import score_dossier
+
+    claimed = requeue_claim(Dossier.objects.filter(status=Dossier.Status.PENDING), waiting_since="updated_at")
+    for dossier_id in claimed:
+        if not enqueue(score_dossier, str(dossier_id)):
+            break  # the broker is down: the claimed rest wait for their back-off, as they would anyway
+    return claimed

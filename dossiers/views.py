@@ -14,14 +14,16 @@ from django.views.decorators.http import require_POST
 
 from riskoffice.audit import Actor, audit_history
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
+from riskoffice.scoping import get_or_404
 from riskoffice.web import apply_service_errors, require_role
-from scoring.features import FEATURES_BY_NAME, format_value
-from scoring.models import FinancialStatement
+from scoring.model.features import FEATURES_BY_NAME, format_value
+from scoring.selectors import statements_for_user
 from scoring.sources import describe_flags
 
 from . import selectors, services
 from .forms import OutcomeForm, OverrideForm, StatementForm
 from .models import Dossier
+from .representation import score_representation
 
 PAGE_SIZE = 50
 
@@ -72,6 +74,7 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
     return {
         "dossier": dossier,
         "score": score,
+        "summary": score_representation(dossier, score, lang="en"),
         "bars": _contribution_bars(score) if score else [],
         "overrides": dossier.overrides.select_related("decided_by"),
         "outcome": getattr(dossier, "outcome", None),
@@ -79,9 +82,7 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
         "override_form": forms.get("override_form") or OverrideForm(),
         "outcome_form": forms.get("outcome_form") or OutcomeForm(),
         "statement_form": forms.get("statement_form") or StatementForm(),
-        "statements": FinancialStatement.objects.filter(company_id=dossier.company_id).select_related(
-            "supplied_by_user", "supplied_by_client__partner"
-        )[:10]
+        "statements": statements_for_user(request.user).filter(company_id=dossier.company_id)[:10]
         if dossier.company_id
         else [],
         "data_notices": describe_flags(score.data_flags, score.snapshot.provenance) if score else [],
@@ -92,7 +93,7 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
 @login_required
 def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
     require_role(request, CAN_READ_DOSSIERS)
-    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    dossier = get_or_404(selectors.dossiers_for_user(request.user), pk)
     return render(request, "dossiers/detail.html", _detail_context(request, dossier))
 
 
@@ -107,7 +108,7 @@ def _dossier_form_post(
 ) -> HttpResponse:
     """The shape of every decision form on the dossier page: scope, validate, call the service, redirect or 400."""
     require_role(request, CAN_DECIDE)
-    dossier = selectors.get_or_404(selectors.dossiers_for_user(request.user), pk)
+    dossier = get_or_404(selectors.dossiers_for_user(request.user), pk)
     form = form_class(request.POST)
     if form.is_valid():
         try:

@@ -8,6 +8,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "riskoffice.settings")
 app = Celery("riskoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Tasks that live beside the work they run, inside an app's sub-package.
+app.autodiscover_tasks(["scoring.bulk"])
 
 
 @worker_ready.connect

@@ -49,7 +49,7 @@ def _check_workers() -> str | None:
 
 
 def _check_model() -> str | None:
-    from scoring.services import champion_for
+    from scoring.selectors import champion_for
 
     return None if champion_for("b2b") else "model: no champion model for b2b (run manage.py train_model)"
 

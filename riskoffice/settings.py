@@ -242,6 +242,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "dossiers.tasks.requeue_stalled_dossiers",
         "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
     },
+    "requeue-stalled-bulk-jobs": {
+        "task": "scoring.tasks.requeue_stalled_bulk_jobs",
+        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
+    },
     "clear-expired-tokens": {"task": "riskoffice.tasks.clear_expired_tokens", "schedule": timedelta(hours=6)},
 }
 
@@ -252,6 +256,8 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTI
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # A dossier still pending after this long is enqueued again (the broker may have lost it).
 SCORING_STALL_SECONDS = env_int("SCORING_STALL_SECONDS", 120)
+# A row the sweep re-enqueues waits twice as long each time before the next try, at most this long.
+REQUEUE_MAX_SECONDS = env_int("REQUEUE_MAX_SECONDS", 3600)
 # Data-source connectors of non-sandbox partners (docs/sources.md); the sandbox needs none of these.
 COMPANY_REGISTRY_URL = env_str("COMPANY_REGISTRY_URL", "https://recherche-entreprises.api.gouv.fr")
 BODACC_URL = env_str("BODACC_URL", "https://bodacc-datadila.opendatasoft.com")

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ModelVersion, PolicyVersion
+from scoring.models import ModelVersion, PolicyVersion
 
 
 @admin.register(ModelVersion)

@@ -7,7 +7,20 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-from dossiers.models import Decision, Segment
+
+class Segment(models.TextChoices):
+    """Who is scored: each segment has its own features, model, policy and score scale."""
+
+    B2B = "b2b", "Company (B2B)"
+    B2C = "b2c", "Individual (B2C)"
+
+
+class Decision(models.TextChoices):
+    """What the policy recommends, and what a dossier's decision in force can be."""
+
+    ACCEPT = "accept", "Accept"
+    GUARANTEE = "guarantee", "Ask for a guarantee"
+    REFUSE = "refuse", "Refuse"
 
 
 class ModelVersion(models.Model):
@@ -242,6 +255,9 @@ class BulkScoringJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The sweep that re-enqueues a queued job whose message was lost backs off (riskoffice.queueing).
+    requeues = models.PositiveSmallIntegerField(default=0)
+    requeue_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

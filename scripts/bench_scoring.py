@@ -42,13 +42,13 @@ django.setup()
 import numpy as np  # noqa: E402
 import xgboost as xgb  # noqa: E402
 
-from scoring import engine  # noqa: E402
-from scoring.features import CATALOGUE, FEATURE_NAMES  # noqa: E402
+from scoring.model import engine  # noqa: E402
+from scoring.model.features import CATALOGUE, FEATURE_NAMES  # noqa: E402
+from scoring.model.synthetic import generate_portfolio  # noqa: E402
+from scoring.model.training import train_model  # noqa: E402
 from scoring.models import PolicyVersion  # noqa: E402
-from scoring.policy import policy_apply  # noqa: E402
-from scoring.scale import band_for, score_for  # noqa: E402
-from scoring.synthetic import generate_portfolio  # noqa: E402
-from scoring.training import train_model  # noqa: E402
+from scoring.policy.apply import policy_apply  # noqa: E402
+from scoring.policy.scale import band_for, score_for  # noqa: E402
 
 TREES, DEPTH, TRAIN_ROWS, WARMUP = 300, 4, 20000, 200
 

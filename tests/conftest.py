@@ -30,10 +30,10 @@ from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
-from scoring.features import catalogue_for
+from scoring.model.features import catalogue_for
+from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
+from scoring.model.training import TrainedModel, train_model
 from scoring.models import ModelVersion, PolicyVersion
-from scoring.synthetic import generate_b2c_portfolio, generate_portfolio
-from scoring.training import TrainedModel, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple"
@@ -77,7 +77,8 @@ def reference_data(db) -> None:
 
 @pytest.fixture
 def champion(reference_data) -> ModelVersion:
-    from scoring.services import champion_for, model_register
+    from scoring.model.registry import model_register
+    from scoring.selectors import champion_for
 
     return champion_for("b2b") or model_register(
         segment="b2b", trained=trained_once(), trained_by="tests", promote=True

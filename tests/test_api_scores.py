@@ -9,10 +9,9 @@ import pytest
 from django.db import connection
 
 from dossiers.models import Dossier
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from scoring.services import score_compute
 
 from .conftest import make_partner_client, obtain_token
 
@@ -232,7 +231,7 @@ def test_a_pending_dossier_reads_as_pending_with_retry_after(api):
 
 def test_a_scored_dossier_reads_like_the_articles_example(api, champion):
     created = api.post("/api/v1/scores", VALID).json()
-    score_compute(dossier_id=created["id"])
+    dossier_score(dossier_id=created["id"])
     body = api.get(f"/api/v1/scores/{created['id']}").json()
     assert body["status"] == "scored"
     assert isinstance(body["score"], int) and 0 <= body["score"] <= 1000
@@ -249,7 +248,7 @@ def test_a_scored_dossier_reads_like_the_articles_example(api, champion):
 
 def test_factor_texts_follow_accept_language(api, champion):
     created = api.post("/api/v1/scores", VALID).json()
-    score_compute(dossier_id=created["id"])
+    dossier_score(dossier_id=created["id"])
     french = api.get(f"/api/v1/scores/{created['id']}").json()["explainability"]
     english = api.get(f"/api/v1/scores/{created['id']}", HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.9").json()
     assert [f["feature"] for f in french] == [f["feature"] for f in english["explainability"]]

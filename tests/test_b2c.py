@@ -16,16 +16,17 @@ from django.utils import timezone
 
 from alerts.models import NegativeEvent
 from dossiers.models import Dossier, Individual, Outcome
-from dossiers.services import dossier_create_individual
+from dossiers.services import dossier_create_individual, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from scoring.features import B2C_FEATURE_NAMES
-from scoring.individuals import gather_individual
+from scoring.model.features import B2C_FEATURE_NAMES
+from scoring.model.registry import model_register
+from scoring.model.synthetic import generate_b2c_portfolio, sandbox_individual, true_pd_individual
 from scoring.models import FeatureSnapshot, ModelVersion
-from scoring.policy import policy_apply
-from scoring.scale import SCALES, band_for, score_for
-from scoring.services import champion_for, model_register, policy_current, score_compute
-from scoring.synthetic import generate_b2c_portfolio, sandbox_individual, true_pd_individual
+from scoring.policy.apply import policy_apply
+from scoring.policy.scale import SCALES, band_for, score_for
+from scoring.selectors import champion_for, policy_current
+from scoring.sources.individuals import gather_individual
 
 from .conftest import PASSWORD, obtain_token, trained_once
 
@@ -49,7 +50,7 @@ def _problem_fields(response) -> dict[str, list[str]]:
 
 
 def scored(dossier_id) -> Dossier:
-    assert score_compute(dossier_id=dossier_id) is not None
+    assert dossier_score(dossier_id=dossier_id) is not None
     return Dossier.objects.select_related("individual").get(pk=dossier_id)
 
 
@@ -210,7 +211,7 @@ def test_another_partner_cannot_read_an_individuals_score(client, api, other_par
 
 def test_without_a_b2c_champion_the_dossier_fails_with_a_reason(api, champion):
     dossier_id = api.post("/api/v1/scores", VALID).json()["id"]
-    assert score_compute(dossier_id=dossier_id) is None
+    assert dossier_score(dossier_id=dossier_id) is None
     dossier = Dossier.objects.get(pk=dossier_id)
     assert dossier.status == "failed" and "No champion model" in dossier.status_detail
 

@@ -13,11 +13,10 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from dossiers.models import Dossier, Outcome, Override
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from scoring.services import score_compute
-from scoring.synthetic import siren_from_number
+from scoring.model.synthetic import siren_from_number
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +35,7 @@ def scored_dossier(marketplace, siren: str = SIREN) -> Dossier:
         bank_tokens=["t"],
         actor=Actor(client=marketplace.api_client),
     )
-    assert score_compute(dossier_id=dossier.pk) is not None
+    assert dossier_score(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     assert dossier.status == Dossier.Status.SCORED
     return dossier
@@ -105,7 +104,7 @@ def test_a_logged_in_user_without_a_role_is_forbidden_the_queue(client, outsider
     assert response.status_code == 403
     body = response.content.decode()
     assert "Forbidden" in body
-    assert dossier.company.siren not in body and dossier.company.name not in body
+    assert dossier.company.siren not in body and dossier.applicant_name not in body
 
 
 def test_a_logged_in_user_without_a_role_cannot_open_a_dossier(client, outsider, dossier):
@@ -113,7 +112,7 @@ def test_a_logged_in_user_without_a_role_cannot_open_a_dossier(client, outsider,
     response = client.get(detail_url(dossier))
     assert response.status_code in {403, 404}
     body = response.content.decode()
-    assert dossier.company.siren not in body and dossier.company.name not in body
+    assert dossier.company.siren not in body and dossier.applicant_name not in body
     assert 'data-testid="score"' not in body
 
 
@@ -136,7 +135,7 @@ def test_an_auditor_can_read_the_queue(client, auditor, dossier):
     login(client, auditor)
     response = client.get("/dossiers/")
     assert response.status_code == 200
-    assert escape(dossier.company.name) in response.content.decode()
+    assert escape(dossier.applicant_name) in response.content.decode()
 
 
 def test_an_auditor_can_read_a_dossier_but_is_offered_no_forms(client, auditor, dossier):
@@ -182,7 +181,7 @@ def test_an_analyst_sees_a_scored_dossier_in_the_queue_with_its_company_and_scor
     assert response.status_code == 200
     body = response.content.decode()
     score = dossier.scores.get()
-    assert escape(dossier.company.name) and escape(dossier.company.name) in body
+    assert escape(dossier.applicant_name) and escape(dossier.applicant_name) in body
     assert f">{score.score}<" in body
     assert detail_url(dossier) in body
 

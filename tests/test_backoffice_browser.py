@@ -9,10 +9,9 @@ import pytest
 from django.utils import timezone
 
 from dossiers.models import Dossier, Outcome, Override
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from dossiers.tasks import score_dossier
 from riskoffice.audit import Actor
-from scoring.services import score_compute
 from tests.conftest import ARTIFACTS, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -29,7 +28,7 @@ def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
         bank_tokens=["t"],
         actor=Actor(client=marketplace.api_client),
     )
-    assert score_compute(dossier_id=dossier.pk) is not None
+    assert dossier_score(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     return dossier
 
@@ -42,7 +41,7 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     page = browser_page
     dossier = scored_dossier
     score = dossier.scores.get()
-    company = dossier.company.name
+    company = dossier.applicant_name
 
     # Logging in through the form lands on the queue the analyst asked for.
     page.goto(f"{live_server.url}/dossiers/")

@@ -16,16 +16,18 @@ from django.core.management import CommandError, call_command
 
 from riskoffice.models import AuditEvent
 from riskoffice.roles import ANALYST
-from scoring import bulk, engine
-from scoring.features import FEATURE_NAMES
+from scoring.bulk import rows as bulk
+from scoring.bulk.jobs import bulk_job_create, bulk_job_run
+from scoring.bulk.tasks import run_bulk_job
+from scoring.model import engine
+from scoring.model.features import FEATURE_NAMES
+from scoring.model.registry import model_register
+from scoring.model.synthetic import generate_portfolio
 from scoring.models import BulkScoringJob
-from scoring.policies import policy_create_version, policy_values
-from scoring.policy import policy_apply
-from scoring.scale import band_for, score_for
-from scoring.services import model_register, policy_current
-from scoring.services_bulk import bulk_job_create, bulk_job_run
-from scoring.synthetic import generate_portfolio
-from scoring.tasks import run_bulk_job
+from scoring.policy.apply import policy_apply
+from scoring.policy.scale import band_for, score_for
+from scoring.policy.versions import policy_create_version, policy_values
+from scoring.selectors import policy_current
 from tests.conftest import ARTIFACTS, PASSWORD, trained_once
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 
 from dossiers.identifiers import siren_error, vat_error
 from dossiers.models import Dossier, Outcome
+from scoring.model.synthetic import true_pd
 from scoring.models import FeatureSnapshot, ModelVersion
-from scoring.synthetic import true_pd
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from scoring import engine
-from scoring.engine import Explanation, LoadedModel
-from scoring.features import FEATURE_NAMES, FEATURES_BY_NAME, factor_text, format_value, is_missing
+from scoring.model import engine
+from scoring.model.engine import Explanation, LoadedModel
+from scoring.model.features import FEATURE_NAMES, FEATURES_BY_NAME, factor_text, format_value, is_missing
+from scoring.model.synthetic import generate_portfolio
 from scoring.models import ModelVersion
-from scoring.synthetic import generate_portfolio
 
 NNBSP = "\u202f"  # narrow no-break space: the French thousands separator
 

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from scoring.features import (
+from scoring.model.features import (
     CATALOGUES,
     FEATURES_BY_NAME,
     NO_DIRECTION,
@@ -19,9 +19,9 @@ from scoring.features import (
     factor_text,
     features_for,
 )
-from scoring.scale import BANDS, SCALES
+from scoring.model.synthetic import sandbox_individual, true_logit_individual
+from scoring.policy.scale import BANDS, SCALES
 from scoring.sources import GatheredData
-from scoring.synthetic import sandbox_individual, true_logit_individual
 
 DOC = Path(settings.BASE_DIR) / "docs" / "features.md"
 UNITS = {"years", "months", "count", "eur", "ratio", "pct", "days", "flag", "category"}
@@ -57,7 +57,7 @@ def test_check_fails_when_the_document_is_missing(tmp_path):
 
 def test_the_document_lists_every_feature_of_every_segment_with_its_source_meaning_unit_and_direction():
     text = DOC.read_text()
-    assert "Generated from scoring/features.py" in text and "python manage.py feature_catalogue" in text
+    assert "Generated from scoring/model/features.py" in text and "python manage.py feature_catalogue" in text
     sections = {
         "b2b": text.split("## Companies (B2B)")[1].split("## ")[0],
         "b2c": text.split("## Individuals (B2C)")[1].split("## ")[0],

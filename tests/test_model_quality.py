@@ -22,13 +22,14 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from scoring import engine
-from scoring.csv_training import encode_frame, read_csv
-from scoring.features import CATALOGUE, FEATURE_NAMES, RISK_DOWN, RISK_UP, is_missing
+from dossiers.services import dossier_score
+from scoring.model import engine
+from scoring.model.csv_training import encode_frame, read_csv
+from scoring.model.features import CATALOGUE, FEATURE_NAMES, RISK_DOWN, RISK_UP, is_missing
+from scoring.model.registry import model_register
+from scoring.model.synthetic import generate_portfolio, true_logit
+from scoring.model.training import TrainedModel, train_model
 from scoring.models import ModelVersion, Score
-from scoring.services import model_register, score_compute
-from scoring.synthetic import generate_portfolio, true_logit
-from scoring.training import TrainedModel, train_model
 
 from .conftest import trained_once
 
@@ -295,7 +296,7 @@ def test_metrics_carry_the_reliability_of_each_decile_of_predicted_pd() -> None:
 def test_a_stored_model_version_reproduces_a_past_score_exactly(api, calibrated) -> None:
     body = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "requested_amount": 40000}
     created = api.post("/api/v1/scores", body).json()
-    score_compute(dossier_id=created["id"])
+    dossier_score(dossier_id=created["id"])
     score = Score.objects.select_related("snapshot", "model_version").get(dossier_id=created["id"])
     assert score.model_version_id == calibrated.pk
 

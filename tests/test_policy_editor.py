@@ -8,12 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from dossiers.models import Dossier
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from scoring.models import PolicyVersion
-from scoring.policies import policy_create_version, policy_values
-from scoring.services import policy_current, score_compute
+from scoring.policy.versions import policy_create_version, policy_values
+from scoring.selectors import policy_current
 from tests.conftest import ARTIFACTS, PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def scored(marketplace, amount: str = "25000", siren: str = SIREN) -> Dossier:
         bank_tokens=["t"],
         actor=Actor(client=marketplace.api_client),
     )
-    assert score_compute(dossier_id=dossier.pk) is not None
+    assert dossier_score(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     return dossier
 
@@ -175,7 +175,7 @@ def test_a_senior_creates_version_2_which_becomes_current_while_version_1_is_kep
 
 def test_new_dossiers_are_scored_with_the_new_version_and_its_rules(client, senior, champion, marketplace):
     before = scored(marketplace)
-    naf_code = before.company.naf_code
+    naf_code = before.naf_code
     assert before.scores.get().policy_version.version == 1 and naf_code
 
     login(client, senior)

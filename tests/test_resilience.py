@@ -10,10 +10,9 @@ import pytest
 from django.utils import timezone
 
 from dossiers.models import Company, Dossier
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from scoring.models import Score
-from scoring.services import score_compute
 
 
 @pytest.mark.django_db
@@ -25,8 +24,8 @@ def test_scoring_the_same_dossier_twice_writes_one_score(champion, marketplace):
         bank_tokens=[],
         actor=Actor(client=marketplace.api_client),
     )
-    first = score_compute(dossier_id=dossier.pk)
-    second = score_compute(dossier_id=dossier.pk)
+    first = dossier_score(dossier_id=dossier.pk)
+    second = dossier_score(dossier_id=dossier.pk)
     assert first is not None and second is None
     assert Score.objects.filter(dossier=dossier).count() == 1
 
@@ -40,7 +39,7 @@ def test_a_dossier_without_a_champion_fails_with_a_reason_instead_of_hanging(ref
         bank_tokens=[],
         actor=Actor(client=marketplace.api_client),
     )
-    assert score_compute(dossier_id=dossier.pk) is None
+    assert dossier_score(dossier_id=dossier.pk) is None
     dossier.refresh_from_db()
     assert dossier.status == "failed" and "champion" in dossier.status_detail
 

@@ -12,8 +12,8 @@ from django.db import IntegrityError, transaction
 
 from dossiers.models import Decision
 from scoring.models import PolicyVersion
-from scoring.policy import policy_apply
-from scoring.scale import BANDS, SCALES, band_for, score_for
+from scoring.policy.apply import policy_apply
+from scoring.policy.scale import BANDS, SCALES, band_for, score_for
 
 B2B, B2C = SCALES["b2b"], SCALES["b2c"]
 

@@ -25,11 +25,10 @@ from django.utils import timezone
 
 from alerts.models import NegativeEvent
 from dossiers.models import Dossier
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from scoring.models import FeatureSnapshot, FinancialStatement, SourceCache
-from scoring.services import score_compute
 from scoring.sources import gather_for_dossier
 from scoring.sources.bodacc import bodacc_lookup
 from scoring.sources.open_banking import open_banking_lookup
@@ -749,7 +748,7 @@ def test_an_open_bodacc_proceeding_reaches_the_features(apis, live_partner, cham
     apis.answer(BODACC, bodacc_answer(bodacc_notice(jugement=OPENING)))
     dossier = live_dossier(live_partner)
 
-    score = score_compute(dossier_id=dossier.pk)
+    score = dossier_score(dossier_id=dossier.pk)
 
     assert score.snapshot.features["open_insolvency_proceeding"] == 1
     assert "knockout:open_insolvency_proceeding" in score.rules_fired
@@ -764,7 +763,7 @@ def test_a_dossier_whose_live_sources_all_fail_is_still_scored_with_flags_and_mi
     apis.answer(ACCOUNTS, Answer(401, {"code": "invalid_client_credentials", "message": "Bad credentials"}))
     dossier = live_dossier(live_partner, tokens=["tok_live"])
 
-    score = score_compute(dossier_id=dossier.pk)
+    score = dossier_score(dossier_id=dossier.pk)
 
     assert score is not None
     dossier.refresh_from_db()
@@ -797,7 +796,7 @@ def test_a_sandbox_partners_dossier_never_calls_the_live_sources(apis, marketpla
         actor=Actor(client=marketplace.api_client),
     )
 
-    score = score_compute(dossier_id=dossier.pk)
+    score = dossier_score(dossier_id=dossier.pk)
 
     assert score.data_flags == []
     assert set(score.snapshot.provenance) == {
@@ -910,7 +909,7 @@ def test_statements_in_the_payload_are_stored_audited_and_scored(api, champion):
         "financial_debt": "180000.00",
     }
 
-    score = score_compute(dossier_id=dossier_id)
+    score = dossier_score(dossier_id=dossier_id)
 
     features = FeatureSnapshot.objects.get(pk=score.snapshot_id).features
     assert features["revenue"] == 812_345.0
@@ -926,7 +925,7 @@ def test_a_live_partners_statement_overrides_the_registrys_revenue(apis, live_pa
         statements=[{"fiscal_year_end": date(2025, 12, 31), "revenue": Decimal("812345"), "equity": Decimal("1000")}],
     )
 
-    score = score_compute(dossier_id=dossier.pk)
+    score = dossier_score(dossier_id=dossier.pk)
 
     features = score.snapshot.features
     assert features["revenue"] == 812_345.0  # not the registry's 1,320,000
@@ -999,7 +998,7 @@ def scored(marketplace, champion) -> Dossier:
         bank_tokens=[],
         actor=Actor(client=marketplace.api_client),
     )
-    score_compute(dossier_id=dossier.pk)
+    dossier_score(dossier_id=dossier.pk)
     return dossier
 
 
@@ -1067,7 +1066,7 @@ def test_an_outsider_gets_403_and_an_unknown_dossier_404(client, outsider, analy
 def test_when_bodacc_fails_the_insolvency_feature_is_missing_not_no_proceeding():
     from django.utils import timezone
 
-    from scoring.features import build_features
+    from scoring.model.features import build_features
     from scoring.sources import GatheredData, SourceResult, merge_events
 
     gathered = GatheredData(

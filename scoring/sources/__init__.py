@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import GatheredData, SourceResult
-from .bodacc import bodacc_lookup
-from .on_file import STATEMENT_FIGURES, events_on_file, has_events, statements_on_file
-from .open_banking import open_banking_lookup
-from .registry import registry_lookup
-from .sandbox import gather_sandbox
+from scoring.sources.base import GatheredData, SourceResult
+from scoring.sources.bodacc import bodacc_lookup
+from scoring.sources.on_file import events_on_file, has_events, statements_on_file
+from scoring.sources.open_banking import open_banking_lookup
+from scoring.sources.registry import registry_lookup
+from scoring.sources.sandbox import gather_sandbox
 
 __all__ = [
-    "STATEMENT_FIGURES",
     "GatheredData",
     "SourceResult",
     "describe_flags",
@@ -50,7 +49,7 @@ def gather_for_dossier(dossier: Any) -> GatheredData:
     """Everything the dossier's segment needs, from the sources its partner is entitled to."""
     if dossier.segment == "b2c":
         # Individuals have their own sources, kept in their own module.
-        from scoring.individuals import gather_individual
+        from scoring.sources.individuals import gather_individual
 
         return gather_individual(dossier)
     if dossier.segment != "b2b":

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.utils import timezone
+
+from riskoffice.http import retry_after_seconds
 
 logger = logging.getLogger("scoring.sources")
 
@@ -60,6 +62,7 @@ class GatheredData:
     bank: dict[str, Any] | None = None
     events: dict[str, Any] = field(default_factory=dict)
     results: list[SourceResult] = field(default_factory=list)
+    sandbox: bool = False  # invented by the sandbox: nothing of it may reach a shared record
 
     @property
     def flags(self) -> list[str]:
@@ -141,20 +144,10 @@ class HttpSource:
         raise SourceFailed(f"{reason} after {MAX_RETRIES + 1} attempts")
 
 
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
-    value = (response.headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, (moment - timezone.now()).total_seconds())
+def plain_text(text: str) -> str:
+    """``text`` without its accents ("Liquidation judiciaire simplifiée" → "... simplifiee"), for keyword matching."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def error_text(response: requests.Response) -> str:
@@ -190,7 +183,7 @@ def cached_answer(*, source: str, key: str, ttl_seconds: int, fetch: Callable[[]
     Only answers are cached: a failure raises SourceFailed out of ``fetch`` and the
     next dossier asks again.
     """
-    from ..models import SourceCache
+    from scoring.models import SourceCache
 
     now = timezone.now()
     if ttl_seconds > 0:

@@ -11,12 +11,11 @@ opening judgment is later than the latest closing one. Cached per SIREN for
 from __future__ import annotations
 
 import json
-import unicodedata
 from typing import Any
 
 from django.conf import settings
 
-from .base import HttpSource, SourceFailed, SourceResult, cached_answer, failed
+from scoring.sources.base import HttpSource, SourceFailed, SourceResult, cached_answer, failed, plain_text
 
 SOURCE = "bodacc"
 RECORDS_PATH = "/api/explore/v2.1/catalog/datasets/annonces-commerciales/records"
@@ -113,7 +112,7 @@ def notice_from(record: Any, siren: str) -> dict[str, Any] | None:
 
 
 def classify(text: str) -> str | None:
-    words = _plain(text)
+    words = plain_text(text).lower()
     for kind, needles in KIND_WORDS:
         if any(needle in words for needle in needles):
             return kind
@@ -136,8 +135,3 @@ def _sirens_of(registre: Any) -> set[str]:
     """'833 310 592,833310592' or ['833 310 592', '833310592'] → {'833310592'}."""
     items = registre if isinstance(registre, list) else str(registre).split(",")
     return {"".join(str(item).split()) for item in items}
-
-
-def _plain(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))

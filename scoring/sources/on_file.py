@@ -14,21 +14,11 @@ from typing import Any
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
-from .base import SourceResult
+from scoring.sources.base import SourceResult
+from scoring.statements import STATEMENT_FIGURES
 
 STATEMENTS = "financial_statements"
 EVENTS = "negative_events"
-# The figures a statement may carry, in the order forms and the API list them.
-STATEMENT_FIGURES = (
-    "revenue",
-    "net_income",
-    "ebitda",
-    "equity",
-    "total_assets",
-    "current_assets",
-    "current_liabilities",
-    "financial_debt",
-)
 
 
 def statements_on_file(dossier: Any) -> SourceResult:
@@ -38,7 +28,7 @@ def statements_on_file(dossier: Any) -> SourceResult:
     to the applicant's relationship with that lender, so another partner's dossier
     on the same company does not see it. Analysts' uploads serve every dossier.
     """
-    from ..models import FinancialStatement
+    from scoring.models import FinancialStatement
 
     visible = Q(source=FinancialStatement.Source.ANALYST)
     if dossier.partner_id:

@@ -10,7 +10,6 @@ stored, logged or cached. Never cached: the answer belongs to a token, not to a 
 from __future__ import annotations
 
 import statistics
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -19,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from .base import HttpSource, SourceFailed, SourceResult, failed
+from scoring.sources.base import HttpSource, SourceFailed, SourceResult, failed, plain_text
 
 SOURCE = "open_banking"
 BRIDGE_VERSION = "2025-01-15"
@@ -160,7 +159,9 @@ class Ledger:
     def _count_rejection(self, key: tuple[Any, date], transaction: dict[str, Any], amount: float) -> None:
         if key[1] <= self.today - timedelta(days=365):
             return
-        text = _plain(f"{transaction.get('clean_description', '')} {transaction.get('provider_description', '')}")
+        text = plain_text(
+            f"{transaction.get('clean_description', '')} {transaction.get('provider_description', '')}"
+        ).upper()
         operation = transaction.get("operation_type")
         if (
             any(word in text for word in REJECTION_WORDS)
@@ -201,8 +202,3 @@ class Ledger:
             "inflow_regularity": round(regular, 3),
             "rejected_sepa_debits_12m": self.rejection_lines + fee_only,
         }
-
-
-def _plain(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.upper())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -14,8 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from ..features import HEADCOUNT_BANDS
-from .base import HttpSource, SourceFailed, SourceResult, cached_answer, failed
+from scoring.model.features import HEADCOUNT_BANDS
+from scoring.sources.base import HttpSource, SourceFailed, SourceResult, cached_answer, failed
 
 SOURCE = "registry"
 # What we keep of a registry record (public company data): enough to map, nothing more.

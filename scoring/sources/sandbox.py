@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from ..synthetic import sandbox_company
-from .base import GatheredData, SourceResult
+from scoring.model.synthetic import sandbox_company
+from scoring.sources.base import GatheredData, SourceResult
 
 
 def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
@@ -23,6 +23,7 @@ def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
         financials=profile.financials,
         bank=profile.bank,
         events=profile.events,
+        sandbox=True,
     )
     gathered.results = [
         SourceResult("sandbox.registry", "ok", now),

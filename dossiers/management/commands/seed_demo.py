@@ -13,9 +13,9 @@ from django.utils import timezone
 from dossiers.identifiers import vat_for_siren
 from dossiers.models import Company, Dossier, Individual, Outcome
 from riskoffice.audit import Actor, audit_record
+from scoring.model.features import jsonable_features
+from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
 from scoring.models import FeatureSnapshot
-from scoring.services import jsonable_features
-from scoring.synthetic import generate_b2c_portfolio, generate_portfolio
 
 
 class Command(BaseCommand):

@@ -12,12 +12,11 @@ from django.db import transaction
 from oauth2_provider.models import Application
 
 from dossiers.models import Dossier
-from dossiers.services import dossier_create
+from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ADMIN, ANALYST, AUDITOR, SENIOR_ANALYST
-from scoring.services import score_compute
-from scoring.synthetic import sandbox_company, siren_from_number
+from scoring.model.synthetic import sandbox_company, siren_from_number
 
 DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
@@ -78,7 +77,7 @@ class Command(BaseCommand):
                     bank_tokens=["sandbox-token"] if with_bank else [],
                     actor=Actor(client=client),
                 )
-                score_compute(dossier_id=dossier.pk)
+                dossier_score(dossier_id=dossier.pk)
         self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
         self.stdout.write(f"""
   Back-office   {base_url}/dossiers/

@@ -6,7 +6,7 @@ import json as _json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.evaluation import evaluate_synthetic
+from scoring.model.evaluation import evaluate_synthetic
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.features import CATALOGUES, NO_DIRECTION, RISK_DOWN, RISK_UP, Feature
-from scoring.scale import BANDS, SCALES
+from scoring.model.features import CATALOGUES, NO_DIRECTION, RISK_DOWN, RISK_UP, Feature
+from scoring.policy.scale import BANDS, SCALES
 
 DEFAULT_PATH = Path(settings.BASE_DIR) / "docs" / "features.md"
 COMMAND = "python manage.py feature_catalogue"
@@ -78,7 +78,8 @@ def render() -> str:
     lines = [
         "# Feature catalogue and score scales",
         "",
-        f"<!-- Generated from scoring/features.py and scoring/scale.py by `{COMMAND}`. Do not edit by hand:",
+        "<!-- Generated from scoring/model/features.py and scoring/policy/scale.py",
+        f"     by `{COMMAND}`. Do not edit by hand:",
         f"     change the code and run the command again; `{COMMAND} --check` (run by the tests) fails",
         "     when this file and the code disagree. -->",
         "",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dossiers.models import Segment
-from scoring import bulk
-from scoring.services import champion_for, policy_current
+from scoring.bulk import rows as bulk
+from scoring.models import Segment
+from scoring.selectors import champion_for, policy_current
 
 
 class Command(BaseCommand):
@@ -41,7 +41,7 @@ class Command(BaseCommand):
         try:
             csv_file = bulk.csv_read(input_file.read_bytes())
             bulk.columns_check(csv_file, model_version.feature_names)
-        except bulk.BulkInputError as exc:
+        except bulk.CsvInputError as exc:
             raise CommandError(f"{input_file}: {exc}") from None
         results = bulk.score_csv(csv_file, model_version, policy)
         try:

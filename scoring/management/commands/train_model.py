@@ -6,9 +6,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.csv_training import CsvTrainingError, train_from_csv
-from scoring.services import champion_for, model_register, model_train_from_dossiers
-from scoring.training import metrics_lines
+from scoring.model.csv_training import CsvTrainingError, train_from_csv
+from scoring.model.registry import model_register, model_train_from_dossiers
+from scoring.model.training import metrics_lines
+from scoring.selectors import champion_for
 
 
 class Command(BaseCommand):

@@ -22,10 +22,10 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from . import engine
-from .features import CATALOGUE, FEATURE_NAMES
-from .synthetic import generate_portfolio
-from .training import reliability_by_decile, train_model
+from scoring.model import engine
+from scoring.model.features import CATALOGUE, FEATURE_NAMES
+from scoring.model.synthetic import generate_portfolio
+from scoring.model.training import reliability_by_decile, train_model
 
 HOLDOUT_SHARE = 0.25
 # The goals for the synthetic book.

@@ -21,10 +21,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from .sources import GatheredData, SourceResult
-from .sources.on_file import event_counts_12m
-from .sources.open_banking import open_banking_lookup
-from .synthetic import sandbox_individual
+from scoring.model.synthetic import sandbox_individual
+from scoring.sources import GatheredData, SourceResult
+from scoring.sources.on_file import event_counts_12m
+from scoring.sources.open_banking import open_banking_lookup
 
 EVENTS = "negative_events"
 
@@ -49,6 +49,7 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
     return GatheredData(
         bank=profile.bank,
         events=dict(profile.events),
+        sandbox=True,
         results=[
             SourceResult(
                 "sandbox.open_banking",

@@ -12,13 +12,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 
-from dossiers.models import Segment
 from riskoffice.audit import audit_history
 from riskoffice.roles import AUDITOR, CAN_DECIDE, has_any_role
+from riskoffice.scoping import get_or_404
 from riskoffice.web import apply_service_errors, require_role
-
-from . import bulk, services_bulk
-from .models import BulkScoringJob, ModelVersion
+from scoring.bulk import jobs
+from scoring.bulk import rows as bulk
+from scoring.models import BulkScoringJob, ModelVersion, Segment
+from scoring.selectors import bulk_jobs_for_user
 
 CAN_VIEW = CAN_DECIDE | {AUDITOR}
 RECENT_JOBS = 20
@@ -54,7 +55,7 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                job = services_bulk.bulk_job_create(
+                job = jobs.bulk_job_create(
                     user=request.user, segment=form.cleaned_data["segment"], filename=upload.name, data=upload.read()
                 )
             except ValidationError as error:
@@ -71,7 +72,7 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
         "scoring/bulk_upload.html",
         {
             "form": form,
-            "jobs": services_bulk.bulk_jobs_for_user(request.user)[:RECENT_JOBS],
+            "jobs": bulk_jobs_for_user(request.user)[:RECENT_JOBS],
             "champions": list(champions),
             "can_upload": has_any_role(request.user, CAN_DECIDE),
             "max_rows": bulk.MAX_ROWS,
@@ -84,7 +85,7 @@ def bulk_upload(request: HttpRequest) -> HttpResponse:
 def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
     """The job's page; htmx polls the same URL and gets only the progress fragment back."""
     require_role(request, CAN_VIEW)
-    job = services_bulk.bulk_job_get_or_404(request.user, pk)
+    job = get_or_404(bulk_jobs_for_user(request.user), pk)
     history = list(audit_history(job, newest_first=False))
     finished = next((event for event in history if event.action == "bulk_job.finished"), None)
     template = "scoring/_bulk_progress.html" if request.headers.get("HX-Request") else "scoring/bulk_job.html"
@@ -94,7 +95,7 @@ def bulk_job_detail(request: HttpRequest, pk: str) -> HttpResponse:
 @login_required
 def bulk_job_download(request: HttpRequest, pk: str) -> HttpResponse:
     require_role(request, CAN_VIEW)
-    job = services_bulk.bulk_job_get_or_404(request.user, pk)
+    job = get_or_404(bulk_jobs_for_user(request.user), pk)
     if job.status != BulkScoringJob.Status.DONE:
         raise Http404("This job has no scored file yet.")
     response = HttpResponse(bytes(job.output_csv), content_type="text/csv; charset=utf-8")

@@ -14,12 +14,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
-from dossiers.models import Segment
 from riskoffice.roles import CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
 from riskoffice.web import require_role
-
-from . import policies
-from .models import PolicyVersion
+from scoring.models import PolicyVersion, Segment
+from scoring.policy import versions as policies
+from scoring.selectors import policy_versions_for_user
 
 CAN_EDIT = {SENIOR_ANALYST}  # risk managers own the policy
 HUNDRED = Decimal(100)
@@ -117,7 +116,7 @@ def _zones(policy: PolicyVersion) -> dict[str, float]:
 def policy_list(request: HttpRequest) -> HttpResponse:
     require_role(request, CAN_READ_DOSSIERS)
     by_segment: dict[str, list[PolicyVersion]] = {}
-    for version in policies.policy_history():
+    for version in policy_versions_for_user(request.user):
         by_segment.setdefault(version.segment, []).append(version)
     segments = []
     for value, label in Segment.choices:

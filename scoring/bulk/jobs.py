@@ -1,4 +1,4 @@
-"""Bulk scoring jobs: who may see them, creating one from an upload, running it in a worker."""
+"""Bulk scoring jobs: creating one from an upload, running it in a worker, finding the ones whose message was lost."""
 
 from __future__ import annotations
 
@@ -6,56 +6,26 @@ import logging
 from pathlib import PurePath
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
-from django.http import Http404
 from django.utils import timezone
 
-from dossiers.models import Segment
 from riskoffice.audit import Actor, audit_record
-from riskoffice.roles import AUDITOR, CAN_DECIDE, SENIOR_ANALYST, has_any_role
-
-from . import bulk
-from .models import BulkScoringJob
-from .services import champion_for, policy_current
+from riskoffice.queueing import enqueue, enqueue_on_commit, requeue_claim
+from scoring.bulk import rows as bulk
+from scoring.models import BulkScoringJob, Segment
+from scoring.selectors import champion_for, policy_current
 
 logger = logging.getLogger(__name__)
 SYSTEM = Actor.of_system("bulk_scoring")
-
-# --- reads -------------------------------------------------------------------------------
-
-
-def bulk_jobs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[BulkScoringJob]:
-    """The jobs a user may see: their own; every job for senior analysts and auditors; none for others.
-
-    The files and the booster are deferred: a list or a progress poll never loads megabytes of bytes.
-    """
-    jobs = BulkScoringJob.objects.select_related("model_version", "created_by").defer(
-        "input_csv", "output_csv", "model_version__booster_ubj"
-    )
-    if has_any_role(user, {SENIOR_ANALYST, AUDITOR}):
-        return jobs
-    if has_any_role(user, CAN_DECIDE):
-        return jobs.filter(created_by=user)
-    return jobs.none()
-
-
-def bulk_job_get_or_404(user: AbstractBaseUser | AnonymousUser, pk: Any) -> BulkScoringJob:
-    """The job if the user may see it, else 404: someone else's job and an unknown id look alike."""
-    try:
-        return bulk_jobs_for_user(user).get(pk=pk)
-    except (BulkScoringJob.DoesNotExist, ValueError, ValidationError):
-        raise Http404("No such job.") from None
-
 
 # --- writes ------------------------------------------------------------------------------
 
 
 def bulk_job_create(*, user: AbstractBaseUser, segment: str, filename: str, data: bytes) -> BulkScoringJob:
     """Check an uploaded CSV, store it as a queued job and enqueue its scoring once committed."""
-    from .tasks import run_bulk_job
+    from scoring.bulk.tasks import run_bulk_job
 
     if segment not in Segment.values:
         raise ValidationError({"segment": "Choose a segment."})
@@ -79,7 +49,7 @@ def bulk_job_create(*, user: AbstractBaseUser, segment: str, filename: str, data
     try:
         csv_file = bulk.csv_read(data, max_rows=bulk.MAX_ROWS)
         bulk.columns_check(csv_file, model_version.feature_names)
-    except bulk.BulkInputError as exc:
+    except bulk.CsvInputError as exc:
         raise ValidationError({"file": str(exc)}) from None
 
     with transaction.atomic():
@@ -103,7 +73,7 @@ def bulk_job_create(*, user: AbstractBaseUser, segment: str, filename: str, data
                 "model_version": model_version.label,
             },
         )
-        transaction.on_commit(lambda: run_bulk_job.delay(str(job.pk)))
+        enqueue_on_commit(run_bulk_job, str(job.pk))
     return job
 
 
@@ -125,7 +95,7 @@ def bulk_job_run(*, job_id: Any) -> BulkScoringJob | None:
     policy = policy_current(job.segment)
     try:
         if job.model_version is None or policy is None:
-            raise bulk.BulkInputError("No champion model or current policy for this segment.")
+            raise bulk.CsvInputError("No champion model or current policy for this segment.")
         csv_file = bulk.csv_read(bytes(job.input_csv))
         results = bulk.score_csv(
             csv_file,
@@ -134,7 +104,7 @@ def bulk_job_run(*, job_id: Any) -> BulkScoringJob | None:
             on_progress=lambda done: BulkScoringJob.objects.filter(pk=job.pk).update(rows_done=done),
         )
         output = bulk.csv_write(csv_file, results)
-    except bulk.BulkInputError as exc:
+    except bulk.CsvInputError as exc:
         return _bulk_job_fail(job, str(exc))
     except Exception as exc:  # shown on the job's page as well as logged
         logger.exception("Bulk job %s failed", job.pk)
@@ -175,6 +145,19 @@ def _bulk_job_fail(job: BulkScoringJob, error: str) -> BulkScoringJob:
             after={"status": job.status, "error": job.error},
         )
     return job
+
+
+def bulk_jobs_requeue_stalled() -> list[Any]:
+    """Enqueue again the queued jobs whose message was lost, backing off between tries."""
+    from scoring.bulk.tasks import run_bulk_job
+
+    claimed = requeue_claim(
+        BulkScoringJob.objects.filter(status=BulkScoringJob.Status.QUEUED), waiting_since="created_at"
+    )
+    for job_id in claimed:
+        if not enqueue(run_bulk_job, str(job_id)):
+            break
+    return claimed
 
 
 def _clean_filename(filename: str) -> str:

@@ -8,20 +8,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max
 
-from dossiers.models import Segment
 from riskoffice.audit import Actor, audit_record
-
-from .models import PolicyVersion
+from scoring.models import PolicyVersion, Segment
 
 # A NAF rév. 2 sub-class: two digits, a dot, two digits, a letter ("62.01Z").
 NAF_CODE = re.compile(r"^\d{2}\.\d{2}[A-Z]$")
-
-
-def policy_history() -> QuerySet[PolicyVersion]:
-    """Every version of every segment's policy, newest first within a segment, with its author."""
-    return PolicyVersion.objects.select_related("created_by").order_by("segment", "-version")
 
 
 def policy_values(policy: PolicyVersion) -> dict[str, Any]:

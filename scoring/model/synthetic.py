@@ -37,14 +37,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from stdnum import luhn
 
-from dossiers.identifiers import luhn_valid
-
-from .features import build_features, build_individual_features, is_missing
+from scoring.model.features import build_features, build_individual_features, is_missing
 
 SECTORS = {  # NAF section: (share of companies, effect on log-odds)
     "C": (0.08, 0.0),
@@ -122,11 +121,7 @@ NAME_PARTS = (
 def siren_from_number(n: int) -> str:
     """A valid SIREN from any integer: 8 digits from ``n`` plus the Luhn check digit."""
     body = f"{n % 10**8:08d}"
-    for check in range(10):
-        candidate = f"{body}{check}"
-        if luhn_valid(candidate):
-            return candidate
-    raise AssertionError("unreachable: one check digit always satisfies Luhn")
+    return body + luhn.calc_check_digit(body)
 
 
 def _rng_for(key: str) -> np.random.Generator:
@@ -270,8 +265,13 @@ def true_pd(features: dict[str, Any]) -> float:
 
 
 def sandbox_company(siren: str, *, with_bank: bool) -> SyntheticCompany:
-    """The deterministic sandbox profile of a SIREN: the same SIREN always gives the same company."""
-    return draw_company(_rng_for(f"sandbox:{siren}"), siren, with_bank=with_bank)
+    """The deterministic sandbox profile of a SIREN: the same SIREN always gives the same company.
+
+    The bank data is always drawn and then dropped when no token was sent, so that the
+    random draws after it (events, name) do not depend on ``with_bank``.
+    """
+    company = draw_company(_rng_for(f"sandbox:{siren}"), siren, with_bank=True)
+    return company if with_bank else replace(company, bank=None)
 
 
 def generate_portfolio(n: int, *, seed: int = 7) -> list[tuple[SyntheticCompany, float, bool]]:
@@ -392,8 +392,12 @@ def true_pd_individual(features: dict[str, Any]) -> float:
 
 
 def sandbox_individual(reference: str, *, with_bank: bool) -> SyntheticIndividual:
-    """The deterministic sandbox profile of a reference: the same reference always gives the same person."""
-    return draw_individual(_rng_for(f"sandbox-b2c:{reference}"), reference, with_bank=with_bank)
+    """The deterministic sandbox profile of a reference: the same reference always gives the same person.
+
+    As for companies, the bank data is drawn whether or not it is kept, so events do not depend on ``with_bank``.
+    """
+    individual = draw_individual(_rng_for(f"sandbox-b2c:{reference}"), reference, with_bank=True)
+    return individual if with_bank else replace(individual, bank=None)
 
 
 def generate_b2c_portfolio(n: int, *, seed: int = 13) -> list[tuple[SyntheticIndividual, float, bool]]:

@@ -19,8 +19,8 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
-from .engine import calibrated_pd, encode_rows
-from .features import FEATURES_BY_NAME
+from scoring.model.engine import calibrated_pd, encode_rows, sigmoid
+from scoring.model.features import FEATURES_BY_NAME
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -128,16 +128,12 @@ def metrics_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-z))
-
-
 def platt_fit(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(a, b) maximising the likelihood of ``sigmoid(a · margin + b)``: Newton steps on two parameters."""
     x = np.column_stack([margin, np.ones_like(margin)])
     theta = np.array([1.0, 0.0])
     for _ in range(50):
-        p = _sigmoid(x @ theta)
+        p = sigmoid(x @ theta)
         gradient = x.T @ (p - y)
         hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
         step = np.linalg.solve(hessian, gradient)
@@ -156,7 +152,7 @@ def calibration_check(margin: np.ndarray, y: np.ndarray) -> tuple[dict[str, floa
 
     Returns the calibration to store (``{}`` when it did not help) and the figures that decided it.
     """
-    raw = _sigmoid(margin)
+    raw = sigmoid(margin)
     report: dict[str, Any] = {
         "method": "platt_on_margin",
         "brier_raw": round(float(brier_score_loss(y, raw)), 6),
@@ -170,7 +166,7 @@ def calibration_check(margin: np.ndarray, y: np.ndarray) -> tuple[dict[str, floa
     for k in range(CALIBRATION_FOLDS):
         fit = folds != k
         a, b = platt_fit(margin[fit], y[fit])
-        out_of_fold[~fit] = _sigmoid(a * margin[~fit] + b)
+        out_of_fold[~fit] = sigmoid(a * margin[~fit] + b)
     a, b = platt_fit(margin, y)
     brier_cal = float(brier_score_loss(y, out_of_fold))
     logloss_cal = _logloss(y, out_of_fold)
@@ -301,7 +297,7 @@ def train_matrix(
             # Keep only the trees up to the best iteration, so the stored model is the one measured.
             booster = booster[: booster.best_iteration + 1]
         margin = booster.predict(dvalid, output_margin=True).astype(np.float64)
-        fits.append((_logloss(y[cut:], _sigmoid(margin)), booster, candidate, margin))
+        fits.append((_logloss(y[cut:], sigmoid(margin)), booster, candidate, margin))
     _, booster, params, valid_margin = min(fits, key=lambda fit: fit[0])
 
     valid_y = y[cut:]

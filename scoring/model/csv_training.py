@@ -1,6 +1,6 @@
 """Training a PD model from a CSV of historical labelled files, so a team can bootstrap from its own book.
 
-``manage.py train_model --csv FILE --target COLUMN`` reads the file with pandas,
+``manage.py train_model --csv FILE --target COLUMN`` reads the file with the shared reader,
 checks it (types, missing rates, leakage), and trains on every other column:
 numeric columns as numbers, text columns as native XGBoost categories. Columns
 named like a catalogue feature get that feature's monotone constraint. Rows are
@@ -10,7 +10,6 @@ validation set is the latest 20 % of files, as for training on dossiers.
 
 from __future__ import annotations
 
-import csv
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .features import Feature, catalogue_for
-from .training import MIN_PER_CLASS, MIN_ROWS, TrainedModel, monotone_constraints_for, train_matrix
+from scoring.csvfiles import CsvInputError, csv_frame, csv_read
+from scoring.model.features import Feature, catalogue_for
+from scoring.model.training import MIN_PER_CLASS, MIN_ROWS, TrainedModel, monotone_constraints_for, train_matrix
 
 DEFAULT_POSITIVE = ("1", "true", "yes", "defaulted")
 # Column names that usually describe what happened after the decision: the outcome itself, or its consequences.
@@ -218,40 +218,28 @@ def train_from_csv(
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    """The book through the shared CSV reader (``scoring.csvfiles``), as typed columns."""
     if not path.exists():
         raise CsvTrainingError(f"CSV file not found: {path}")
     if not path.is_file():
         raise CsvTrainingError(f"not a file: {path}")
     try:
-        head = path.read_bytes()[:65536]
+        data = path.read_bytes()
     except OSError as exc:
         raise CsvTrainingError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if b"\x00" in head:
-        raise CsvTrainingError(
-            f"cannot read {path.name} as CSV: it holds binary data (is it a spreadsheet? export it as CSV)"
-        )
-    sample = "\n".join(head.decode("utf-8", errors="replace").splitlines()[:20])
     try:
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        delimiter = ","
-    frame = None
-    for encoding in ("utf-8-sig", "cp1252"):  # UTF-8 (with or without BOM), else the Windows export encoding
-        try:
-            frame = pd.read_csv(path, sep=delimiter, encoding=encoding, skipinitialspace=True)
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise CsvTrainingError(f"cannot read {path.name} as CSV: {str(exc).strip()}") from None
-    if frame is None:
-        raise CsvTrainingError(f"cannot read {path.name} as CSV: it is neither UTF-8 nor Windows-1252 text")
-    if frame.shape[1] < 2:
+        csv_file = csv_read(data)
+    except CsvInputError as exc:
+        raise CsvTrainingError(f"cannot read {path.name} as CSV: {exc}") from None
+    if csv_file.ragged:
+        first = min(csv_file.ragged)
+        raise CsvTrainingError(f"cannot read {path.name} as CSV: data row {first + 1}: {csv_file.ragged[first]}")
+    if len(csv_file.columns) < 2:
         raise CsvTrainingError(
-            f"{path.name} has {frame.shape[1]} column: a target and at least one feature "
+            f"{path.name} has {len(csv_file.columns)} column: a target and at least one feature "
             "are needed (is the separator a comma, semicolon or tab?)"
         )
-    return frame
+    return csv_frame(csv_file)
 
 
 def _label_text(value: Any) -> str:

@@ -444,6 +444,11 @@ HEADCOUNT_BANDS = {
 }
 
 
+def jsonable_features(features: dict[str, Any]) -> dict[str, Any]:
+    """Features as stored in JSON: NaN (missing) becomes None."""
+    return {k: (None if v is None or (isinstance(v, float) and v != v) else v) for k, v in features.items()}
+
+
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

@@ -1,7 +1,7 @@
 """Scoring a file of rows: CSV in, the same CSV out with PD, score, band, decision and reasons appended.
 
 Shared by ``manage.py score_file`` and the back-office bulk jobs, so both give the
-same answer as ``score_compute`` would for the same features: one batch
+same answer as ``scoring.assessment.assess`` would for the same features: one batch
 ``pred_contribs`` call per chunk (exact TreeSHAP, like ``engine.explain_one``),
 then ``factors_from``, the score scale and ``policy_apply`` row by row.
 
@@ -9,8 +9,9 @@ Input columns named like the model's features are its inputs; an empty cell (or
 NA, N/A, NaN, null) is a missing value. ``requested_amount`` and ``naf_code``, when
 present, feed the policy's knock-outs. Every other column is passed through as is.
 A row whose numbers do not parse gets an ``error`` and no score; the file goes on.
-Files saved by French Excel (UTF-8 with a BOM, ``;`` between cells, decimal
-commas) are read, and written back the same way.
+Files saved by French Excel (UTF-8 with a BOM or Windows-1252, ``;`` between
+cells, decimal commas) are read by ``scoring.csvfiles`` and written back with the
+same delimiter and decimal comma, in UTF-8 with a BOM.
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import csv
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
-from . import engine
-from .features import FEATURES_BY_NAME
-from .models import ModelVersion, PolicyVersion
-from .policy import policy_apply
-from .scale import band_for, score_for
+from scoring import csvfiles
+from scoring.csvfiles import CsvFile, CsvInputError, is_missing_text
+from scoring.model import engine
+from scoring.model.features import FEATURES_BY_NAME
+from scoring.models import ModelVersion, PolicyVersion
+from scoring.policy.apply import policy_apply
+from scoring.policy.scale import band_for, score_for
 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -50,96 +50,26 @@ OUTPUT_COLUMNS = (
     *FACTOR_COLUMNS,
     "error",
 )
-MISSING_MARKERS = {"", "na", "n/a", "nan", "null", "none"}
 FLAG_WORDS = {"true": 1.0, "yes": 1.0, "oui": 1.0, "vrai": 1.0, "false": 0.0, "no": 0.0, "non": 0.0, "faux": 0.0}
-DELIMITERS = (",", ";", "\t")
-
-
-class BulkInputError(ValueError):
-    """A file that cannot be scored at all; the message is written for whoever sent it."""
-
-
-@dataclass
-class CsvFile:
-    columns: list[str]
-    rows: list[dict[str, str]]
-    delimiter: str = ","
-    bom: bool = False
-
-    @property
-    def decimal_comma(self) -> bool:
-        # French Excel separates cells with ';' because ',' is its decimal separator.
-        return self.delimiter == ";"
-
-
-# --- reading ---------------------------------------------------------------------------
 
 
 def csv_read(data: bytes, *, max_rows: int | None = None) -> CsvFile:
-    """The header and rows of a CSV file, or a BulkInputError saying what is wrong with it."""
-    if data.startswith(b"PK\x03\x04"):
-        raise BulkInputError("This is an Excel workbook, not a CSV file: save it as “CSV UTF-8” and upload that.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BulkInputError(
-            f"The file is not UTF-8 text (byte {exc.start + 1} is not valid): save it as “CSV UTF-8” and upload that."
-        ) from None
-    if "\x00" in text:
-        raise BulkInputError("The file is not a text file: upload a CSV file.")
-    if not text.strip():
-        raise BulkInputError("The file is empty.")
-
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
-    delimiter = max(DELIMITERS, key=first_line.count) if any(d in first_line for d in DELIMITERS) else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-        if header is None:
-            raise BulkInputError("The file is empty.")
-        columns = _header_columns(header)
-        rows: list[dict[str, str]] = []
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if max_rows is not None and len(rows) >= max_rows:
-                raise BulkInputError(f"The file has more than {max_rows:,} rows; split it into smaller files.")
-            row = dict(zip(columns, cells, strict=False))
-            if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
-                row["error"] = f"The row has {len(cells)} cells; the header names {len(columns)} columns."
-            rows.append(row)
-    except csv.Error as exc:
-        raise BulkInputError(f"Line {reader.line_num} cannot be read as CSV: {exc}.") from None
-    return CsvFile(columns=columns, rows=rows, delimiter=delimiter, bom=data.startswith(codecs.BOM_UTF8))
-
-
-def _header_columns(header: list[str]) -> list[str]:
-    columns = [name.strip() for name in header]
-    while columns and not columns[-1]:  # spreadsheets may end lines with empty cells
-        columns.pop()
-    for position, name in enumerate(columns, start=1):
-        if not name:
-            raise BulkInputError(f"Column {position} has no name in the header line.")
-    duplicates = sorted({name for name in columns if columns.count(name) > 1})
-    if duplicates:
-        raise BulkInputError(f"The header names these columns twice: {', '.join(duplicates)}.")
-    taken = [name for name in columns if name in OUTPUT_COLUMNS]
-    if taken:
-        raise BulkInputError(
-            f"The file already has a column named {', '.join(taken)}, which scoring writes: rename it."
-        )
-    return columns
+    """The file through the shared reader, with the rows it found ragged marked as errors, not scored."""
+    csv_file = csvfiles.csv_read(data, max_rows=max_rows, reserved_columns=OUTPUT_COLUMNS)
+    for index, problem in csv_file.ragged.items():
+        csv_file.rows[index]["error"] = problem
+    return csv_file
 
 
 def columns_check(csv_file: CsvFile, feature_names: list[str]) -> None:
     """A file with no model feature in its header is a file without a header, or for another model."""
     if not any(name in feature_names for name in csv_file.columns):
-        raise BulkInputError(
+        raise CsvInputError(
             "The header names none of the model's features. The first line must name the columns, "
             f"among: {', '.join(feature_names)}."
         )
     if not csv_file.rows:
-        raise BulkInputError("The file has a header but no rows to score.")
+        raise CsvInputError("The file has a header but no rows to score.")
 
 
 # --- scoring ---------------------------------------------------------------------------
@@ -151,7 +81,7 @@ class _RowError(ValueError):
 
 def _number(column: str, text: str, *, decimal_comma: bool, flag: bool = False) -> float | None:
     cleaned = text.strip().replace("\u00a0", "").replace("\u202f", "").replace(" ", "")
-    if cleaned.lower() in MISSING_MARKERS:
+    if is_missing_text(cleaned):
         return None
     if flag and cleaned.lower() in FLAG_WORDS:
         return FLAG_WORDS[cleaned.lower()]
@@ -174,7 +104,7 @@ def _row_inputs(
     problems: list[str] = []
     for name in loaded.feature_names:
         raw = row.get(name)
-        if raw is None or (isinstance(raw, str) and raw.strip().lower() in MISSING_MARKERS):
+        if raw is None or (isinstance(raw, str) and is_missing_text(raw)):
             features[name] = None
         elif name in loaded.categories:
             features[name] = str(raw).strip()
@@ -201,41 +131,6 @@ def _row_inputs(
     return features, amount, str(row.get(NAF_CODE) or "").strip().upper()
 
 
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1 / (1 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1 + e)
-
-
-def explain_many(loaded: engine.LoadedModel, feature_rows: list[dict[str, Any]]) -> list[engine.Explanation]:
-    """``engine.explain_one`` for many rows: one ``pred_contribs`` call, then explain_one's arithmetic per row.
-
-    TreeSHAP is computed row by row inside XGBoost, so a batch gives each row the very
-    contributions a single-row call would (tests/test_bulk_scoring.py holds the two together),
-    at a fraction of the cost of one DMatrix per row.
-    """
-    matrix = engine.encode_rows(loaded.feature_names, loaded.categories, feature_rows)
-    contribs = loaded.booster.predict(engine.dmatrix(loaded, matrix), pred_contribs=True).astype(np.float64)
-    a, b = loaded.scale  # Platt calibration: an affine map of the margin, so of every contribution
-    if a != 1.0 or b != 0.0:
-        contribs *= a
-        contribs[:, -1] += b
-    explanations = []
-    for row in contribs:
-        values = dict(zip(loaded.feature_names, row[:-1].tolist(), strict=True))
-        base_value = float(row[-1])
-        margin = base_value + sum(values.values())
-        explanations.append(
-            engine.Explanation(
-                probability_of_default=_sigmoid(margin),
-                base_value=base_value,
-                contributions=values,
-            )
-        )
-    return explanations
-
-
 def score_rows(
     rows: list[dict[str, Any]], model_version: ModelVersion, policy: PolicyVersion, *, decimal_comma: bool = False
 ) -> list[dict[str, Any]]:
@@ -258,7 +153,7 @@ def score_rows(
     if not scorable:
         return results
 
-    explanations = explain_many(loaded, [item[1] for item in scorable])
+    explanations = engine.explain_many(loaded, [item[1] for item in scorable])
     for (result, features, amount, naf_code), explanation in zip(scorable, explanations, strict=True):
         pd = explanation.probability_of_default
         decision = policy_apply(policy, pd=pd, features=features, requested_amount=amount, naf_code=naf_code)
@@ -323,7 +218,9 @@ def csv_write(csv_file: CsvFile, results: list[dict[str, Any]]) -> bytes:
                 *(_cell(result.get(column), decimal_comma=decimal_comma) for column in OUTPUT_COLUMNS),
             ]
         )
-    return (codecs.BOM_UTF8 if csv_file.bom else b"") + out.getvalue().encode("utf-8")
+    # UTF-8 always; with a BOM when the input had one or was Windows-1252, so that Excel reads accents right.
+    bom = csv_file.bom or csv_file.encoding != "utf-8"
+    return (codecs.BOM_UTF8 if bom else b"") + out.getvalue().encode("utf-8")
 
 
 def results_summary(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,10 +6,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from dossiers.models import Decision
-
-from .features import is_missing
-from .models import PolicyVersion
+from scoring.model.features import is_missing
+from scoring.models import Decision, PolicyVersion
 
 
 @dataclass

@@ -1,0 +1,70 @@
+"""The score as partners and analysts see it: one representation for the API, the webhook and the back-office."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scoring.models import Score
+
+from .models import Dossier
+
+LANGUAGES = ("fr", "en")
+
+
+def score_representation(dossier: Dossier, score: Score | None, *, lang: str = "fr") -> dict[str, Any]:
+    """The dossier with its latest score: what ``GET /api/v1/scores/{id}`` answers and ``score.completed`` carries.
+
+    ``lang`` picks the language of the explanation texts (French unless asked otherwise).
+    """
+    lang = lang if lang in LANGUAGES else "fr"
+    body: dict[str, Any] = {
+        "id": str(dossier.pk),
+        "status": dossier.status,
+        "created_at": dossier.created_at.isoformat(),
+        "company": {
+            "siren": dossier.company.siren,
+            "vat": dossier.company.vat,
+            "name": dossier.applicant_name or dossier.company.name,
+        }
+        if dossier.company_id
+        else None,
+        "individual": {"reference": dossier.individual.reference} if dossier.individual_id else None,
+        "requested_amount": str(dossier.requested_amount),
+        "score": None,
+        "probability_of_default": None,
+        "band": None,
+        "decision": dossier.decision or None,
+        "recommendation": None,
+        "recommended_limit": None,
+        "explainability": [],
+        "model_version": None,
+        "policy_version": None,
+        "scored_at": None,
+    }
+    if dossier.status == Dossier.Status.FAILED:
+        body["error"] = dossier.status_detail
+    if score is not None:
+        body.update(
+            {
+                "score": score.score,
+                "probability_of_default": round(score.probability_of_default, 6),
+                "band": score.band,
+                "recommendation": score.decision,
+                "decision_overridden": dossier.decision_overridden,
+                "recommended_limit": str(score.recommended_limit) if score.recommended_limit is not None else None,
+                "explainability": [
+                    {
+                        "feature": f["feature"],
+                        "text": f["text"][lang],
+                        "direction": f["direction"],
+                        "contribution": f["contribution"],
+                        "value": f["value"],
+                    }
+                    for f in score.factors
+                ],
+                "model_version": score.model_version.label,
+                "policy_version": score.policy_version.label,
+                "scored_at": score.created_at.isoformat(),
+            }
+        )
+    return body
