@@ -44,16 +44,8 @@ def dossier_create(
     statements: list[dict] | None = None,
 ) -> Dossier:
     """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring."""
-    from .tasks import score_dossier
-
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
-    dossier = Dossier.objects.create(
-        partner=partner,
-        company=company,
-        segment="b2b",
-        requested_amount=requested_amount,
-        bank_tokens_json=json.dumps(bank_tokens),
-    )
+    dossier = _dossier_open(partner, requested_amount, bank_tokens, company=company)
     for values in statements or []:
         FinancialStatement.objects.create(
             company=company, source=FinancialStatement.Source.PARTNER, supplied_by_client=actor.client, **values
@@ -62,7 +54,6 @@ def dossier_create(
     if statements:
         after["financial_statements"] = [_statement_audit(values) for values in statements]
     audit_record(actor=actor, action="dossier.created", obj=dossier, after=after)
-    enqueue_on_commit(score_dossier, str(dossier.pk))
     return dossier
 
 
@@ -79,16 +70,8 @@ def dossier_create_individual(
 
     References are the partner's own: the same reference from two partners is two people.
     """
-    from .tasks import score_dossier
-
     individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
-    dossier = Dossier.objects.create(
-        partner=partner,
-        individual=individual,
-        segment="b2c",
-        requested_amount=requested_amount,
-        bank_tokens_json=json.dumps(bank_tokens),
-    )
+    dossier = _dossier_open(partner, requested_amount, bank_tokens, individual=individual)
     audit_record(
         actor=actor,
         action="dossier.created",
@@ -98,6 +81,28 @@ def dossier_create_individual(
             "requested_amount": str(requested_amount),
             "bank_tokens": len(bank_tokens),
         },
+    )
+    return dossier
+
+
+def _dossier_open(
+    partner: Partner | None,
+    requested_amount: Decimal,
+    bank_tokens: list[str],
+    *,
+    company: Company | None = None,
+    individual: Individual | None = None,
+) -> Dossier:
+    """A pending dossier on a company (B2B) or an individual (B2C); its scoring is enqueued after commit."""
+    from .tasks import score_dossier
+
+    dossier = Dossier.objects.create(
+        partner=partner,
+        company=company,
+        individual=individual,
+        segment="b2b" if company is not None else "b2c",
+        requested_amount=requested_amount,
+        bank_tokens_json=json.dumps(bank_tokens),
     )
     enqueue_on_commit(score_dossier, str(dossier.pk))
     return dossier
@@ -220,29 +225,8 @@ def dossier_record_assessment(*, dossier_id: Any, assessment: Assessment) -> Sco
         company.name = assessment.registry_identity.get("name", company.name)
         company.naf_code = assessment.registry_identity.get("naf_code", company.naf_code)
         company.save(update_fields=["name", "naf_code"])
-    snapshot = FeatureSnapshot.objects.create(
-        dossier=dossier,
-        features=assessment.features,
-        provenance=assessment.provenance,
-        collected_at=timezone.now(),
-    )
+    score = _score_store(dossier, assessment)
     result = assessment.policy_result
-    score = Score.objects.create(
-        dossier=dossier,
-        snapshot=snapshot,
-        model_version=assessment.model_version,
-        policy_version=assessment.policy,
-        probability_of_default=assessment.probability_of_default,
-        score=assessment.score,
-        band=assessment.band,
-        decision=result.decision,
-        recommended_limit=result.recommended_limit,
-        rules_fired=result.rules_fired,
-        base_value=assessment.explanation.base_value,
-        contributions=assessment.explanation.contributions,
-        factors=assessment.factors,
-        data_flags=assessment.data_flags,
-    )
     before = {"status": dossier.status, "decision": dossier.decision}
     dossier.status = Dossier.Status.SCORED
     dossier.status_detail = ""
@@ -272,6 +256,33 @@ def dossier_record_assessment(*, dossier_id: Any, assessment: Assessment) -> Sco
             payload=score_representation(dossier, score),
         )
     return score
+
+
+def _score_store(dossier: Dossier, assessment: Assessment) -> Score:
+    """The assessment's rows: the features as collected, and the score with its versions and reasons."""
+    snapshot = FeatureSnapshot.objects.create(
+        dossier=dossier,
+        features=assessment.features,
+        provenance=assessment.provenance,
+        collected_at=timezone.now(),
+    )
+    result = assessment.policy_result
+    return Score.objects.create(
+        dossier=dossier,
+        snapshot=snapshot,
+        model_version=assessment.model_version,
+        policy_version=assessment.policy,
+        probability_of_default=assessment.probability_of_default,
+        score=assessment.score,
+        band=assessment.band,
+        decision=result.decision,
+        recommended_limit=result.recommended_limit,
+        rules_fired=result.rules_fired,
+        base_value=assessment.explanation.base_value,
+        contributions=assessment.explanation.contributions,
+        factors=assessment.factors,
+        data_flags=assessment.data_flags,
+    )
 
 
 @transaction.atomic

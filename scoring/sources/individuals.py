@@ -25,6 +25,7 @@ from scoring.model.synthetic import sandbox_individual
 from scoring.sources import GatheredData, SourceResult
 from scoring.sources.on_file import event_counts_12m
 from scoring.sources.open_banking import open_banking_lookup
+from scoring.sources.sandbox import sandbox_bank_and_events_results
 
 EVENTS = "negative_events"
 
@@ -50,15 +51,7 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
         bank=profile.bank,
         events=dict(profile.events),
         sandbox=True,
-        results=[
-            SourceResult(
-                "sandbox.open_banking",
-                "ok" if profile.bank else "missing",
-                now,
-                detail="" if profile.bank else "no aggregator token supplied",
-            ),
-            SourceResult("sandbox.events", "ok", now),
-        ],
+        results=sandbox_bank_and_events_results(profile.bank, now),
     )
 
 

@@ -7,6 +7,9 @@ the training history, so the same SIREN always gives the same company.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.utils import timezone
 
 from scoring.model.synthetic import sandbox_company
@@ -33,12 +36,19 @@ def gather_sandbox(*, siren: str, bank_tokens: list[str]) -> GatheredData:
             now,
             detail="" if profile.financials else "no published accounts",
         ),
+        *sandbox_bank_and_events_results(profile.bank, now),
+    ]
+    return gathered
+
+
+def sandbox_bank_and_events_results(bank: dict[str, Any] | None, now: datetime) -> list[SourceResult]:
+    """Provenance of a sandbox profile's bank data (missing when no token was sent) and events."""
+    return [
         SourceResult(
             "sandbox.open_banking",
-            "ok" if profile.bank else "missing",
+            "ok" if bank else "missing",
             now,
-            detail="" if profile.bank else "no aggregator token supplied",
+            detail="" if bank else "no aggregator token supplied",
         ),
         SourceResult("sandbox.events", "ok", now),
     ]
-    return gathered
