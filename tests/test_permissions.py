@@ -1,0 +1,410 @@
+"""The permission matrix: every back-office view and every API endpoint, with each role and client kind.
+
+Each table below is the specification. A row of the back-office table is one URL and method; its columns
+are what each actor must get. A row of the API table is one endpoint and method; its columns are what
+each kind of client must get. The tests only walk the tables; the last test fails when a URL pattern
+appears in the dossiers, scoring or api namespace that no table covers.
+
+The rules the tables encode (riskoffice/roles.py, the views and the selectors):
+
+- no session: a redirect to the login page, and nothing shown or written;
+- a logged-in user without a role: 403 everywhere (the admin site sends them to its own login);
+- reading dossiers and the policy: any role (CAN_READ_DOSSIERS); deciding (override, outcome, statement,
+  uploading a file to score): analysts and senior analysts (CAN_DECIDE);
+- bulk jobs (CAN_VIEW): an analyst sees only their own (another analyst's is a 404), senior analysts and
+  auditors see every job, admins none; editing the policy (CAN_EDIT): senior analysts only;
+- a refused POST is a 403 and changes nothing; an accepted one, sent empty, is a 400 with the form;
+- the role check comes before the lookup, so a 403 never tells whether an id exists;
+- the API: no usable bearer token is a 401, a client without the endpoint's scope a 403, another partner's
+  object a 404 that shows none of its data; a back-office session is no API credential.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from functools import cached_property
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+from oauth2_provider.models import AccessToken
+
+from alerts.models import WebhookEndpoint
+from alerts.services import webhook_endpoint_create
+from dossiers.models import Dossier, Outcome, Override
+from dossiers.services import dossier_create, dossier_score
+from riskoffice.audit import Actor
+from riskoffice.models import AuditEvent
+from riskoffice.roles import ADMIN, ANALYST
+from scoring.bulk.jobs import bulk_job_create, bulk_job_run
+from scoring.model.synthetic import generate_portfolio
+from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
+from tests.conftest import ALL_SCOPES, PASSWORD, PartnerClient, _user, make_partner_client, obtain_token
+
+pytestmark = pytest.mark.django_db
+
+SIREN = "552100554"
+JOB_FILENAME = "alice-portfolio-q3.csv"
+WEBHOOK_URL = "https://hooks.pay-later.example/riskoffice"
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+API_ERROR = "application/problem+json"
+
+
+# --- the objects the URLs point at -------------------------------------------------------------------
+
+
+def portfolio_csv(n: int = 12) -> bytes:
+    """A small file to score, as a partner would export it: an id, the amount, the model's features."""
+    rows = [
+        {"id": f"R{i:03d}", "requested_amount": company.requested_amount, **company.features()}
+        for i, (company, _, _) in enumerate(generate_portfolio(n, seed=5))
+    ]
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+    return out.getvalue().encode()
+
+
+@dataclass
+class Objects:
+    """What the URLs point at, each made on first use so that a row builds only what it needs."""
+
+    request: pytest.FixtureRequest
+
+    def fixture(self, name: str) -> Any:
+        return self.request.getfixturevalue(name)
+
+    @cached_property
+    def dossier(self) -> Dossier:
+        """The marketplace's B2B dossier, created as the API would and scored by the real service."""
+        self.fixture("champion")
+        owner: PartnerClient = self.fixture("marketplace")
+        dossier = dossier_create(
+            partner=owner.partner,
+            siren=SIREN,
+            requested_amount=Decimal("25000"),
+            bank_tokens=["t"],
+            actor=Actor(client=owner.api_client),
+        )
+        assert dossier_score(dossier_id=dossier.pk) is not None
+        dossier.refresh_from_db()
+        assert dossier.status == Dossier.Status.SCORED
+        return dossier
+
+    @cached_property
+    def job(self) -> BulkScoringJob:
+        """A bulk job the analyst (alice) uploaded, scored to the end so that its file can be downloaded."""
+        self.fixture("champion")
+        job = bulk_job_create(user=self.fixture("analyst"), segment="b2b", filename=JOB_FILENAME, data=portfolio_csv())
+        bulk_job_run(job_id=job.pk)
+        job.refresh_from_db()
+        assert job.status == BulkScoringJob.Status.DONE, job.error
+        return job
+
+    @cached_property
+    def webhook(self) -> WebhookEndpoint:
+        """The marketplace's webhook endpoint."""
+        owner: PartnerClient = self.fixture("marketplace")
+        endpoint, _ = webhook_endpoint_create(
+            partner=owner.partner,
+            url=WEBHOOK_URL,
+            event_types=["score.completed"],
+            actor=Actor(client=owner.api_client),
+        )
+        return endpoint
+
+
+@pytest.fixture
+def objects(request, settings) -> Objects:
+    settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # no DNS lookup of the example host
+    return Objects(request)
+
+
+def world_state() -> tuple:
+    """Everything a refused or invalid request must leave as it was."""
+    counts = tuple(
+        model.objects.count()
+        for model in (
+            Dossier,
+            Override,
+            Outcome,
+            FinancialStatement,
+            BulkScoringJob,
+            PolicyVersion,
+            WebhookEndpoint,
+            AuditEvent,
+        )
+    )
+    dossiers = Dossier.objects.order_by("pk").values_list(
+        "pk", "status", "decision", "decision_overridden", "updated_at"
+    )
+    return (*counts, list(dossiers))
+
+
+# --- the back-office -------------------------------------------------------------------------------
+
+ACTORS = ("anonymous", "outsider", "analyst", "other_analyst", "senior", "auditor", "admin")
+
+# url kind -> (URL name, its kwargs, the text that only someone allowed in may see)
+BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
+    "queue": ("dossiers:queue", lambda o: {}, lambda o: o.dossier.company.siren),
+    "dossier": ("dossiers:detail", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
+    "unknown dossier": ("dossiers:detail", lambda o: {"pk": UNKNOWN_ID}, None),
+    "malformed dossier id": ("dossiers:detail", lambda o: {"pk": "not-a-uuid"}, None),
+    "override": ("dossiers:override", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
+    "override unknown dossier": ("dossiers:override", lambda o: {"pk": UNKNOWN_ID}, None),
+    "outcome": ("dossiers:outcome", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
+    "statement": ("dossiers:statement", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
+    "bulk": ("scoring:bulk", lambda o: {}, None),
+    "bulk job": ("scoring:bulk-job", lambda o: {"pk": o.job.pk}, lambda o: JOB_FILENAME),
+    "bulk download": ("scoring:bulk-download", lambda o: {"pk": o.job.pk}, lambda o: bytes(o.job.output_csv)),
+    "policy": ("scoring:policy", lambda o: {}, None),
+    "policy new": ("scoring:policy-new", lambda o: {"segment": "b2b"}, None),
+    "policy new unknown segment": ("scoring:policy-new", lambda o: {"segment": "b2z"}, None),
+    "admin": ("admin:index", lambda o: {}, None),
+}
+
+# fmt: off
+BACKOFFICE_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
+    #                                        anonymous outsider analyst other_analyst senior auditor admin
+    ("queue", "GET"):                           (302,    403,     200,    200,         200,   200,    200),
+    ("dossier", "GET"):                         (302,    403,     200,    200,         200,   200,    200),
+    ("unknown dossier", "GET"):                 (302,    403,     404,    404,         404,   404,    404),
+    ("malformed dossier id", "GET"):            (302,    403,     404,    404,         404,   404,    404),
+    ("override", "POST"):                       (302,    403,     400,    400,         400,   403,    403),
+    ("override unknown dossier", "POST"):       (302,    403,     404,    404,         404,   403,    403),
+    ("outcome", "POST"):                        (302,    403,     400,    400,         400,   403,    403),
+    ("statement", "POST"):                      (302,    403,     400,    400,         400,   403,    403),
+    ("bulk", "GET"):                            (302,    403,     200,    200,         200,   200,    403),
+    ("bulk", "POST"):                           (302,    403,     400,    400,         400,   403,    403),
+    ("bulk job", "GET"):                        (302,    403,     200,    404,         200,   200,    403),
+    ("bulk download", "GET"):                   (302,    403,     200,    404,         200,   200,    403),
+    ("policy", "GET"):                          (302,    403,     200,    200,         200,   200,    200),
+    ("policy new", "GET"):                      (302,    403,     403,    403,         200,   403,    403),
+    ("policy new", "POST"):                     (302,    403,     403,    403,         400,   403,    403),
+    ("policy new unknown segment", "GET"):      (302,    403,     403,    403,         404,   403,    403),
+    ("admin", "GET"):                           (302,    302,     302,    302,         302,   302,    200),
+}
+# fmt: on
+
+BACKOFFICE_ROWS = [
+    pytest.param(kind, method, actor, status, id=f"{method} {kind} as {actor} -> {status}")
+    for (kind, method), statuses in BACKOFFICE_MATRIX.items()
+    for actor, status in zip(ACTORS, statuses, strict=True)
+]
+
+
+@pytest.fixture
+def other_analyst(reference_data) -> User:
+    return _user("bob.analyst", ANALYST)
+
+
+@pytest.fixture
+def admin_user(reference_data) -> User:
+    """An admin as setup_demo makes one: the admin role, and staff and superuser for the admin site."""
+    user = _user("ada.admin", ADMIN)
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
+
+
+ACTOR_FIXTURES = {
+    "outsider": "outsider",
+    "analyst": "analyst",
+    "other_analyst": "other_analyst",
+    "senior": "senior",
+    "auditor": "auditor",
+    "admin": "admin_user",
+}
+
+
+@pytest.mark.parametrize(("kind", "method", "actor", "expected"), BACKOFFICE_ROWS)
+def test_backoffice(client, request, objects, reference_data, kind, method, actor, expected):
+    name, kwargs, secret_of = BACKOFFICE_URLS[kind]
+    url = reverse(name, kwargs=kwargs(objects))
+    secret = secret_of(objects) if secret_of else None
+    objects.fixture("analyst")  # the owner of the bulk job exists whoever asks
+    if actor != "anonymous":
+        user = request.getfixturevalue(ACTOR_FIXTURES[actor])
+        assert client.login(username=user.username, password=PASSWORD)
+    before = world_state()
+
+    # An empty form: enough to tell "let in, the form said no" (400) from "kept out" (403).
+    response = client.post(url, {}) if method == "POST" else client.get(url)
+
+    assert response.status_code == expected, f"{method} {url} as {actor}"
+    body = response.content
+    if expected == 302:
+        login_url = reverse("admin:login") if name.startswith("admin:") else reverse("login")
+        assert response["Location"].startswith(f"{login_url}?next=")
+    if expected == 400:
+        assert b"<form" in body and b"errorlist" in body  # the form, with its errors, is shown again
+    if secret is not None:
+        shown = secret if isinstance(secret, bytes) else secret.encode()
+        assert (shown in body) == (expected in {200, 400}), "shown only to those let in"
+    if method == "POST":
+        assert world_state() == before, "a refused or invalid POST changes nothing"
+
+
+@pytest.mark.parametrize(
+    ("actor", "listed"),
+    [
+        ("analyst", True),
+        ("other_analyst", False),
+        ("senior", True),
+        ("auditor", True),
+    ],
+)
+def test_the_bulk_page_lists_a_job_only_to_those_who_may_open_it(client, request, objects, actor, listed):
+    objects.job  # noqa: B018 - alice's job exists
+    user = request.getfixturevalue(ACTOR_FIXTURES[actor])
+    assert client.login(username=user.username, password=PASSWORD)
+
+    response = client.get(reverse("scoring:bulk"))
+
+    assert response.status_code == 200
+    assert (JOB_FILENAME in response.content.decode()) is listed
+
+
+# --- the partner API -------------------------------------------------------------------------------
+
+CLIENTS = (
+    "no token",
+    "invalid token",
+    "expired token",
+    "back-office session",
+    "client lacking scope",
+    "token lacking scope",
+    "owner",
+    "other partner",
+)
+
+# url kind -> (URL name, its kwargs, the scope the endpoint requires, the owner's data no one else may see)
+API_URLS: dict[str, tuple[str, Any, str, Any]] = {
+    "scores": ("api:scores", lambda o: {}, "scores:write", None),
+    "score": ("api:score-detail", lambda o: {"pk": o.dossier.pk}, "scores:read", lambda o: SIREN),
+    "unknown score": ("api:score-detail", lambda o: {"pk": UNKNOWN_ID}, "scores:read", None),
+    "malformed score id": ("api:score-detail", lambda o: {"pk": "not-a-uuid"}, "scores:read", None),
+    "webhooks": ("api:webhooks", lambda o: {}, "webhooks:manage", lambda o: o.webhook.url),
+    "webhook": ("api:webhook-detail", lambda o: {"pk": o.webhook.pk}, "webhooks:manage", lambda o: WEBHOOK_URL),
+    "unknown webhook": ("api:webhook-detail", lambda o: {"pk": 987654}, "webhooks:manage", None),
+}
+
+# fmt: off
+API_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
+    #                              no token invalid expired session client-lacking token-lacking owner other partner
+    ("scores", "POST"):              (401,    401,    401,    401,    403,           403,          400,  400),
+    ("score", "GET"):                (401,    401,    401,    401,    403,           403,          200,  404),
+    ("unknown score", "GET"):        (401,    401,    401,    401,    403,           403,          404,  404),
+    ("malformed score id", "GET"):   (401,    401,    401,    401,    403,           403,          404,  404),
+    ("webhooks", "GET"):             (401,    401,    401,    401,    403,           403,          200,  200),
+    ("webhooks", "POST"):            (401,    401,    401,    401,    403,           403,          400,  400),
+    ("webhook", "DELETE"):           (401,    401,    401,    401,    403,           403,          204,  404),
+    ("unknown webhook", "DELETE"):   (401,    401,    401,    401,    403,           403,          404,  404),
+}
+# fmt: on
+
+API_ROWS = [
+    pytest.param(kind, method, who, status, id=f"{method} {kind} by {who} -> {status}")
+    for (kind, method), statuses in API_MATRIX.items()
+    for who, status in zip(CLIENTS, statuses, strict=True)
+]
+
+
+def _lacking(owner: PartnerClient, scope: str) -> PartnerClient:
+    """A client of the owning partner that holds every scope but ``scope``."""
+    limited = make_partner_client("Pay Later Reporting", [s for s in ALL_SCOPES if s != scope])
+    limited.api_client.partner = owner.partner
+    limited.api_client.save(update_fields=["partner"])
+    return limited
+
+
+def _headers(client, request, who: str, scope: str) -> dict[str, str]:
+    owner: PartnerClient = request.getfixturevalue("marketplace")
+    if who == "no token":
+        return {}
+    if who == "invalid token":
+        return {"HTTP_AUTHORIZATION": "Bearer not-a-token-we-issued"}
+    if who == "back-office session":
+        senior = request.getfixturevalue("senior")
+        assert client.login(username=senior.username, password=PASSWORD)
+        return {}
+    if who == "expired token":
+        token = obtain_token(client, owner)
+        AccessToken.objects.filter(token=token).update(expires=timezone.now() - timedelta(seconds=1))
+    elif who == "client lacking scope":
+        token = obtain_token(client, _lacking(owner, scope))
+    elif who == "token lacking scope":  # the owner's client holds the scope, but did not ask for it
+        token = obtain_token(client, owner, scope=" ".join(s for s in ALL_SCOPES if s != scope))
+    elif who == "owner":
+        token = obtain_token(client, owner)
+    else:
+        assert who == "other partner"
+        token = obtain_token(client, request.getfixturevalue("other_partner"))
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(("kind", "method", "who", "expected"), API_ROWS)
+def test_api(client, request, objects, reference_data, kind, method, who, expected):
+    name, kwargs, scope, secret_of = API_URLS[kind]
+    url = reverse(name, kwargs=kwargs(objects))
+    secret = secret_of(objects) if secret_of else None
+    headers = _headers(client, request, who, scope)
+    before = world_state()
+
+    # An empty JSON body: enough to tell "let in, the body was refused" (400) from "kept out" (401/403).
+    if method == "POST":
+        response = client.post(url, "{}", content_type="application/json", **headers)
+    elif method == "DELETE":
+        response = client.delete(url, **headers)
+    else:
+        response = client.get(url, **headers)
+
+    assert response.status_code == expected, f"{method} {url} by {who}: {response.content[:300]!r}"
+    body = response.content.decode()
+    if expected >= 400:
+        assert response["Content-Type"].startswith(API_ERROR)
+        assert response.json()["status"] == expected
+    if expected == 401:
+        assert response["WWW-Authenticate"].startswith("Bearer")
+    if secret is not None:
+        assert (secret in body) == (who == "owner" and expected == 200), "the owner's data, to the owner only"
+    if expected == 204:
+        assert not WebhookEndpoint.objects.filter(pk=objects.webhook.pk).exists()
+    elif method != "GET":
+        assert world_state() == before, "a refused or invalid request changes nothing"
+
+
+# --- the matrix covers every URL --------------------------------------------------------------------
+
+COVERED_NAMESPACES = ("dossiers", "scoring", "api")
+
+
+def _url_names(patterns: list, namespace: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            inner = f"{namespace}:{pattern.namespace}" if namespace and pattern.namespace else pattern.namespace
+            names |= _url_names(pattern.url_patterns, inner or namespace)
+        elif isinstance(pattern, URLPattern) and pattern.name and namespace:
+            names.add(f"{namespace}:{pattern.name}")
+    return names
+
+
+def test_every_url_of_the_back_office_and_the_api_is_in_the_matrix():
+    routed = {name for name in _url_names(get_resolver().url_patterns) if name.split(":")[0] in COVERED_NAMESPACES}
+    covered = {BACKOFFICE_URLS[kind][0] for kind, _ in BACKOFFICE_MATRIX} | {
+        API_URLS[kind][0] for kind, _ in API_MATRIX
+    }
+
+    assert {name.split(":")[0] for name in routed} == set(COVERED_NAMESPACES)
+    assert routed - covered == set(), "add these URLs to the permission matrix"
+    assert covered - {"admin:index"} <= routed, "the matrix names URLs that no longer exist"
