@@ -152,34 +152,7 @@ def train_from_csv(
     if date_column == target:
         raise CsvTrainingError("--date-column and --target name the same column")
 
-    y_all, report.positive_values, report.negative_values = _labels(frame[target], target, positive)
-    keep = ~np.isnan(y_all)
-    report.rows_missing_target = int((~keep).sum())
-    order_key: np.ndarray | None = None
-    is_date = False
-    if date_column:
-        order_key, is_date = _order_key(frame[date_column], date_column)
-        has_date = ~pd.isna(order_key)
-        report.rows_missing_date = int((keep & ~has_date).sum())
-        keep &= has_date
-    frame, y = frame[keep], y_all[keep]
-    report.rows_used, report.defaults = len(y), int(y.sum())
-    _check_sizes(report)
-
-    row_numbers = np.flatnonzero(keep) + 1  # data rows of the file, 1-based
-    if order_key is not None:
-        keys = order_key[keep]
-        order = np.argsort(keys, kind="stable")
-        frame, y = frame.iloc[order], y[order]
-        window = {
-            "from": _stamp(keys[order[0]], is_date),
-            "to": _stamp(keys[order[-1]], is_date),
-            "column": str(date_column),
-        }
-        report.order = f"by {date_column} ({window['from']} to {window['to']})"
-    else:
-        window = {"from": f"row {row_numbers[0]}", "to": f"row {row_numbers[-1]}", "order": "file order"}
-        report.order = "file order (no --date-column): the last rows are the most recent"
+    frame, y, window = _labelled_in_time_order(frame, report, positive=positive, date_column=date_column)
 
     catalogue = _catalogue(segment)
     features, categorical, columns = _features(
@@ -215,6 +188,43 @@ def train_from_csv(
     trained.training_window = window
     trained.metrics["training_data"] = report.as_dict()
     return CsvTraining(trained=trained, report=report)
+
+
+def _labelled_in_time_order(
+    frame: pd.DataFrame, report: CsvReport, *, positive: str | None, date_column: str | None
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
+    """The rows with a label (and a date, when ordered by one), oldest first; their labels; the training window."""
+    target = report.target
+    y_all, report.positive_values, report.negative_values = _labels(frame[target], target, positive)
+    keep = ~np.isnan(y_all)
+    report.rows_missing_target = int((~keep).sum())
+    order_key: np.ndarray | None = None
+    is_date = False
+    if date_column:
+        order_key, is_date = _order_key(frame[date_column], date_column)
+        has_date = ~pd.isna(order_key)
+        report.rows_missing_date = int((keep & ~has_date).sum())
+        keep &= has_date
+    frame, y = frame[keep], y_all[keep]
+    report.rows_used, report.defaults = len(y), int(y.sum())
+    _check_sizes(report)
+
+    row_numbers = np.flatnonzero(keep) + 1  # data rows of the file, 1-based
+    if order_key is not None:
+        keys = order_key[keep]
+        order = np.argsort(keys, kind="stable")
+        frame, y = frame.iloc[order], y[order]
+        window = {
+            "from": _stamp(keys[order[0]], is_date),
+            "to": _stamp(keys[order[-1]], is_date),
+            "column": str(date_column),
+        }
+        report.order = f"by {date_column} ({window['from']} to {window['to']})"
+    else:
+        window = {"from": f"row {row_numbers[0]}", "to": f"row {row_numbers[-1]}", "order": "file order"}
+        report.order = "file order (no --date-column): the last rows are the most recent"
+
+    return frame, y, window
 
 
 def read_csv(path: Path) -> pd.DataFrame:

@@ -250,18 +250,7 @@ def train_matrix(
 ) -> TrainedModel:
     """Train on an encoded matrix whose rows are already in time order (``engine.encode_rows``' encoding)."""
     y = np.asarray(y, dtype=np.float64)
-    n = len(y)
-    if n < MIN_ROWS:
-        raise ValueError(f"need at least {MIN_ROWS} labelled rows to train, got {n}")
-    if y.sum() < MIN_PER_CLASS or (n - y.sum()) < MIN_PER_CLASS:
-        raise ValueError(
-            f"need at least {MIN_PER_CLASS} defaults and {MIN_PER_CLASS} non-defaults to train, "
-            f"got {int(y.sum())} and {int(n - y.sum())}"
-        )
-    cut = int(n * (1 - VALIDATION_SHARE))
-    if y[cut:].sum() == 0 or y[:cut].sum() == 0:
-        raise ValueError("the time-ordered split leaves no defaults on one side; add labelled history")
-
+    cut = _time_split(y)
     feature_types = ["c" if name in categories else "q" for name in feature_names]
 
     def dm(x: np.ndarray, labels: np.ndarray) -> xgb.DMatrix:
@@ -280,34 +269,84 @@ def train_matrix(
         candidates = [dict(DEFAULT_PARAMS, **params)]
     else:
         candidates = [dict(DEFAULT_PARAMS, **candidate) for candidate in DEPTH_CANDIDATES]
-    fits = []
-    for candidate in candidates:
-        candidate["monotone_constraints"] = constraints
-        if fixed_rounds is not None:
-            booster = xgb.train(candidate, dtrain, num_boost_round=fixed_rounds, verbose_eval=False)
-        else:
-            booster = xgb.train(
-                candidate,
-                dtrain,
-                num_boost_round=MAX_ROUNDS,
-                evals=[(dvalid, "valid")],
-                early_stopping_rounds=EARLY_STOPPING_ROUNDS,
-                verbose_eval=False,
-            )
-            # Keep only the trees up to the best iteration, so the stored model is the one measured.
-            booster = booster[: booster.best_iteration + 1]
-        margin = booster.predict(dvalid, output_margin=True).astype(np.float64)
-        fits.append((_logloss(y[cut:], sigmoid(margin)), booster, candidate, margin))
+    fits = [
+        _fit(dict(candidate, monotone_constraints=constraints), dtrain, dvalid, y[cut:], fixed_rounds)
+        for candidate in candidates
+    ]
     _, booster, params, valid_margin = min(fits, key=lambda fit: fit[0])
 
+    calibration, calibration_report = calibration_check(valid_margin, y[cut:])
+    metrics = _validation_metrics(y, cut, booster, params, fits, calibration, calibration_report, valid_margin)
+    digest = hashlib.sha256(np.ascontiguousarray(matrix).tobytes() + y.tobytes()).hexdigest()
+    return TrainedModel(
+        booster_ubj=bytes(booster.save_raw("ubj")),
+        feature_names=list(feature_names),
+        categories=categories,
+        monotone_constraints=list(monotone_constraints),
+        params={k: v for k, v in params.items() if k != "nthread"},
+        metrics=metrics,
+        training_window={},
+        data_hash=digest,
+        calibration=calibration,
+    )
+
+
+def _time_split(y: np.ndarray) -> int:
+    """Where the time-ordered validation set starts; a ValueError when the labels cannot train a model."""
+    n = len(y)
+    if n < MIN_ROWS:
+        raise ValueError(f"need at least {MIN_ROWS} labelled rows to train, got {n}")
+    if y.sum() < MIN_PER_CLASS or (n - y.sum()) < MIN_PER_CLASS:
+        raise ValueError(
+            f"need at least {MIN_PER_CLASS} defaults and {MIN_PER_CLASS} non-defaults to train, "
+            f"got {int(y.sum())} and {int(n - y.sum())}"
+        )
+    cut = int(n * (1 - VALIDATION_SHARE))
+    if y[cut:].sum() == 0 or y[:cut].sum() == 0:
+        raise ValueError("the time-ordered split leaves no defaults on one side; add labelled history")
+    return cut
+
+
+Fit = tuple[float, xgb.Booster, dict[str, Any], np.ndarray]  # validation log-loss, booster, params, margins
+
+
+def _fit(
+    params: dict[str, Any], dtrain: xgb.DMatrix, dvalid: xgb.DMatrix, valid_y: np.ndarray, fixed_rounds: int | None
+) -> Fit:
+    if fixed_rounds is not None:
+        booster = xgb.train(params, dtrain, num_boost_round=fixed_rounds, verbose_eval=False)
+    else:
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=MAX_ROUNDS,
+            evals=[(dvalid, "valid")],
+            early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+            verbose_eval=False,
+        )
+        # Keep only the trees up to the best iteration, so the stored model is the one measured.
+        booster = booster[: booster.best_iteration + 1]
+    margin = booster.predict(dvalid, output_margin=True).astype(np.float64)
+    return _logloss(valid_y, sigmoid(margin)), booster, params, margin
+
+
+def _validation_metrics(
+    y: np.ndarray,
+    cut: int,
+    booster: xgb.Booster,
+    params: dict[str, Any],
+    fits: list[Fit],
+    calibration: dict[str, float],
+    calibration_report: dict[str, Any],
+    valid_margin: np.ndarray,
+) -> dict[str, Any]:
     valid_y = y[cut:]
-    calibration, calibration_report = calibration_check(valid_margin, valid_y)
     valid_pd = calibrated_pd(valid_margin, calibration)
     metrics: dict[str, Any] = discrimination_metrics(valid_y, valid_pd)
     metrics.update(
         {
             "n_train": int(cut),
-            "n_valid": int(n - cut),
+            "n_valid": int(len(y) - cut),
             "trees": int(booster.num_boosted_rounds()),
             "max_depth": int(params["max_depth"]),
             "validation": "time-ordered: the latest 20 % of applications, which also chose the depth, stopped the "
@@ -325,15 +364,4 @@ def train_matrix(
             "calibration": calibration_report,
         }
     )
-    digest = hashlib.sha256(np.ascontiguousarray(matrix).tobytes() + y.tobytes()).hexdigest()
-    return TrainedModel(
-        booster_ubj=bytes(booster.save_raw("ubj")),
-        feature_names=list(feature_names),
-        categories=categories,
-        monotone_constraints=list(monotone_constraints),
-        params={k: v for k, v in params.items() if k != "nthread"},
-        metrics=metrics,
-        training_window={},
-        data_hash=digest,
-        calibration=calibration,
-    )
+    return metrics
