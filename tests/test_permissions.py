@@ -21,11 +21,8 @@ The rules the tables encode (riskoffice/roles.py, the views and the selectors):
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
@@ -38,14 +35,14 @@ from oauth2_provider.models import AccessToken
 from alerts.models import WebhookEndpoint
 from alerts.services import webhook_endpoint_create
 from dossiers.models import Dossier, Outcome, Override
-from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from riskoffice.roles import ADMIN, ANALYST
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
-from scoring.model.synthetic import generate_portfolio
 from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
 from tests.conftest import ALL_SCOPES, PASSWORD, PartnerClient, _user, make_partner_client, obtain_token
+from tests.test_backoffice import scored_dossier
+from tests.test_bulk_scoring import csv_bytes, portfolio_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -57,20 +54,6 @@ API_ERROR = "application/problem+json"
 
 
 # --- the objects the URLs point at -------------------------------------------------------------------
-
-
-def portfolio_csv(n: int = 12) -> bytes:
-    """A small file to score, as a partner would export it: an id, the amount, the model's features."""
-    rows = [
-        {"id": f"R{i:03d}", "requested_amount": company.requested_amount, **company.features()}
-        for i, (company, _, _) in enumerate(generate_portfolio(n, seed=5))
-    ]
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: "" if value is None else value for key, value in row.items()})
-    return out.getvalue().encode()
 
 
 @dataclass
@@ -86,24 +69,18 @@ class Objects:
     def dossier(self) -> Dossier:
         """The marketplace's B2B dossier, created as the API would and scored by the real service."""
         self.fixture("champion")
-        owner: PartnerClient = self.fixture("marketplace")
-        dossier = dossier_create(
-            partner=owner.partner,
-            siren=SIREN,
-            requested_amount=Decimal("25000"),
-            bank_tokens=["t"],
-            actor=Actor(client=owner.api_client),
-        )
-        assert dossier_score(dossier_id=dossier.pk) is not None
-        dossier.refresh_from_db()
-        assert dossier.status == Dossier.Status.SCORED
-        return dossier
+        return scored_dossier(self.fixture("marketplace"))
 
     @cached_property
     def job(self) -> BulkScoringJob:
         """A bulk job the analyst (alice) uploaded, scored to the end so that its file can be downloaded."""
         self.fixture("champion")
-        job = bulk_job_create(user=self.fixture("analyst"), segment="b2b", filename=JOB_FILENAME, data=portfolio_csv())
+        job = bulk_job_create(
+            user=self.fixture("analyst"),
+            segment="b2b",
+            filename=JOB_FILENAME,
+            data=csv_bytes(portfolio_rows(12, seed=5)),
+        )
         bulk_job_run(job_id=job.pk)
         job.refresh_from_db()
         assert job.status == BulkScoringJob.Status.DONE, job.error
