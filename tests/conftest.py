@@ -30,9 +30,8 @@ from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
-from scoring.model.features import catalogue_for
 from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
-from scoring.model.training import TrainedModel, train_model
+from scoring.model.training import TrainedModel, train_segment
 from scoring.models import ModelVersion, PolicyVersion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,18 +48,10 @@ def trained_once(segment: str = "b2b") -> TrainedModel:
     if segment not in _trained:
         generate, seed = _BOOKS[segment]
         portfolio = generate(3000, seed=seed)
-        catalogue = catalogue_for(segment)
         rows = [applicant.features() for applicant, _, _ in portfolio]
         labels = [int(defaulted) for _, _, defaulted in portfolio]
         dates = [f"2024-01-01T00:00:{i:06d}" for i in range(len(rows))]
-        _trained[segment] = train_model(
-            rows,
-            labels,
-            dates,
-            feature_names=[f.name for f in catalogue],
-            categorical={f.name for f in catalogue if f.categorical},
-            directions={f.name: f.direction for f in catalogue},
-        )
+        _trained[segment] = train_segment(segment, rows, labels, dates)
     return _trained[segment]
 
 

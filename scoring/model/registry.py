@@ -9,8 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from riskoffice.audit import Actor, audit_record
-from scoring.model.features import catalogue_for
-from scoring.model.training import train_model
+from scoring.model.training import train_segment
 from scoring.models import FeatureSnapshot, ModelVersion
 from scoring.selectors import champion_for
 
@@ -86,14 +85,5 @@ def model_promote(*, model_version: ModelVersion, actor: Actor) -> ModelVersion:
 def model_train_from_dossiers(
     *, segment: str = "b2b", trained_by: str = "train_model", promote: bool = True
 ) -> ModelVersion:
-    rows, labels, dates = labelled_history(segment)
-    catalogue = catalogue_for(segment)
-    trained = train_model(
-        rows,
-        labels,
-        dates,
-        feature_names=[f.name for f in catalogue],
-        categorical={f.name for f in catalogue if f.categorical},
-        directions={f.name: f.direction for f in catalogue},
-    )
+    trained = train_segment(segment, *labelled_history(segment))
     return model_register(segment=segment, trained=trained, trained_by=trained_by, promote=promote)

@@ -20,7 +20,7 @@ import xgboost as xgb
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score, roc_curve
 
 from scoring.model.engine import calibrated_pd, encode_rows, sigmoid
-from scoring.model.features import FEATURES_BY_NAME
+from scoring.model.features import FEATURES_BY_NAME, catalogue_for
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "binary:logistic",
@@ -191,6 +191,19 @@ def calibration_check(margin: np.ndarray, y: np.ndarray) -> tuple[dict[str, floa
 def monotone_constraints_for(feature_names: list[str], categorical: set[str], directions: dict[str, int]) -> list[int]:
     """+1 / -1 per numeric feature from its risk direction; 0 for categorical or undirected features."""
     return [0 if name in categorical else int(np.sign(directions.get(name, 0))) for name in feature_names]
+
+
+def train_segment(segment: str, rows: list[dict[str, Any]], labels: list[int], dates: list[Any]) -> TrainedModel:
+    """``train_model`` on the segment's feature catalogue: its features, categorical ones and risk directions."""
+    catalogue = catalogue_for(segment)
+    return train_model(
+        rows,
+        labels,
+        dates,
+        feature_names=[f.name for f in catalogue],
+        categorical={f.name for f in catalogue if f.categorical},
+        directions={f.name: f.direction for f in catalogue},
+    )
 
 
 def train_model(
