@@ -76,6 +76,7 @@ class NegativeEvent(models.Model):
         INSOLVENCY_PROCEEDING = "insolvency_proceeding", "Insolvency proceeding"
         PAYMENT_DELAY = "payment_delay", "Payment delay"
         SEPA_INCIDENT = "sepa_incident", "SEPA incident"
+        DEBT_COLLECTION = "debt_collection", "Debt collection"
         SCORE_DROP = "score_drop", "Score drop"
         ACCOUNTS_PUBLISHED = "accounts_published", "Accounts published"
 
@@ -92,6 +93,11 @@ class NegativeEvent(models.Model):
     reason_code = models.CharField(max_length=20, blank=True, help_text="e.g. a SEPA return reason (AM04, MD06).")
     details = models.JSONField(default=dict, blank=True)
     source = models.CharField(max_length=50, help_text="partner:<id>, bodacc, analyst…")
+    # Reported through POST /api/v1/events: the client, and its own id for the event (de-duplication).
+    reported_by = models.ForeignKey(
+        "riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    partner_event_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -105,5 +111,11 @@ class NegativeEvent(models.Model):
                 condition=models.Q(company__isnull=False) | models.Q(individual__isnull=False),
                 name="event_has_subject",
                 violation_error_message="A negative event is about a company or an individual.",
+            ),
+            models.UniqueConstraint(
+                fields=["reported_by", "partner_event_id"],
+                condition=~models.Q(partner_event_id=""),
+                name="event_unique_partner_event_id",
+                violation_error_message="This event id was already reported by this client.",
             ),
         ]

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django_cryptography.fields import encrypt
 
-from scoring.models import Decision, Segment
+from scoring.models import DEFAULT_OUTCOMES, Decision, Segment
 
 __all__ = ["Company", "Decision", "Dossier", "Individual", "Outcome", "Override", "Segment"]
 
@@ -64,6 +64,10 @@ class Dossier(models.Model):
     partner = models.ForeignKey(
         "riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers"
     )
+    # The API client that asked for it: sandbox allowances and monthly usage are counted per client.
+    api_client = models.ForeignKey(
+        "riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers"
+    )
     origin = models.CharField(max_length=10, choices=Origin.choices, default=Origin.API)
     segment = models.CharField(max_length=3, choices=Segment.choices, default=Segment.B2B)
     company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.PROTECT, related_name="dossiers")
@@ -92,6 +96,8 @@ class Dossier(models.Model):
             models.Index(fields=["status", "created_at"], name="dossier_status_created_idx"),
             # A partner's dossiers (API scoping), newest first.
             models.Index(fields=["partner", "-created_at"], name="dossier_partner_created_idx"),
+            # A client's sandbox allowance and monthly usage.
+            models.Index(fields=["api_client", "created_at"], name="dossier_client_created_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -157,25 +163,55 @@ class Override(models.Model):
 
 
 class Outcome(models.Model):
-    """What happened to the credit: repaid or defaulted. Labels for the next model."""
+    """What happened to the credit: repaid, defaulted or written off. Labels for the next model.
+
+    Defaulted and written off are both defaults for the model; a defaulted credit may later be written off.
+    """
 
     class Status(models.TextChoices):
         REPAID = "repaid", "Repaid"
         DEFAULTED = "defaulted", "Defaulted"
+        WRITTEN_OFF = "written_off", "Written off"
+
+    DEFAULT_STATUSES = DEFAULT_OUTCOMES
 
     dossier = models.OneToOneField(Dossier, on_delete=models.PROTECT, related_name="outcome")
-    status = models.CharField(max_length=10, choices=Status.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
     occurred_on = models.DateField()
+    # Amounts in euros, each optional except the amount written off: granted, still owed at default, written off.
+    granted_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    outstanding_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    written_off_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    reported_by_client = models.ForeignKey(
+        "riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(status__in=["repaid", "defaulted"]),
+                condition=models.Q(status__in=["repaid", "defaulted", "written_off"]),
                 name="outcome_status_valid",
-                violation_error_message="An outcome is repaid or defaulted.",
+                violation_error_message="An outcome is repaid, defaulted or written off.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="written_off") | models.Q(written_off_amount__isnull=False),
+                name="outcome_write_off_has_amount",
+                violation_error_message="A write-off states the amount written off.",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(granted_amount__isnull=True) | models.Q(granted_amount__gte=0))
+                & (models.Q(outstanding_amount__isnull=True) | models.Q(outstanding_amount__gte=0))
+                & (models.Q(written_off_amount__isnull=True) | models.Q(written_off_amount__gte=0)),
+                name="outcome_amounts_not_negative",
+                violation_error_message="Outcome amounts cannot be negative.",
             ),
         ]
+
+    @property
+    def is_default(self) -> bool:
+        return self.status in self.DEFAULT_STATUSES

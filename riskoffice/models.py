@@ -11,7 +11,8 @@ class Partner(models.Model):
 
     name = models.CharField(max_length=200, unique=True)
     is_sandbox = models.BooleanField(
-        default=True, help_text="Sandbox partners are scored from the deterministic sandbox sources."
+        default=False,
+        help_text="Sandbox partners are scored from the deterministic sandbox sources only, within an allowance.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -27,10 +28,47 @@ class ApiClient(models.Model):
     )
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="api_clients")
     allowed_scopes = models.JSONField(default=list, help_text="Scopes this client may request.")
+    is_active = models.BooleanField(
+        default=True, help_text="A disabled client gets no token, and the tokens it holds are revoked."
+    )
+    sandbox_allowance = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Sandbox only: scores allowed over the allowance window; blank for the default (SANDBOX_ALLOWANCE).",
+    )
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="API requests per minute; blank for the default (API_RATE_LIMIT_PER_MINUTE)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.partner} / {self.application.name}"
+
+
+class IdempotencyKey(models.Model):
+    """A partner's ``Idempotency-Key`` on a POST: the request it stood for and, once answered, the answer.
+
+    Keys are scoped per client and kept ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h by default).
+    """
+
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="idempotency_keys")
+    key = models.CharField(max_length=255)
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint = models.CharField(max_length=64)
+    # Null while the first request is still being answered ("in flight").
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="idempotency_key_unique_per_client"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_id}:{self.key}"
 
 
 class AuditEvent(models.Model):

@@ -23,6 +23,10 @@ class Decision(models.TextChoices):
     REFUSE = "refuse", "Refuse"
 
 
+# Outcomes (dossiers.Outcome.status) a model learns as a default: a write-off follows a default.
+DEFAULT_OUTCOMES = ("defaulted", "written_off")
+
+
 class ModelVersion(models.Model):
     """A trained XGBoost model, stored in XGBoost's own UBJ format in the database.
 

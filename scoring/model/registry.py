@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from riskoffice.audit import Actor, audit_record
 from scoring.model.training import train_segment
-from scoring.models import FeatureSnapshot, ModelVersion
+from scoring.models import DEFAULT_OUTCOMES, FeatureSnapshot, ModelVersion
 from scoring.selectors import champion_for
 
 
@@ -28,7 +28,7 @@ def labelled_history(segment: str) -> tuple[list[dict[str, Any]], list[int], lis
     for dossier_id, features, outcome, created_at in snapshots.iterator(chunk_size=2000):
         latest[dossier_id] = (features, outcome, created_at)  # the last one per dossier wins, order kept
     rows = [features for features, _, _ in latest.values()]
-    labels = [1 if outcome == "defaulted" else 0 for _, outcome, _ in latest.values()]
+    labels = [1 if outcome in DEFAULT_OUTCOMES else 0 for _, outcome, _ in latest.values()]
     dates = [created_at.isoformat() for _, _, created_at in latest.values()]
     return rows, labels, dates
 
