@@ -100,6 +100,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "oauth2_provider",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from our static files (no CDN)
+    "axes",
     "riskoffice",
     "dossiers",
     "scoring",
@@ -115,6 +118,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: refuses logins (back-office and admin) after repeated failures.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "riskoffice.backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "riskoffice.urls"
@@ -191,15 +201,35 @@ REST_FRAMEWORK = {
 }
 
 OAUTH2_PROVIDER = {
-    # Partners use the client-credentials grant only; tokens live one hour.
+    # Partners use the client-credentials grant only, server-wide: the token endpoint is oauthlib's
+    # BackendApplicationServer, which knows no other grant (no password, no code, no implicit).
+    "OAUTH2_SERVER_CLASS": "oauthlib.oauth2.BackendApplicationServer",
+    "OAUTH2_VALIDATOR_CLASS": "riskoffice.oauth.PartnerOAuth2Validator",
+    # Token lifetime: 1 h by default; the field uses 30 min to 2 h (docs/api.md).
     "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("ACCESS_TOKEN_EXPIRE_SECONDS", 3600),
     "SCOPES": {
         "scores:write": "Request credit scores",
         "scores:read": "Read credit scores",
+        "outcomes:write": "Report what became of a credit (repaid, defaulted, written off)",
+        "events:write": "Report negative events on a company or an individual",
         "webhooks:manage": "Register webhook endpoints",
     },
     "DEFAULT_SCOPES": ["scores:write", "scores:read"],
     "SCOPES_BACKEND_CLASS": "riskoffice.api.ApiClientScopes",
+    # RFC 9700 (OAuth 2.0 Security BCP), all enforced: tokens only in the Authorization header, stored
+    # hashed (SHA-256) at rest, no password or implicit grant; the rest concern flows we do not serve.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
 }
 
 # Named explicitly so that our migrations can point at DOT's (swappable) application model.

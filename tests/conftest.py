@@ -122,8 +122,11 @@ class PartnerClient:
         return "Basic " + base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
 
 
-def make_partner_client(name: str, scopes: list[str]) -> PartnerClient:
-    partner = Partner.objects.create(name=name)
+def make_partner_client(
+    name: str, scopes: list[str], *, sandbox: bool = True, allowance: int | None = 100_000
+) -> PartnerClient:
+    """A partner and its OAuth client; sandbox by default, with an allowance no ordinary test reaches."""
+    partner = Partner.objects.create(name=name, is_sandbox=sandbox)
     secret = secrets.token_urlsafe(24)
     app = Application.objects.create(
         name=f"{name} app",
@@ -132,11 +135,13 @@ def make_partner_client(name: str, scopes: list[str]) -> PartnerClient:
         client_type=Application.CLIENT_CONFIDENTIAL,
         authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
     )
-    api_client = ApiClient.objects.create(application=app, partner=partner, allowed_scopes=scopes)
+    api_client = ApiClient.objects.create(
+        application=app, partner=partner, allowed_scopes=scopes, sandbox_allowance=allowance if sandbox else None
+    )
     return PartnerClient(partner, api_client, app.client_id, secret, scopes)
 
 
-ALL_SCOPES = ["scores:write", "scores:read", "webhooks:manage"]
+ALL_SCOPES = ["scores:write", "scores:read", "outcomes:write", "events:write", "webhooks:manage"]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ The rules the tables encode (riskoffice/roles.py, the views and the selectors):
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -316,7 +317,8 @@ def _headers(client, request, who: str, scope: str) -> dict[str, str]:
         return {}
     if who == "expired token":
         token = obtain_token(client, owner)
-        AccessToken.objects.filter(token=token).update(expires=timezone.now() - timedelta(seconds=1))
+        checksum = hashlib.sha256(token.encode()).hexdigest()  # tokens are stored hashed, looked up by checksum
+        AccessToken.objects.filter(token_checksum=checksum).update(expires=timezone.now() - timedelta(seconds=1))
     elif who == "client lacking scope":
         token = obtain_token(client, _lacking(owner, scope))
     elif who == "token lacking scope":  # the owner's client holds the scope, but did not ask for it
