@@ -23,11 +23,24 @@ class OverrideForm(forms.Form):
         return reason
 
 
+def _amount_field(label: str, help_text: str = "") -> forms.DecimalField:
+    return forms.DecimalField(
+        label=label, required=False, min_value=0, max_digits=14, decimal_places=2, help_text=help_text
+    )
+
+
 class OutcomeForm(forms.Form):
+    """What became of the credit; a defaulted credit may later be written off with the same form."""
+
+    AMOUNTS = ("granted_amount", "outstanding_amount", "written_off_amount")
+
     status = forms.ChoiceField(choices=Outcome.Status.choices, label="Outcome")
     occurred_on = forms.DateField(
         label="Date", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), initial=timezone.localdate
     )
+    granted_amount = _amount_field("Amount granted (€)")
+    outstanding_amount = _amount_field("Amount outstanding (€)", "Still owed at the default.")
+    written_off_amount = _amount_field("Amount written off (€)", "Required for a write-off.")
 
 
 class StatementForm(forms.Form):

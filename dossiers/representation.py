@@ -6,9 +6,34 @@ from typing import Any
 
 from scoring.models import Score
 
-from .models import Dossier
+from .models import Dossier, Outcome
 
 LANGUAGES = ("fr", "en")
+
+
+def _amount(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def outcome_representation(outcome: Outcome) -> dict[str, Any]:
+    """What became of the credit, as ``POST /api/v1/scores/{id}/outcome`` answers and the score carries it."""
+    return {
+        "status": outcome.status,
+        "occurred_on": outcome.occurred_on.isoformat(),
+        "granted_amount": _amount(outcome.granted_amount),
+        "outstanding_amount": _amount(outcome.outstanding_amount),
+        "written_off_amount": _amount(outcome.written_off_amount),
+        "recorded_at": outcome.created_at.isoformat(),
+        "updated_at": outcome.updated_at.isoformat(),
+    }
+
+
+def _outcome_of(dossier: Dossier) -> dict[str, Any] | None:
+    try:
+        outcome = dossier.outcome  # no query when the selector joined it (select_related("outcome"))
+    except Outcome.DoesNotExist:
+        return None
+    return outcome_representation(outcome)
 
 
 def score_representation(dossier: Dossier, score: Score | None, *, lang: str = "fr") -> dict[str, Any]:
@@ -40,6 +65,7 @@ def score_representation(dossier: Dossier, score: Score | None, *, lang: str = "
         "model_version": None,
         "policy_version": None,
         "scored_at": None,
+        "outcome": _outcome_of(dossier),
     }
     if dossier.status == Dossier.Status.FAILED:
         body["error"] = dossier.status_detail

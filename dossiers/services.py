@@ -25,6 +25,7 @@ from scoring.assessment import Assessment, AssessmentUnavailable, assess
 from scoring.models import FeatureSnapshot, FinancialStatement, Score
 from scoring.statements import statement_errors, statement_figures
 
+from .allowance import sandbox_allowance_charge
 from .identifiers import vat_for_siren
 from .models import Company, Decision, Dossier, Individual, Outcome, Override
 from .representation import score_representation
@@ -44,8 +45,9 @@ def dossier_create(
     statements: list[dict] | None = None,
 ) -> Dossier:
     """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring."""
+    sandbox_allowance_charge(actor.client)
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
-    dossier = _dossier_open(partner, requested_amount, bank_tokens, company=company)
+    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, company=company)
     for values in statements or []:
         FinancialStatement.objects.create(
             company=company, source=FinancialStatement.Source.PARTNER, supplied_by_client=actor.client, **values
@@ -70,8 +72,9 @@ def dossier_create_individual(
 
     References are the partner's own: the same reference from two partners is two people.
     """
+    sandbox_allowance_charge(actor.client)
     individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
-    dossier = _dossier_open(partner, requested_amount, bank_tokens, individual=individual)
+    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, individual=individual)
     audit_record(
         actor=actor,
         action="dossier.created",
@@ -87,6 +90,7 @@ def dossier_create_individual(
 
 def _dossier_open(
     partner: Partner | None,
+    actor: Actor,
     requested_amount: Decimal,
     bank_tokens: list[str],
     *,
@@ -98,6 +102,7 @@ def _dossier_open(
 
     dossier = Dossier.objects.create(
         partner=partner,
+        api_client=actor.client,
         company=company,
         individual=individual,
         segment="b2b" if company is not None else "b2c",
@@ -138,26 +143,116 @@ def dossier_override(*, dossier: Dossier, decision: str, reason: str, user: Abst
     return override
 
 
+class OutcomeAlreadyRecorded(ValidationError):
+    """The dossier has its outcome; only a default may still be written off."""
+
+
+class DossierNotScored(ValidationError):
+    """Outcomes label scored dossiers: one still pending or failed has nothing to learn from."""
+
+
+OUTCOME_AMOUNTS = ("granted_amount", "outstanding_amount", "written_off_amount")
+
+
 @transaction.atomic
-def outcome_record(*, dossier: Dossier, status: str, occurred_on: date, actor: Actor) -> Outcome:
-    """Record whether the credit was repaid or defaulted: the label the next model learns from."""
-    if status not in Outcome.Status.values:
-        raise ValidationError({"status": "An outcome is repaid or defaulted."})
-    if occurred_on > timezone.localdate():
-        raise ValidationError({"occurred_on": "The outcome date cannot be in the future."})
+def outcome_record(
+    *,
+    dossier: Dossier,
+    status: str,
+    occurred_on: date,
+    actor: Actor,
+    amounts: dict[str, Decimal | None] | None = None,
+) -> tuple[Outcome, bool]:
+    """Record what became of the credit, the label the next model learns from; returns it and whether it is new.
+
+    One outcome per dossier, except that a default may later be written off: that updates the
+    outcome (its date becomes the write-off's, the default stays in the audit trail).
+    ``amounts`` may give granted_amount, outstanding_amount and written_off_amount (euros, >= 0).
+    """
+    amounts = {name: value for name, value in (amounts or {}).items() if value is not None}
+    _outcome_check(status, occurred_on, amounts)
     dossier = Dossier.objects.select_for_update().get(pk=dossier.pk)
+    if dossier.status != Dossier.Status.SCORED:
+        raise DossierNotScored("Only a scored dossier can have an outcome.")
     if occurred_on < timezone.localtime(dossier.created_at).date():
         raise ValidationError({"occurred_on": "The outcome date cannot precede the application."})
-    if Outcome.objects.filter(dossier=dossier).exists():
-        raise ValidationError("An outcome is already recorded for this dossier.")
-    outcome = Outcome.objects.create(dossier=dossier, status=status, occurred_on=occurred_on, recorded_by=actor.user)
+    outcome = Outcome.objects.filter(dossier=dossier).first()
+    if outcome is not None:
+        return _outcome_write_off(outcome, status=status, occurred_on=occurred_on, amounts=amounts, actor=actor), False
+    outcome = Outcome.objects.create(
+        dossier=dossier,
+        status=status,
+        occurred_on=occurred_on,
+        recorded_by=actor.user,
+        reported_by_client=actor.client,
+        **amounts,
+    )
     audit_record(
         actor=actor,
         action="dossier.outcome_recorded",
         obj=dossier,
-        after={"outcome": status, "occurred_on": occurred_on.isoformat()},
+        after={"outcome": status, "occurred_on": occurred_on.isoformat(), **_amounts_audit(amounts)},
+    )
+    return outcome, True
+
+
+def _outcome_check(status: str, occurred_on: date, amounts: dict[str, Decimal]) -> None:
+    errors: dict[str, str] = {}
+    if status not in Outcome.Status.values:
+        errors["status"] = "An outcome is repaid, defaulted or written off."
+    if occurred_on > timezone.localdate():
+        errors["occurred_on"] = "The outcome date cannot be in the future."
+    for name in set(amounts) - set(OUTCOME_AMOUNTS):
+        errors[name] = "Unknown amount."
+    for name, value in amounts.items():
+        if name in OUTCOME_AMOUNTS and value < 0:
+            errors[name] = "Amounts cannot be negative."
+    if status == Outcome.Status.WRITTEN_OFF and "written_off_amount" not in amounts:
+        errors["written_off_amount"] = "A write-off states the amount written off."
+    elif status != Outcome.Status.WRITTEN_OFF and "written_off_amount" in amounts:
+        errors["written_off_amount"] = "Only a write-off states an amount written off."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _outcome_write_off(
+    outcome: Outcome, *, status: str, occurred_on: date, amounts: dict[str, Decimal], actor: Actor
+) -> Outcome:
+    """A defaulted credit written off: the one change an outcome accepts, audited with what it replaced."""
+    if outcome.status != Outcome.Status.DEFAULTED or status != Outcome.Status.WRITTEN_OFF:
+        raise OutcomeAlreadyRecorded("An outcome is already recorded for this dossier.")
+    if occurred_on < outcome.occurred_on:
+        raise ValidationError({"occurred_on": "The write-off cannot precede the default."})
+    before = {
+        "outcome": outcome.status,
+        "occurred_on": outcome.occurred_on.isoformat(),
+        **_amounts_audit({name: getattr(outcome, name) for name in OUTCOME_AMOUNTS}),
+    }
+    outcome.status = Outcome.Status.WRITTEN_OFF
+    outcome.occurred_on = occurred_on
+    for name, value in amounts.items():
+        setattr(outcome, name, value)
+    outcome.recorded_by = actor.user
+    outcome.reported_by_client = actor.client
+    outcome.save(
+        update_fields=["status", "occurred_on", *OUTCOME_AMOUNTS, "recorded_by", "reported_by_client", "updated_at"]
+    )
+    audit_record(
+        actor=actor,
+        action="dossier.outcome_written_off",
+        obj=outcome.dossier,
+        before=before,
+        after={
+            "outcome": outcome.status,
+            "occurred_on": occurred_on.isoformat(),
+            **_amounts_audit({name: getattr(outcome, name) for name in OUTCOME_AMOUNTS}),
+        },
     )
     return outcome
+
+
+def _amounts_audit(amounts: dict[str, Decimal | None]) -> dict[str, str]:
+    return {name: f"{value:.2f}" for name, value in amounts.items() if value is not None}
 
 
 @transaction.atomic

@@ -147,7 +147,11 @@ def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
         form_key="outcome_form",
         success="Outcome recorded.",
         act=lambda dossier, data, user: services.outcome_record(
-            dossier=dossier, status=data["status"], occurred_on=data["occurred_on"], actor=Actor(user=user)
+            dossier=dossier,
+            status=data["status"],
+            occurred_on=data["occurred_on"],
+            amounts={name: data.get(name) for name in OutcomeForm.AMOUNTS},
+            actor=Actor(user=user),
         ),
     )
 

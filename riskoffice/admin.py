@@ -1,6 +1,24 @@
-from django.contrib import admin
+import csv
+from datetime import date
 
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from oauth2_provider.models import get_application_model, get_grant_model, get_id_token_model, get_refresh_token_model
+
+from .audit import Actor
+from .clients import api_client_update, partner_client_create, scope_choices
 from .models import ApiClient, AuditEvent, Partner
+
+# One screen for partner clients (below): the toolkit's own application, grant and token screens would let an
+# admin make an application for another grant, or type scopes by hand.
+for _model in (get_application_model(), get_grant_model(), get_id_token_model(), get_refresh_token_model()):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 @admin.register(Partner)
@@ -8,9 +26,180 @@ class PartnerAdmin(admin.ModelAdmin):
     list_display = ("name", "is_sandbox", "created_at")
 
 
+def _scopes_field() -> forms.MultipleChoiceField:
+    return forms.MultipleChoiceField(
+        choices=scope_choices, widget=forms.CheckboxSelectMultiple, help_text="What the client may do."
+    )
+
+
+_ALLOWANCE_HELP = "Sandbox only: scores allowed over the allowance window. Blank: the default (SANDBOX_ALLOWANCE)."
+_RATE_HELP = "Requests a minute. Blank: the default (API_RATE_LIMIT_PER_MINUTE)."
+
+
+class ApiClientCreateForm(forms.Form):
+    partner_name = forms.CharField(max_length=200, help_text="A new partner is created; an existing one gets a client.")
+    sandbox = forms.BooleanField(
+        required=False, help_text="Sandbox partner: scored on the sandbox sources only, within an allowance."
+    )
+    scopes = _scopes_field()
+    sandbox_allowance = forms.IntegerField(min_value=0, required=False, help_text=_ALLOWANCE_HELP)
+    rate_limit_per_minute = forms.IntegerField(min_value=1, required=False, help_text=_RATE_HELP)
+
+
+class ApiClientChangeForm(forms.ModelForm):
+    scopes = _scopes_field()
+
+    class Meta:
+        model = ApiClient
+        fields = ["is_active", "sandbox_allowance", "rate_limit_per_minute"]
+        help_texts = {"sandbox_allowance": _ALLOWANCE_HELP, "rate_limit_per_minute": _RATE_HELP}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["scopes"].initial = list(self.instance.allowed_scopes)
+        self.fields["is_active"].help_text = "Unticking disables the client and revokes the tokens it holds."
+
+
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ("application", "partner", "allowed_scopes")
+    """Partner API clients: created in one form (the secret is shown once), changed and disabled here."""
+
+    list_display = ("partner", "client_id", "scopes", "is_active", "mode", "sandbox_allowance", "created_at")
+    list_filter = ("is_active", "partner__is_sandbox")
+    search_fields = ("partner__name", "application__client_id")
+    readonly_fields = ("partner", "client_id")
+    form = ApiClientChangeForm
+    actions = ["disable"]
+    change_list_template = "admin/riskoffice/apiclient/change_list.html"
+
+    @admin.display(description="client id")
+    def client_id(self, obj: ApiClient) -> str:
+        return obj.application.client_id
+
+    @admin.display(description="scopes")
+    def scopes(self, obj: ApiClient) -> str:
+        return " ".join(obj.allowed_scopes)
+
+    @admin.display(description="mode")
+    def mode(self, obj: ApiClient) -> str:
+        return "sandbox" if obj.partner.is_sandbox else "live"
+
+    def get_fields(self, request, obj=None):
+        return ["partner", "client_id", "scopes", "is_active", "sandbox_allowance", "rate_limit_per_minute"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # dossiers and audit rows point at clients: disable instead
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        revoked = api_client_update(
+            api_client=obj,
+            scopes=data["scopes"],
+            is_active=data["is_active"],
+            sandbox_allowance=data["sandbox_allowance"],
+            rate_limit_per_minute=data["rate_limit_per_minute"],
+            actor=Actor(user=request.user),
+        )
+        obj.refresh_from_db()
+        if revoked:
+            messages.info(request, f"{revoked} token(s) of this client were revoked.")
+
+    @admin.action(description="Disable the selected clients (revokes their tokens)")
+    def disable(self, request, queryset):
+        revoked = 0
+        for client in queryset:
+            revoked += api_client_update(
+                api_client=client,
+                scopes=client.allowed_scopes,
+                is_active=False,
+                sandbox_allowance=client.sandbox_allowance,
+                rate_limit_per_minute=client.rate_limit_per_minute,
+                actor=Actor(user=request.user),
+            )
+        messages.info(request, f"{queryset.count()} client(s) disabled, {revoked} token(s) revoked.")
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ApiClientCreateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                new = partner_client_create(
+                    partner_name=data["partner_name"],
+                    scopes=data["scopes"],
+                    sandbox=data["sandbox"],
+                    sandbox_allowance=data["sandbox_allowance"],
+                    rate_limit_per_minute=data["rate_limit_per_minute"],
+                    actor=Actor(user=request.user),
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                context = {**self.admin_site.each_context(request), "new": new, "opts": self.model._meta}
+                response = TemplateResponse(request, "admin/riskoffice/apiclient/created.html", context)
+                response["Cache-Control"] = "no-store"  # the secret must not stay in any cache
+                return response
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "opts": self.model._meta,
+            "title": "Add a partner API client",
+        }
+        return TemplateResponse(request, "admin/riskoffice/apiclient/add.html", context)
+
+    def get_urls(self):
+        usage = path("usage/", self.admin_site.admin_view(self.usage_view), name="riskoffice_apiclient_usage")
+        return [usage, *super().get_urls()]
+
+    def usage_view(self, request: HttpRequest) -> HttpResponse:
+        """Monthly usage per client (billable scores), as a table or as CSV (?format=csv)."""
+        from dossiers.usage import USAGE_CSV_COLUMNS, monthly_usage, usage_csv_row
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        first, last, error = _month_range(request.GET.get("from", ""), request.GET.get("to", ""), today)
+        rows = monthly_usage(first, last)
+        if request.GET.get("format") == "csv" and not error:
+            response = HttpResponse(content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="usage-{first:%Y-%m}-{last:%Y-%m}.csv"'
+            writer = csv.writer(response)
+            writer.writerow(USAGE_CSV_COLUMNS)
+            writer.writerows(usage_csv_row(row) for row in rows)
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "API usage by month",
+            "rows": rows,
+            "first": first,
+            "last": last,
+            "error": error,
+            "csv_url": f"{reverse('admin:riskoffice_apiclient_usage')}?from={first:%Y-%m}&to={last:%Y-%m}&format=csv",
+        }
+        return TemplateResponse(request, "admin/riskoffice/apiclient/usage.html", context, status=400 if error else 200)
+
+
+def _parse_month(value: str) -> date:
+    year, month = value.split("-")
+    return date(int(year), int(month), 1)
+
+
+def _month_range(first: str, last: str, today: date) -> tuple[date, date, str]:
+    """The months asked for (YYYY-MM), by default the last twelve; an error message when unreadable."""
+    default_last = today.replace(day=1)
+    months = default_last.year * 12 + default_last.month - 1 - 11
+    default_first = date(months // 12, months % 12 + 1, 1)
+    try:
+        start = _parse_month(first) if first else default_first
+        end = _parse_month(last) if last else default_last
+    except ValueError:
+        return default_first, default_last, "Give months as YYYY-MM, e.g. 2026-01."
+    if start > end:
+        return default_first, default_last, "The first month comes after the last."
+    return start, end, ""
 
 
 @admin.register(AuditEvent)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from oauth2_provider.models import AccessToken
 from oauth2_provider.scopes import SettingsScopes
@@ -46,6 +47,8 @@ def api_client_of(request: Request) -> ApiClient:
 class HasClientScope(BasePermission):
     """A valid client-credentials token of a registered ApiClient, carrying the view's required scopes.
 
+    A view names them per method in ``required_scopes_by_method`` ({"GET": [...], "POST": [...]}), or for
+    every method in ``required_scopes`` (also the fallback for methods the mapping leaves out).
     Client-credentials tokens have no user, so DRF's IsAuthenticated cannot be used here.
     """
 
@@ -56,10 +59,15 @@ class HasClientScope(BasePermission):
         if not isinstance(token, AccessToken):
             raise exceptions.NotAuthenticated("Send an OAuth 2.0 bearer token: Authorization: Bearer <token>.")
         try:
-            token.application.api_client  # noqa: B018 - existence check
+            client = token.application.api_client
         except ApiClient.DoesNotExist:
             return False
-        required = getattr(view, "required_scopes", None)
+        if not client.is_active:  # its tokens were revoked when it was disabled; this holds even if one was not
+            raise exceptions.NotAuthenticated("This client is disabled.")
+        method = "GET" if request.method == "HEAD" else request.method  # Django answers HEAD with get()
+        required = getattr(view, "required_scopes_by_method", {}).get(method)
+        if required is None:
+            required = getattr(view, "required_scopes", None)
         if required is None:
             return False
         return token.is_valid(required)
@@ -111,9 +119,11 @@ _TITLES = {
     405: ("Method not allowed", "method-not-allowed"),
     406: ("Not acceptable", "not-acceptable"),
     409: ("Conflict", "conflict"),
+    413: ("Payload too large", "payload-too-large"),
     415: ("Unsupported media type", "unsupported-media-type"),
     422: ("Unprocessable content", "unprocessable"),
     429: ("Too many requests", "throttled"),
+    503: ("Service unavailable", "service-unavailable"),
 }
 
 
@@ -123,6 +133,10 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     request = context.get("request")
     instance = request.path if request is not None else ""
+    if hasattr(exc, "problem_status"):
+        return _domain_problem(exc, instance)
+    if isinstance(exc, (OperationalError, InterfaceError)) and request is not None:
+        return database_unavailable_response(request, exc)
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("Unhandled API error", exc_info=exc)
@@ -152,6 +166,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
             if isinstance(exc, Http404):
                 detail = "No such resource for this client."
+            if isinstance(exc, exceptions.ParseError):
+                title, slug = "Malformed JSON", "invalid-json"
             body = problem(
                 status_code=response.status_code, title=title, detail=str(detail), slug=slug, instance=instance
             )
@@ -160,12 +176,51 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return response
 
 
-def problem_response(request: HttpRequest, status_code: int) -> JsonResponse:
-    """Plain-Django 404/500 answers for API paths (outside DRF views)."""
+def _domain_problem(exc: Exception, instance: str) -> Response:
+    """A service's own refusal that carries its problem (problem_status, problem_slug, problem_title, detail)."""
+    body = problem(
+        status_code=exc.problem_status,
+        title=exc.problem_title,
+        detail=str(getattr(exc, "detail", exc)),
+        slug=exc.problem_slug,
+        instance=instance,
+    )
+    response = Response(body, status=exc.problem_status, content_type=PROBLEM_CONTENT_TYPE)
+    if getattr(exc, "retry_after", None):
+        response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def problem_response(request: HttpRequest, status_code: int, *, detail: str | None = None) -> JsonResponse:
+    """Plain-Django answers for API paths (outside DRF views): 404, 413, 500, 503."""
     title, slug = _TITLES.get(status_code, ("Internal error", "internal-error"))
-    detail = {
+    detail = detail or {
         404: "No such endpoint.",
         500: "The request could not be completed; it has been logged. Retry later.",
+        503: "The database is unreachable for the moment; retry after the delay in Retry-After.",
     }.get(status_code, title)
     body = problem(status_code=status_code, title=title, detail=detail, slug=slug, instance=request.path)
-    return JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    response = JsonResponse(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    if status_code == 503:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+# A database outage (or a lock held past the timeout) is the client's cue to retry, not our bug.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+def log_database_unavailable(request: HttpRequest, exc: Exception) -> None:
+    """One warning line per refused request, no traceback: an outage must not flood the log."""
+    reason = next(iter(str(exc).strip().splitlines()), "")
+    logger.warning(
+        "Database unavailable: %s %s answered 503 (%s: %s)", request.method, request.path, type(exc).__name__, reason
+    )
+
+
+def database_unavailable_response(request: HttpRequest, exc: Exception) -> JsonResponse:
+    """503 problem+json with Retry-After for a connection-class database error."""
+    log_database_unavailable(request, exc)
+    response = problem_response(request, 503)
+    response._has_been_logged = True  # the warning above is the one line; Django would add an error line
+    return response

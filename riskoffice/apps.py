@@ -9,3 +9,4 @@ class RiskofficeConfig(AppConfig):
         from .crypto import install_field_signers
 
         install_field_signers()
+        from . import openapi  # noqa: F401 - registers the API's schema extensions with drf-spectacular

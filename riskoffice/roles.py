@@ -15,8 +15,9 @@ CAN_DECIDE = {ANALYST, SENIOR_ANALYST}
 CAN_READ_DOSSIERS = {ANALYST, SENIOR_ANALYST, AUDITOR, ADMIN}
 
 
-def user_roles(user: AbstractBaseUser | AnonymousUser) -> set[str]:
-    if not user.is_authenticated:
+def user_roles(user: AbstractBaseUser | AnonymousUser | None) -> set[str]:
+    # None: a DRF request with no session (UNAUTHENTICATED_USER is None for the API).
+    if user is None or not user.is_authenticated:
         return set()
     cached = getattr(user, "_riskoffice_roles", None)
     if cached is None:

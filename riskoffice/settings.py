@@ -111,6 +111,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads a body or asks the database: 413 for oversized API bodies, 503 for outages.
+    "riskoffice.middleware.RequestBodyLimitMiddleware",
+    "riskoffice.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,11 +153,20 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'riskoffice.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A persistent connection is checked before a request reuses it: after an outage the first
+        # request reconnects instead of failing on a dead socket.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A worker process and the web process share the file: wait rather than fail on a lock.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Web threads, web processes and the worker share the file. WAL lets readers run beside the one
+    # writer; IMMEDIATE takes the write lock when a transaction begins, so a writer waits (up to the
+    # timeout) instead of failing with "database is locked" when its read turns into a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE",
+        timeout=20,
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
     # Tests that start a worker process need the test database on disk, not in memory.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-riskoffice.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -188,25 +200,79 @@ CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Cache: rate-limit counters, shared by every process ---------------------------
+# CACHE_URL (redis://…) in production and CI; the embedded default keeps them in files under var/,
+# which every process on the machine shares, with no service to install.
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+CACHES["default"]["KEY_PREFIX"] = "riskoffice"
+
+# --- Logins: django-axes locks a username from an address after repeated failures ----------
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["riskoffice.api.HasClientScope"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["riskoffice.parsers.DepthLimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "riskoffice.api.problem_exception_handler",
+    # Per client: ApiClient.rate_limit_per_minute, else API_RATE_LIMIT_PER_MINUTE (429 + Retry-After past it).
+    "DEFAULT_THROTTLE_CLASSES": ["riskoffice.throttling.ClientRateThrottle"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
+# The OpenAPI schema (/api/v1/schema/) and its Swagger UI / Redoc pages (/api/docs/), public and served
+# from our own static files (no CDN: the back-office runs on closed networks). Annotations: riskoffice/openapi.py.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "riskoffice partner API",
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],  # a stale token must not keep a partner from reading the contract
+    "ENUM_NAME_OVERRIDES": {
+        "ScoreStatusEnum": ["pending", "scored", "failed"],
+        "DecisionEnum": ["accept", "guarantee", "refuse"],
+        "OutcomeStatusEnum": ["repaid", "defaulted", "written_off"],
+        "EventKindEnum": ["insolvency_proceeding", "payment_delay", "sepa_incident", "debt_collection"],
+        "WebhookEventTypeEnum": ["score.completed"],
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "riskoffice.openapi.postprocess_schema",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+ACCESS_TOKEN_EXPIRE_SECONDS = env_int("ACCESS_TOKEN_EXPIRE_SECONDS", 3600)
+if not 300 <= ACCESS_TOKEN_EXPIRE_SECONDS <= 86400:
+    raise ImproperlyConfigured("ACCESS_TOKEN_EXPIRE_SECONDS must lie between 300 (5 min) and 86400 (24 h)")
 OAUTH2_PROVIDER = {
     # Partners use the client-credentials grant only, server-wide: the token endpoint is oauthlib's
     # BackendApplicationServer, which knows no other grant (no password, no code, no implicit).
     "OAUTH2_SERVER_CLASS": "oauthlib.oauth2.BackendApplicationServer",
     "OAUTH2_VALIDATOR_CLASS": "riskoffice.oauth.PartnerOAuth2Validator",
     # Token lifetime: 1 h by default; the field uses 30 min to 2 h (docs/api.md).
-    "ACCESS_TOKEN_EXPIRE_SECONDS": env_int("ACCESS_TOKEN_EXPIRE_SECONDS", 3600),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": ACCESS_TOKEN_EXPIRE_SECONDS,
     "SCOPES": {
         "scores:write": "Request credit scores",
         "scores:read": "Read credit scores",
@@ -277,9 +343,33 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
     },
     "clear-expired-tokens": {"task": "riskoffice.tasks.clear_expired_tokens", "schedule": timedelta(hours=6)},
+    "purge-expired-idempotency-keys": {
+        "task": "riskoffice.tasks.purge_expired_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 # --- Domain settings -----------------------------------------------------------
+# Request bodies on /api/ and /o/ larger than this are refused (413) before authentication or parsing.
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 1024 * 1024)
+# JSON nested deeper than this is refused (400) before it is loaded (json.loads recurses per level).
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
+# Requests a minute an API client may make, unless its ApiClient row says otherwise.
+API_RATE_LIMIT_PER_MINUTE = env_int("API_RATE_LIMIT_PER_MINUTE", 600)
+# Token requests a minute from one address to /o/token/ (a token lives an hour: a partner needs few).
+TOKEN_RATE_LIMIT_PER_MINUTE = env_int("TOKEN_RATE_LIMIT_PER_MINUTE", 30)
+# Sandbox clients: this many scores over this many days, unless an admin sets the client's own allowance.
+SANDBOX_ALLOWANCE = env_int("SANDBOX_ALLOWANCE", 5)
+SANDBOX_ALLOWANCE_DAYS = env_int("SANDBOX_ALLOWANCE_DAYS", 14)
+# Idempotency-Key on POSTs (riskoffice/idempotency.py): a key is kept this long, then purged hourly.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+# A key in flight this long, its work not committed, belongs to a dead request: a retry takes it over.
+# Longer than any request may take (PREFER_WAIT_MAX_SECONDS included).
+IDEMPOTENCY_IN_FLIGHT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_SECONDS", 60)
+# Prefer: wait=N on POST /api/v1/scores waits at most this long for the score (RFC 7240).
+PREFER_WAIT_MAX_SECONDS = env_int("PREFER_WAIT_MAX_SECONDS", 10)
+if IDEMPOTENCY_IN_FLIGHT_SECONDS <= PREFER_WAIT_MAX_SECONDS:
+    raise ImproperlyConfigured("IDEMPOTENCY_IN_FLIGHT_SECONDS must exceed PREFER_WAIT_MAX_SECONDS")
 # Webhook URLs resolving to loopback, private or link-local addresses are refused
 # in production (SSRF); dev and tests deliver to local receivers.
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTION)
@@ -303,5 +393,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

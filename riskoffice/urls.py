@@ -3,18 +3,22 @@ from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 from oauth2_provider import views as oauth2_views
 
 from alerts import api as alerts_api
 from dossiers import api as dossiers_api
 
-from . import health
+from . import health, openapi
 from .api import problem_response
+from .throttling import ThrottledTokenView
 
 api_patterns = (
     [
         path("scores", dossiers_api.ScoreListCreate.as_view(), name="scores"),
         path("scores/<str:pk>", dossiers_api.ScoreDetail.as_view(), name="score-detail"),
+        path("scores/<str:pk>/outcome", dossiers_api.ScoreOutcome.as_view(), name="score-outcome"),
+        path("events", alerts_api.EventCreate.as_view(), name="events"),
         path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
         path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
     ],
@@ -26,8 +30,12 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     # Only the token endpoints: partners use client credentials, nobody authorises apps interactively.
-    path("o/token/", oauth2_views.TokenView.as_view(), name="oauth2_token"),
+    path("o/token/", ThrottledTokenView.as_view(), name="oauth2_token"),
     path("o/revoke_token/", oauth2_views.RevokeTokenView.as_view(), name="oauth2_revoke_token"),
+    # The API's contract, public, outside the "api" namespace: no token, and no place in the permission matrix.
+    path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", openapi.SwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/docs/redoc/", openapi.RedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include(api_patterns)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the demo: migrate, seed a synthetic history, train a model, create demo
-# accounts, then run a Celery worker with beat and the web server. Ctrl-C stops both.
+# accounts, then run a Celery worker with beat and the web server (gunicorn: 2 processes x 8
+# threads, as in production; SQLite in WAL mode takes their concurrent writes). Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,5 +19,7 @@ mkdir -p var/log
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
 echo "  Worker log    var/log/worker.log (Celery worker + beat, pid $WORKER)"
+echo "  Web log       var/log/web.log (gunicorn access log; warnings and errors print here)"
 echo
-$PY manage.py runserver 127.0.0.1:8000 --noreload
+.venv/bin/gunicorn riskoffice.wsgi --bind 127.0.0.1:8000 --worker-class gthread --workers 2 --threads 8 \
+    --access-logfile var/log/web.log

@@ -204,8 +204,9 @@ def test_a_body_that_is_not_json_gets_415(api, content_type):
     assert Dossier.objects.count() == 0
 
 
-def test_an_unsupported_method_gets_405(api):
-    response = api.get("/api/v1/scores")
+def test_an_unsupported_method_gets_405(client, marketplace):
+    token = obtain_token(client, marketplace)
+    response = client.delete("/api/v1/scores", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 405
     _problem(response)
 

@@ -268,6 +268,10 @@ CLIENTS = (
 # url kind -> (URL name, its kwargs, the scope the endpoint requires, the owner's data no one else may see)
 API_URLS: dict[str, tuple[str, Any, str, Any]] = {
     "scores": ("api:scores", lambda o: {}, "scores:write", None),
+    "score list": ("api:scores", lambda o: {}, "scores:read", lambda o: o.dossier.company.siren),
+    "outcome": ("api:score-outcome", lambda o: {"pk": o.dossier.pk}, "outcomes:write", lambda o: SIREN),
+    "unknown outcome": ("api:score-outcome", lambda o: {"pk": UNKNOWN_ID}, "outcomes:write", None),
+    "events": ("api:events", lambda o: {}, "events:write", None),
     "score": ("api:score-detail", lambda o: {"pk": o.dossier.pk}, "scores:read", lambda o: SIREN),
     "unknown score": ("api:score-detail", lambda o: {"pk": UNKNOWN_ID}, "scores:read", None),
     "malformed score id": ("api:score-detail", lambda o: {"pk": "not-a-uuid"}, "scores:read", None),
@@ -280,6 +284,10 @@ API_URLS: dict[str, tuple[str, Any, str, Any]] = {
 API_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     #                              no token invalid expired session client-lacking token-lacking owner other partner
     ("scores", "POST"):              (401,    401,    401,    401,    403,           403,          400,  400),
+    ("score list", "GET"):           (401,    401,    401,    401,    403,           403,          200,  200),
+    ("outcome", "POST"):             (401,    401,    401,    401,    403,           403,          400,  404),
+    ("unknown outcome", "POST"):     (401,    401,    401,    401,    403,           403,          404,  404),
+    ("events", "POST"):              (401,    401,    401,    401,    403,           403,          400,  400),
     ("score", "GET"):                (401,    401,    401,    401,    403,           403,          200,  404),
     ("unknown score", "GET"):        (401,    401,    401,    401,    403,           403,          404,  404),
     ("malformed score id", "GET"):   (401,    401,    401,    401,    403,           403,          404,  404),

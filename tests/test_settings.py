@@ -53,3 +53,32 @@ def test_an_unknown_environment_is_refused():
     result = _django_setup(RISKOFFICE_ENV="staging")
     assert result.returncode != 0
     assert "RISKOFFICE_ENV" in result.stderr
+
+
+def test_the_deploy_check_raises_no_oauth_warning_in_production():
+    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ALLOWED_HOSTS"}}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        env=dict(
+            clean,
+            DJANGO_SETTINGS_MODULE="riskoffice.settings",
+            RISKOFFICE_ENV="production",
+            SECRET_KEY="k" * 60,
+            FIELD_ENCRYPTION_KEY="f" * 60,
+            ALLOWED_HOSTS="risk.example.com",
+        ),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    assert "oauth2_provider" not in output, output
+
+
+def test_a_token_lifetime_outside_reason_is_refused():
+    result = _django_setup(ACCESS_TOKEN_EXPIRE_SECONDS="604800")
+    assert result.returncode != 0
+    assert "ACCESS_TOKEN_EXPIRE_SECONDS" in result.stderr

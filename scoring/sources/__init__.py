@@ -63,7 +63,7 @@ def gather_for_dossier(dossier: Any) -> GatheredData:
         gathered = gather_live(siren=siren, bank_tokens=dossier.bank_tokens)
         live = True
     merge_statements(gathered, statements_on_file(dossier), always_report=live)
-    merge_events(gathered, events_on_file(dossier.company_id), always_report=live)
+    merge_events(gathered, events_on_file(dossier.company_id, partner_id=dossier.partner_id), always_report=live)
     return gathered
 
 

@@ -40,7 +40,7 @@ def gather_individual(dossier: Any) -> GatheredData:
         gathered = GatheredData(
             results=[bank], bank=dict(bank.data) if bank.status == "ok" else None, events={"late_repayments_12m": 0}
         )
-    merge_individual_events(gathered, individual_events_on_file(dossier.individual_id))
+    merge_individual_events(gathered, individual_events_on_file(dossier.individual_id, partner_id=dossier.partner_id))
     return gathered
 
 
@@ -55,9 +55,9 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
     )
 
 
-def individual_events_on_file(individual_id: Any, today: date | None = None) -> SourceResult:
+def individual_events_on_file(individual_id: Any, today: date | None = None, *, partner_id: Any) -> SourceResult:
     """Late repayments and SEPA incidents reported about the individual over the last 12 months."""
-    counts = event_counts_12m(individual_id=individual_id, today=today)
+    counts = event_counts_12m(individual_id=individual_id, partner_id=partner_id, today=today)
     data = {"late_repayments_12m": counts["delays"], "sepa_incidents_12m": counts["sepa"]}
     detail = f"{counts['delays']} late repayment(s), {counts['sepa']} SEPA incident(s) in 12 months"
     return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)

@@ -48,17 +48,20 @@ def statements_on_file(dossier: Any) -> SourceResult:
     )
 
 
-def event_counts_12m(*, today: date | None = None, **subject: Any) -> dict[str, Any]:
-    """Counts of one subject's negative events of the last 12 months: ``company_id=`` or ``individual_id=``."""
+def event_counts_12m(*, partner_id: Any, today: date | None = None, **subject: Any) -> dict[str, Any]:
+    """Counts of one subject's negative events of the last 12 months: ``company_id=`` or ``individual_id=``.
+
+    Only the events a dossier of ``partner_id`` may see: those nobody reported (BODACC, analysts)
+    and those the partner reported itself, never another partner's reports.
+    """
     from alerts.models import NegativeEvent
+    from alerts.selectors import negative_events_visible_to
 
     today = today or timezone.localdate()
     Kind = NegativeEvent.Kind
-    return NegativeEvent.objects.filter(
-        **subject,
-        occurred_on__gt=today - timedelta(days=365),
-        occurred_on__lte=today,
-    ).aggregate(
+    last_12_months = Q(occurred_on__gt=today - timedelta(days=365), occurred_on__lte=today)
+    events = negative_events_visible_to(partner_id).filter(last_12_months, **subject)
+    return events.aggregate(
         delays=Count("pk", filter=Q(kind=Kind.PAYMENT_DELAY)),
         max_delay=Max("days_late", filter=Q(kind=Kind.PAYMENT_DELAY)),
         sepa=Count("pk", filter=Q(kind=Kind.SEPA_INCIDENT)),
@@ -66,9 +69,9 @@ def event_counts_12m(*, today: date | None = None, **subject: Any) -> dict[str, 
     )
 
 
-def events_on_file(company_id: Any, today: date | None = None) -> SourceResult:
-    """Counts of the company's negative events of the last 12 months."""
-    counts = event_counts_12m(company_id=company_id, today=today)
+def events_on_file(company_id: Any, today: date | None = None, *, partner_id: Any) -> SourceResult:
+    """Counts of the company's negative events of the last 12 months that ``partner_id``'s dossiers may see."""
+    counts = event_counts_12m(company_id=company_id, partner_id=partner_id, today=today)
     data = {
         "payment_delays_12m": counts["delays"],
         "max_payment_delay_days": counts["max_delay"] or 0,

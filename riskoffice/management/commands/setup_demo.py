@@ -6,6 +6,7 @@ import json
 import secrets
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -21,6 +22,7 @@ from scoring.model.synthetic import sandbox_company, siren_from_number
 DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
 DEMO_CLIENT_ID = "demo-marketplace"
+DEMO_SANDBOX_ALLOWANCE = 1_000_000
 SAMPLE_SIRENS = ["552100554", "732829320"] + [
     siren_from_number(n) for n in (31415926, 27182818, 16180339, 14142135, 17320508, 22360679)
 ]
@@ -57,7 +59,14 @@ class Command(BaseCommand):
         app.save()
         ApiClient.objects.update_or_create(
             application=app,
-            defaults={"partner": partner, "allowed_scopes": ["scores:write", "scores:read", "webhooks:manage"]},
+            defaults={
+                "partner": partner,
+                "allowed_scopes": list(settings.OAUTH2_PROVIDER["SCOPES"]),
+                "is_active": True,
+                # The demo stands for real use under load (docs/benchmarks.md): its sandbox allowance is lifted,
+                # where a new sandbox client gets SANDBOX_ALLOWANCE.
+                "sandbox_allowance": DEMO_SANDBOX_ALLOWANCE,
+            },
         )
         return client_secret
 

@@ -1,0 +1,112 @@
+"""Guards in front of every view: a bound on API request bodies, and a 503 while the database is away."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+
+from .api import (
+    DATABASE_RETRY_AFTER_SECONDS,
+    database_unavailable_response,
+    log_database_unavailable,
+    problem_response,
+)
+
+# Partners' doors: the API and the OAuth token endpoints. The back-office keeps Django's own limits
+# (DATA_UPLOAD_MAX_MEMORY_SIZE, file uploads), because analysts upload portfolio files.
+GUARDED_PREFIXES = ("/api/", "/o/")
+_READ_CHUNK = 64 * 1024
+
+
+def is_partner_path(request: HttpRequest) -> bool:
+    return request.path.startswith(GUARDED_PREFIXES)
+
+
+class RequestBodyLimitMiddleware:
+    """413 problem+json for API and token requests whose body exceeds ``API_MAX_BODY_BYTES``.
+
+    Runs before authentication and parsing. A declared Content-Length is judged without reading a byte.
+    A chunked body (no Content-Length) is read up to the limit: Django would otherwise see it as empty,
+    so when it fits it is handed on to the view as if its length had been declared.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if is_partner_path(request):
+            refusal = self._refusal(request, settings.API_MAX_BODY_BYTES)
+            if refusal is not None:
+                return refusal
+        return self.get_response(request)
+
+    def _refusal(self, request: HttpRequest, limit: int) -> HttpResponse | None:
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared:
+            try:
+                length = int(declared)
+            except ValueError:
+                return None  # Django reads such a body as empty
+            return _too_large(request, limit) if length > limit else None
+        if "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            return None  # no body
+        if not request.META.get("wsgi.input_terminated"):
+            # Only a server that ends the input (gunicorn decodes chunked bodies) can be read safely
+            # without a declared length; elsewhere reading could block, and Django reads nothing.
+            return None
+        body = _read_at_most(request.META["wsgi.input"], limit + 1)
+        if len(body) > limit:
+            return _too_large(request, limit)
+        request._stream = io.BytesIO(body)
+        request.META["CONTENT_LENGTH"] = str(len(body))
+        return None
+
+
+def _read_at_most(stream: io.RawIOBase, size: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = size
+    while remaining > 0:
+        chunk = stream.read(min(_READ_CHUNK, remaining))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(request: HttpRequest, limit: int) -> HttpResponse:
+    return problem_response(
+        request, 413, detail=f"The request body exceeds {limit} bytes (API_MAX_BODY_BYTES); send a smaller one."
+    )
+
+
+class DatabaseUnavailableMiddleware:
+    """503 with Retry-After, and one warning line, when a view meets an unreachable database.
+
+    API views get theirs from ``riskoffice.api.problem_exception_handler``; this covers the rest:
+    the token endpoints (problem+json) and the back-office (a plain page).
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        if is_partner_path(request):
+            return database_unavailable_response(request, exception)
+        log_database_unavailable(request, exception)
+        # No request context: its processors (user, roles) would ask the database again.
+        page = loader.get_template("503.html").render()
+        response = HttpResponse(page, status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        response._has_been_logged = True  # the line above is the only one (Django would add an error line)
+        return response

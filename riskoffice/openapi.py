@@ -1,0 +1,1006 @@
+"""The partner API's OpenAPI 3 description, served at /api/v1/schema/ (drf-spectacular).
+
+Every annotation lives here rather than on the views: the views validate and call services, this module
+says what they promise. Views are annotated through ``OpenApiViewExtension`` (a documented subclass
+replaces the view while the schema is generated, never while serving). The serializers below whose name
+ends in ``Doc`` describe responses only; request bodies are the views' own serializers, so the schema
+cannot drift from what is validated. tests/test_api_schema.py checks the schema against the live API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+    OpenApiViewExtension,
+)
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiCallback,
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from rest_framework import serializers
+
+PROBLEM = "application/problem+json"
+SCORE_ID = "0b6c5f0e-3d0b-4a8e-9a57-2f1c4d7e8a90"
+SIREN = "552100554"
+VAT = "FR96552100554"
+
+DESCRIPTION = """\
+Credit scores for companies (B2B, by SIREN) and individuals (B2C, by the partner's own reference),
+their outcomes, negative events reported by partners, and webhooks. The partner quick start is
+`docs/api.md` in the repository.
+
+**Authentication.** OAuth 2.0 client credentials only. `POST /o/token/` with HTTP Basic
+`client_id:client_secret` (or both in the form) and the form body
+`grant_type=client_credentials&scope=scores:write scores:read` answers
+`{"access_token", "token_type": "Bearer", "expires_in": 3600, "scope"}`. Send
+`Authorization: Bearer <token>` on every call; a token lives one hour, ask for a new one on a 401.
+A client obtains only the scopes it was granted; each operation below names the scope it needs.
+
+**Errors.** Every error is RFC 9457 `application/problem+json`: `type` is
+`urn:riskoffice:problem:<slug>`, with `title`, `status`, `detail`, `instance`, and for invalid input
+`errors`, an object from field path (`company.siren`, `bank_data[0]`, `body`) to messages.
+
+**Limits.** Each client has a rate limit per minute (`429`, slug `throttled`, with `Retry-After`).
+A sandbox client has an allowance of scores (by default 5 per 14 days; `429`, slug
+`sandbox-allowance-exhausted`, with `Retry-After`). While the service is unavailable the API answers
+`503` with `Retry-After`. Bodies over 1 MiB get `413`.
+"""
+
+
+def scopes_for(view: Any, method: str) -> list[str]:
+    """The scopes an operation needs, as HasClientScope reads them: per method first, then the view's."""
+    by_method = getattr(view, "required_scopes_by_method", None) or {}
+    scopes = by_method.get(method.upper())
+    if scopes is None:
+        scopes = getattr(view, "required_scopes", None) or []
+    return list(scopes)
+
+
+class PartnerOAuth2Scheme(OpenApiAuthenticationExtension):
+    """Client credentials against /o/token/, with the scopes each operation requires.
+
+    drf-spectacular's own django-oauth-toolkit extension reads DOT's TokenHasScope permissions;
+    ours (HasClientScope) read ``required_scopes`` / ``required_scopes_by_method`` instead.
+    """
+
+    target_class = "oauth2_provider.contrib.rest_framework.OAuth2Authentication"
+    name = "oauth2"
+    priority = 1
+
+    def get_security_requirement(self, auto_schema: Any) -> dict[str, list[str]]:
+        return {self.name: scopes_for(auto_schema.view, auto_schema.method)}
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "oauth2",
+            "description": "OAuth 2.0 client credentials (RFC 6749 §4.4). Tokens live one hour.",
+            "flows": {
+                "clientCredentials": {
+                    "tokenUrl": "/o/token/",
+                    "scopes": dict(settings.OAUTH2_PROVIDER["SCOPES"]),
+                }
+            },
+        }
+
+
+class StrictDecimalFieldSchema(OpenApiSerializerFieldExtension):
+    """Amounts are accepted as a JSON number or a numeric string (dossiers.api.StrictDecimalField)."""
+
+    target_class = "dossiers.api.StrictDecimalField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        field = self.target
+        digits = field.max_digits - field.decimal_places
+        number: dict[str, Any] = {"type": "number"}
+        if field.min_value is not None:
+            number["minimum"] = float(field.min_value)
+        if field.max_value is not None:
+            number["maximum"] = float(field.max_value)
+        sign = "" if field.min_value is not None and field.min_value >= 0 else "-?"
+        text = {
+            "type": "string",
+            "pattern": rf"^{sign}\d{{1,{digits}}}(\.\d{{1,{field.decimal_places}}})?$",
+        }
+        return {"anyOf": [number, text], "example": "25000.00"}
+
+
+class EndpointSerializerSchema(OpenApiSerializerExtension):
+    """The webhook registration body, named for what it is rather than after the view's serializer."""
+
+    target_class = "alerts.api.EndpointSerializer"
+
+    def get_name(self, auto_schema: Any, direction: str) -> str:
+        return "WebhookEndpointRegistration"
+
+
+class FlatObjectFieldSchema(OpenApiSerializerFieldExtension):
+    """An event's ``details``: a small flat object (alerts.api.FlatObjectField)."""
+
+    target_class = "alerts.api.FlatObjectField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        scalar = [
+            {"type": "string", "maxLength": 200},
+            {"type": "number"},
+            {"type": "boolean"},
+        ]
+        return {
+            "type": "object",
+            "maxProperties": 20,
+            "additionalProperties": {"anyOf": scalar, "nullable": True},
+            "description": "Up to 20 keys (1–50 characters), each a string (≤ 200 characters), number, "
+            "boolean or null.",
+            "example": {"mandate": "RUM-000123"},
+        }
+
+
+# --- components -------------------------------------------------------------------------------
+
+
+class ProblemDoc(serializers.Serializer):
+    type = serializers.RegexField(
+        r"^urn:riskoffice:problem:[a-z0-9-]+$",
+        help_text="`urn:riskoffice:problem:<slug>`; the slug is stable, switch on it.",
+    )
+    title = serializers.CharField(help_text="A short summary of the kind of problem.")
+    status = serializers.IntegerField(min_value=400, max_value=599, help_text="The HTTP status code.")
+    detail = serializers.CharField(help_text="What went wrong with this request, for a human.")
+    instance = serializers.CharField(help_text="The path of the request.")
+    errors = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Invalid input only: field path (`company.siren`, `bank_data[0]`, `body`) to messages.",
+    )
+
+    class Meta:
+        ref_name = "Problem"
+
+
+class LinksDoc(serializers.Serializer):
+    self = serializers.URLField(help_text="Where to GET the score.")
+
+    class Meta:
+        ref_name = "ScoreLinks"
+
+
+class ScoreAcceptedDoc(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["pending", "scored", "failed"])
+    links = LinksDoc()
+
+    class Meta:
+        ref_name = "ScoreAccepted"
+
+
+class ScoredCompanyDoc(serializers.Serializer):
+    siren = serializers.CharField()
+    vat = serializers.CharField(allow_blank=True, help_text="Empty when unknown.")
+    name = serializers.CharField(allow_blank=True, help_text="As the data sources give it; may be empty.")
+
+    class Meta:
+        ref_name = "ScoredCompany"
+
+
+class EventCompanyDoc(serializers.Serializer):
+    siren = serializers.CharField()
+
+    class Meta:
+        ref_name = "ReportedCompany"
+
+
+EVENT_KINDS = ["insolvency_proceeding", "payment_delay", "sepa_incident", "debt_collection"]
+
+
+class ScoredIndividualDoc(serializers.Serializer):
+    reference = serializers.CharField()
+
+    class Meta:
+        ref_name = "ScoredIndividual"
+
+
+class FactorDoc(serializers.Serializer):
+    feature = serializers.CharField(help_text="The feature's name, e.g. `avg_balance_12m`.")
+    text = serializers.CharField(help_text="The reason in French, or English with `Accept-Language: en`.")
+    direction = serializers.ChoiceField(choices=["increases_risk", "decreases_risk"])
+    contribution = serializers.FloatField(help_text="Exact SHAP contribution, in log-odds.")
+    value = serializers.JSONField(allow_null=True, help_text="The feature's value; null when missing.")
+
+    class Meta:
+        ref_name = "Factor"
+
+
+_DECISIONS = ["accept", "guarantee", "refuse"]
+
+
+class OutcomeDoc(serializers.Serializer):
+    """What became of the credit (dossiers.representation.outcome_representation)."""
+
+    status = serializers.ChoiceField(choices=["repaid", "defaulted", "written_off"])
+    occurred_on = serializers.DateField()
+    granted_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    outstanding_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    written_off_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    recorded_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "Outcome"
+
+
+class ScoreDoc(serializers.Serializer):
+    """The dossier with its latest score (dossiers.representation.score_representation)."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(
+        choices=["pending", "scored", "failed"], help_text="`pending` comes with `Retry-After`."
+    )
+    created_at = serializers.DateTimeField()
+    company = ScoredCompanyDoc(allow_null=True, help_text="The company (B2B), or null.")
+    individual = ScoredIndividualDoc(allow_null=True, help_text="The individual (B2C), or null.")
+    requested_amount = serializers.DecimalField(max_digits=14, decimal_places=2)
+    score = serializers.IntegerField(allow_null=True, help_text="B2B 0–1000; B2C 300–850.")
+    probability_of_default = serializers.FloatField(allow_null=True, min_value=0, max_value=1)
+    band = serializers.ChoiceField(choices=["A", "B", "C", "D", "E"], allow_null=True)
+    decision = serializers.ChoiceField(
+        choices=_DECISIONS, allow_null=True, help_text="The decision in force: the policy's, or an analyst's."
+    )
+    recommendation = serializers.ChoiceField(choices=_DECISIONS, allow_null=True, help_text="The policy's.")
+    decision_overridden = serializers.BooleanField(required=False, help_text="Present once scored.")
+    recommended_limit = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    explainability = FactorDoc(many=True, help_text="The four largest contributions, largest first.")
+    model_version = serializers.CharField(allow_null=True)
+    policy_version = serializers.CharField(allow_null=True)
+    scored_at = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(required=False, help_text="Only when `status` is `failed`.")
+    outcome = OutcomeDoc(allow_null=True, help_text="What became of the credit, once reported.")
+
+    class Meta:
+        ref_name = "Score"
+
+
+class ScorePageDoc(serializers.Serializer):
+    results = ScoreDoc(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
+
+    class Meta:
+        ref_name = "ScorePage"
+
+
+class WebhookEndpointDoc(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.URLField()
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=["score.completed"]))
+    is_active = serializers.BooleanField()
+    disabled_reason = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "WebhookEndpoint"
+
+
+class WebhookEndpointCreatedDoc(WebhookEndpointDoc):
+    secret = serializers.CharField(help_text="`whsec_…`, shown this once: sign-check deliveries with it.")
+
+    class Meta:
+        ref_name = "WebhookEndpointCreated"
+
+
+class WebhookEndpointListDoc(serializers.Serializer):
+    results = WebhookEndpointDoc(many=True)
+
+    class Meta:
+        ref_name = "WebhookEndpointList"
+
+
+class RecordedOutcomeDoc(OutcomeDoc):
+    id = serializers.UUIDField(help_text="The score's id.")
+    links = serializers.DictField(child=serializers.URLField(), help_text="`score`: the score's URL.")
+
+    class Meta:
+        ref_name = "RecordedOutcome"
+
+
+class EventSubjectDoc(serializers.Serializer):
+    company = EventCompanyDoc(required=False)
+    individual = ScoredIndividualDoc(required=False)
+
+    class Meta:
+        ref_name = "EventSubject"
+
+
+class NegativeEventDoc(serializers.Serializer):
+    id = serializers.IntegerField()
+    event_id = serializers.CharField(help_text="Your own id for the event.")
+    kind = serializers.ChoiceField(choices=EVENT_KINDS)
+    occurred_on = serializers.DateField()
+    subject = EventSubjectDoc(help_text="`company` or `individual`.")
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    days_late = serializers.IntegerField(allow_null=True)
+    reason_code = serializers.CharField(allow_null=True)
+    details = serializers.DictField(help_text="The flat object you sent, or {}.")
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "NegativeEvent"
+
+
+class ScoreCompletedDoc(serializers.Serializer):
+    """A webhook delivery's body (Standard Webhooks): the event type, when it was sent, and the score."""
+
+    type = serializers.ChoiceField(choices=["score.completed"])
+    timestamp = serializers.DateTimeField()
+    data = ScoreDoc(help_text="The score exactly as `GET /api/v1/scores/{id}` shows it.")
+
+    class Meta:
+        ref_name = "ScoreCompletedEvent"
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+def retry_after(*codes: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Retry-After",
+        OpenApiTypes.INT,
+        OpenApiParameter.HEADER,
+        description="Seconds to wait before trying again (or, on a pending score, before polling again).",
+        response=list(codes),
+    )
+
+
+RETRY_AFTER_HEADER = {
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "Seconds to wait before trying again.",
+    "required": True,
+}
+LOCATION = OpenApiParameter(
+    "Location", OpenApiTypes.URI, OpenApiParameter.HEADER, description="The score's URL.", response=[200, 202]
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    OpenApiParameter.HEADER,
+    description=(
+        "Optional, 1–255 printable ASCII characters, kept 24 h per client. The same key with the same body "
+        "replays the first answer (with `Idempotent-Replayed: true`); with another body: 422 "
+        "`idempotency-key-reused`; while the first is still being answered: 409 `idempotency-key-in-flight`."
+    ),
+)
+IDEMPOTENT_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    OpenApiParameter.HEADER,
+    enum=["true"],
+    description="Present when this is the stored answer to an earlier request with the same Idempotency-Key.",
+    response=[200, 201, 202, 400],
+)
+PREFER = OpenApiParameter(
+    "Prefer",
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "RFC 7240. `wait=N` (seconds, at most 10): answer 200 with the score if it is ready within N "
+        "seconds, else 202 as usual. Other preferences are ignored."
+    ),
+    examples=[OpenApiExample("wait", value="wait=5")],
+)
+PREFERENCE_APPLIED = OpenApiParameter(
+    "Preference-Applied",
+    str,
+    OpenApiParameter.HEADER,
+    description="`wait=N` when the score came back within the wait.",
+    response=[200],
+)
+ACCEPT_LANGUAGE = OpenApiParameter(
+    "Accept-Language",
+    str,
+    OpenApiParameter.HEADER,
+    description="`en` for English explanation texts; French otherwise.",
+)
+SCORE_ID_PARAMETER = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH, description="The score's id (a UUID); another partner's id is a 404."
+)
+
+# --- errors ----------------------------------------------------------------------------------
+
+_ERROR_TEXT = {
+    400: ("Invalid input: `errors` names each field.", "validation-error", "Invalid request"),
+    401: ("No valid bearer token: ask /o/token/ for one.", "unauthenticated", "Authentication required"),
+    403: ("The token lacks this operation's scope.", "forbidden", "Forbidden"),
+    404: ("No such resource for this client.", "not-found", "Not found"),
+    409: ("Conflict with the current state.", "conflict", "Conflict"),
+    413: ("The body is larger than 1 MiB.", "payload-too-large", "Payload too large"),
+    415: ("The body is not `application/json`.", "unsupported-media-type", "Unsupported media type"),
+    422: ("The request cannot be processed as sent.", "unprocessable", "Unprocessable content"),
+    429: ("Rate limit or sandbox allowance reached: see `Retry-After`.", "throttled", "Too many requests"),
+    503: ("Temporarily unavailable: see `Retry-After`.", "service-unavailable", "Service unavailable"),
+}
+
+
+def _problem_example(status: int, slug: str, title: str, detail: str, path: str) -> OpenApiExample:
+    body: dict[str, Any] = {
+        "type": f"urn:riskoffice:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": path,
+    }
+    if slug == "validation-error":
+        body["errors"] = {"company.siren": ["Invalid SIREN: the Luhn check digit does not match."]}
+        body["detail"] = "company.siren: Invalid SIREN: the Luhn check digit does not match."
+    return OpenApiExample(slug, value=body, status_codes=[status], response_only=True, media_type=PROBLEM)
+
+
+def problems(
+    path: str, *codes: int, slugs: dict[int, list[tuple[str, str, str]]] | None = None
+) -> dict[tuple[int, str], Any]:
+    """The problem+json responses of an operation, with a description and an example per slug.
+
+    ``slugs`` names an operation's own problems for a status: [(slug, title, detail)], replacing the generic one.
+    """
+    slugs = slugs or {}
+    responses = {}
+    for code in codes:
+        detail, slug, title = _ERROR_TEXT[code]
+        own = slugs.get(code) or [(slug, title, detail)]
+        description = detail if code not in slugs else " ".join(f"`{s}`: {d}" for s, _, d in own)
+        responses[(code, PROBLEM)] = OpenApiResponse(
+            ProblemDoc,
+            description=description,
+            examples=[_problem_example(code, s, t, d, path) for s, t, d in own],
+        )
+    return responses
+
+
+COMMON_ERRORS = (401, 403, 429, 503)
+OUTCOME_PROBLEMS = {
+    409: [
+        (
+            "outcome-already-recorded",
+            "Outcome already recorded",
+            "This credit's outcome is already recorded; only a default may be followed by a write-off.",
+        ),
+        ("dossier-not-scored", "Dossier not scored", "Only a scored dossier has an outcome."),
+    ]
+}
+EVENT_PROBLEMS = {
+    409: [
+        (
+            "event-id-reused",
+            "Event id reused",
+            "This event_id was already reported with other content; give each event its own id.",
+        )
+    ]
+}
+SCORE_CREATE_PROBLEMS = {
+    409: [
+        (
+            "idempotency-key-in-flight",
+            "Idempotency key in flight",
+            "The first request with this Idempotency-Key is still being answered; retry after Retry-After.",
+        )
+    ],
+    422: [
+        (
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "This Idempotency-Key was used with another request body.",
+        )
+    ],
+    429: [
+        ("throttled", "Too many requests", "Past this client's rate limit; retry after Retry-After."),
+        (
+            "sandbox-allowance-exhausted",
+            "Sandbox allowance exhausted",
+            "This sandbox client may request 5 scores over 14 days and has used them.",
+        ),
+    ],
+}
+POST_ERRORS = (400, 401, 403, 413, 415, 429, 503)
+
+
+# --- examples --------------------------------------------------------------------------------
+# Built from valid values (SIREN 552100554 passes the Luhn check, FR96552100554 is its VAT number):
+# tests/test_api_schema.py sends every request example to the live API and expects it accepted.
+
+SCORE_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "company",
+        summary="A company (B2B)",
+        value={
+            "company": {"siren": SIREN, "vat": VAT},
+            "bank_data": ["bridge-token-3f9a1c"],
+            "requested_amount": 25000,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "company with statements",
+        summary="A company with its latest financial statements",
+        value={
+            "company": {"siren": SIREN},
+            "requested_amount": "40000.00",
+            "financial_statements": [
+                {
+                    "fiscal_year_end": "2024-12-31",
+                    "revenue": "1250000.00",
+                    "net_income": "84000.00",
+                    "equity": "410000.00",
+                    "total_assets": "980000.00",
+                }
+            ],
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "individual",
+        summary="An individual (B2C), by the partner's own reference",
+        value={"individual": {"reference": "CUST-00042"}, "bank_data": ["bridge-token-77e2"], "requested_amount": 3000},
+        request_only=True,
+    ),
+]
+
+SCORE_EXAMPLE = {
+    "id": SCORE_ID,
+    "status": "scored",
+    "created_at": "2026-03-02T10:15:00.120000+01:00",
+    "company": {"siren": SIREN, "vat": VAT, "name": "Michelin"},
+    "individual": None,
+    "requested_amount": "25000.00",
+    "score": 742,
+    "probability_of_default": 0.0123,
+    "band": "B",
+    "decision": "accept",
+    "recommendation": "accept",
+    "decision_overridden": False,
+    "recommended_limit": "18500.00",
+    "explainability": [
+        {
+            "feature": "avg_balance_12m",
+            "text": "Solde moyen positif sur 12 mois (8 420 €)",
+            "direction": "decreases_risk",
+            "contribution": -0.412,
+            "value": 8420.0,
+        }
+    ],
+    "model_version": "b2b-v1",
+    "policy_version": "b2b-policy-v1",
+    "scored_at": "2026-03-02T10:15:01.480000+01:00",
+    "outcome": None,
+}
+
+SCORE_ACCEPTED_EXAMPLE = {
+    "id": SCORE_ID,
+    "status": "pending",
+    "links": {"self": f"https://api.riskoffice.example/api/v1/scores/{SCORE_ID}"},
+}
+
+OUTCOME_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "repaid",
+        summary="Repaid in full",
+        value={"status": "repaid", "occurred_on": "2025-06-30", "granted_amount": "25000.00"},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "written off",
+        summary="Written off (after a default, or directly)",
+        value={
+            "status": "written_off",
+            "occurred_on": "2025-09-30",
+            "granted_amount": "25000.00",
+            "outstanding_amount": "12000.00",
+            "written_off_amount": "9500.00",
+        },
+        request_only=True,
+    ),
+]
+
+OUTCOME_EXAMPLE = {
+    "id": SCORE_ID,
+    "status": "repaid",
+    "occurred_on": "2025-06-30",
+    "granted_amount": "25000.00",
+    "outstanding_amount": None,
+    "written_off_amount": None,
+    "recorded_at": "2025-07-01T09:12:00+02:00",
+    "updated_at": "2025-07-01T09:12:00+02:00",
+    "links": {"score": f"https://api.riskoffice.example/api/v1/scores/{SCORE_ID}"},
+}
+
+EVENT_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "payment delay",
+        summary="A company pays 45 days late",
+        value={
+            "event_id": "evt-2025-000417",
+            "kind": "payment_delay",
+            "occurred_on": "2025-05-12",
+            "company": {"siren": SIREN},
+            "amount": "1250.00",
+            "days_late": 45,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "SEPA incident",
+        summary="A direct debit of an individual returned for insufficient funds",
+        value={
+            "event_id": "evt-2025-000418",
+            "kind": "sepa_incident",
+            "occurred_on": "2025-05-20",
+            "individual": {"reference": "CUST-00042"},
+            "amount": 89.9,
+            "reason_code": "AM04",
+            "details": {"mandate": "RUM-000123"},
+        },
+        request_only=True,
+    ),
+]
+
+EVENT_EXAMPLE = {
+    "id": 981,
+    "event_id": "evt-2025-000417",
+    "kind": "payment_delay",
+    "occurred_on": "2025-05-12",
+    "subject": {"company": {"siren": SIREN}},
+    "amount": "1250.00",
+    "days_late": 45,
+    "reason_code": None,
+    "details": {},
+    "created_at": "2025-05-13T08:00:00+02:00",
+}
+
+WEBHOOK_EXAMPLE = {
+    "id": 12,
+    "url": "https://partner.example/hooks/riskoffice",
+    "event_types": ["score.completed"],
+    "is_active": True,
+    "disabled_reason": "",
+    "created_at": "2026-03-02T10:00:00+01:00",
+}
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+def _documented(target: type, tags: list[str], **operations: Any) -> type:
+    """A subclass of ``target`` carrying the schema of each operation the view serves.
+
+    Operations for methods the view does not (yet) have are left out rather than warned about.
+    """
+    present = {method: decorator for method, decorator in operations.items() if hasattr(target, method)}
+    documented = type(target.__name__, (target,), {"__doc__": target.__doc__, "__module__": target.__module__})
+    documented = extend_schema(tags=tags)(documented)
+    return extend_schema_view(**present)(documented)
+
+
+def _score_request_serializer() -> type:
+    from dossiers.api import ScoreRequestSerializer
+
+    return ScoreRequestSerializer
+
+
+SCORE_LIST_PARAMETERS = [
+    OpenApiParameter("siren", str, description="Only this company's scores (9 digits)."),
+    OpenApiParameter("reference", str, description="Only this individual's scores (the partner's reference)."),
+    OpenApiParameter("status", str, enum=["pending", "scored", "failed"], description="Only scores in this status."),
+    OpenApiParameter(
+        "created_after", str, description="ISO 8601 date or datetime: only scores requested at or after it."
+    ),
+    OpenApiParameter("created_before", str, description="ISO 8601 date or datetime: only scores requested before it."),
+    OpenApiParameter("cursor", str, description="The opaque cursor of a `next` or `previous` link."),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1, "maximum": 200}, description="Scores per page (default 50)."
+    ),
+]
+
+
+SCORE_LIST_SCHEMA = extend_schema(
+    operation_id="score_list",
+    summary="List scores",
+    description=(
+        "Scope `scores:read`. The partner's scores, newest first, each as `GET /scores/{id}` shows "
+        "it; cursor pagination: follow `next` until it is null. A bad filter, cursor or page size "
+        "is a 400 naming the parameter."
+    ),
+    parameters=[*SCORE_LIST_PARAMETERS, ACCEPT_LANGUAGE],
+    responses={200: ScorePageDoc, **problems("/api/v1/scores", 400, *COMMON_ERRORS)},
+)
+
+
+class ScoreListCreateSchema(OpenApiViewExtension):
+    target_class = "dossiers.api.ScoreListCreate"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["scores"],
+            post=extend_schema(
+                operation_id="score_create",
+                summary="Request a score",
+                description=(
+                    "Scope `scores:write`. Give exactly one applicant: a `company` (B2B) or an `individual` "
+                    "(B2C); `financial_statements` are for companies only. Unknown fields are refused. "
+                    "Answers 202 with the score's `Location` to poll (honour `Retry-After`), or 200 with the "
+                    "score when `Prefer: wait=N` was sent and it was ready in time. Safe to retry with an "
+                    "`Idempotency-Key`. A sandbox client past its allowance gets 429 "
+                    "`sandbox-allowance-exhausted`."
+                ),
+                request=_score_request_serializer(),
+                parameters=[
+                    IDEMPOTENCY_KEY,
+                    PREFER,
+                    ACCEPT_LANGUAGE,
+                    LOCATION,
+                    PREFERENCE_APPLIED,
+                    IDEMPOTENT_REPLAYED,
+                    retry_after(409, 429, 503),
+                ],
+                examples=SCORE_REQUEST_EXAMPLES,
+                responses={
+                    200: OpenApiResponse(
+                        ScoreDoc,
+                        description="`Prefer: wait=N` and the score was ready in time.",
+                        examples=[OpenApiExample("scored", value=SCORE_EXAMPLE, status_codes=[200])],
+                    ),
+                    202: OpenApiResponse(
+                        ScoreAcceptedDoc,
+                        description="Accepted: poll `Location` until `status` leaves `pending`.",
+                        examples=[OpenApiExample("accepted", value=SCORE_ACCEPTED_EXAMPLE, status_codes=[202])],
+                    ),
+                    **problems(
+                        "/api/v1/scores",
+                        *POST_ERRORS,
+                        409,
+                        422,
+                        slugs=SCORE_CREATE_PROBLEMS,
+                    ),
+                },
+            ),
+            get=SCORE_LIST_SCHEMA,
+        )
+
+
+class ScoreDetailSchema(OpenApiViewExtension):
+    target_class = "dossiers.api.ScoreDetail"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["scores"],
+            get=extend_schema(
+                operation_id="score_retrieve",
+                summary="Read a score",
+                description=(
+                    "Scope `scores:read`. While `status` is `pending` the answer carries `Retry-After`: poll "
+                    "again after it (or register a webhook). `failed` comes with `error`. Another partner's "
+                    "id, or a malformed one, is a 404."
+                ),
+                parameters=[SCORE_ID_PARAMETER, ACCEPT_LANGUAGE, retry_after(200, 429, 503)],
+                responses={
+                    200: OpenApiResponse(
+                        ScoreDoc, examples=[OpenApiExample("scored", value=SCORE_EXAMPLE, status_codes=[200])]
+                    ),
+                    **problems(f"/api/v1/scores/{SCORE_ID}", 404, *COMMON_ERRORS),
+                },
+            ),
+        )
+
+
+SCORE_COMPLETED_CALLBACK = OpenApiCallback(
+    "score.completed",
+    "{$request.body#/url}",
+    extend_schema(
+        summary="A score is ready",
+        description=(
+            "Sent to your endpoint when a score leaves `pending`. Verify `webhook-signature` "
+            '(`v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">` keyed with the secret) '
+            "and deduplicate on `webhook-id`. Only a 2xx counts as received; 410 disables the endpoint; "
+            "other answers are retried for about three days, honouring `Retry-After` on 429/503."
+        ),
+        request=ScoreCompletedDoc,
+        responses={200: OpenApiResponse(description="Received: any 2xx.")},
+    ),
+)
+
+
+class WebhookEndpointListCreateSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EndpointListCreate"
+
+    def view_replacement(self) -> type:
+        from alerts.api import EndpointSerializer
+
+        return _documented(
+            self.target,
+            ["webhooks"],
+            get=extend_schema(
+                operation_id="webhook_list",
+                summary="List webhook endpoints",
+                description="Scope `webhooks:manage`. The partner's endpoints (secrets are never shown again).",
+                responses={
+                    200: OpenApiResponse(
+                        WebhookEndpointListDoc,
+                        examples=[OpenApiExample("endpoints", value={"results": [WEBHOOK_EXAMPLE]})],
+                    ),
+                    **problems("/api/v1/webhooks", *COMMON_ERRORS),
+                },
+            ),
+            post=extend_schema(
+                operation_id="webhook_create",
+                summary="Register a webhook endpoint",
+                description=(
+                    "Scope `webhooks:manage`. Deliveries follow Standard Webhooks 1.0 (`webhook-id`, "
+                    "`webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "
+                    '"{id}.{timestamp}.{body}">`), signed with the `secret` this answer shows once. In '
+                    "production URLs must be https and resolve to public addresses."
+                ),
+                request=EndpointSerializer,
+                callbacks=[SCORE_COMPLETED_CALLBACK],
+                examples=[
+                    OpenApiExample(
+                        "score.completed",
+                        value={"url": "https://partner.example/hooks/riskoffice", "event_types": ["score.completed"]},
+                        request_only=True,
+                    )
+                ],
+                responses={
+                    201: OpenApiResponse(
+                        WebhookEndpointCreatedDoc,
+                        examples=[
+                            OpenApiExample(
+                                "created",
+                                value={**WEBHOOK_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+                                status_codes=[201],
+                            )
+                        ],
+                    ),
+                    **problems("/api/v1/webhooks", *POST_ERRORS),
+                },
+            ),
+        )
+
+
+class WebhookEndpointDetailSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EndpointDetail"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["webhooks"],
+            delete=extend_schema(
+                operation_id="webhook_delete",
+                summary="Remove a webhook endpoint",
+                description="Scope `webhooks:manage`. Pending deliveries to it are dropped.",
+                parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The endpoint's id.")],
+                responses={204: None, **problems("/api/v1/webhooks/12", 404, *COMMON_ERRORS)},
+            ),
+        )
+
+
+class ScoreOutcomeSchema(OpenApiViewExtension):
+    target_class = "dossiers.api.ScoreOutcome"
+
+    def view_replacement(self) -> type:
+        from dossiers.api import OutcomeRequestSerializer
+
+        path = f"/api/v1/scores/{SCORE_ID}/outcome"
+        return _documented(
+            self.target,
+            ["scores"],
+            post=extend_schema(
+                operation_id="score_outcome_record",
+                summary="Report what became of the credit",
+                description=(
+                    "Scope `outcomes:write`. Once per scored dossier: repaid, defaulted or written off "
+                    "(`written_off_amount` required), on a date neither in the future nor before the score was "
+                    "requested. A defaulted credit may later be reported written off (200, the outcome "
+                    "updated); any other second report is a 409 `outcome-already-recorded`. Outcomes train "
+                    "the next models."
+                ),
+                parameters=[SCORE_ID_PARAMETER],
+                request=OutcomeRequestSerializer,
+                examples=OUTCOME_REQUEST_EXAMPLES,
+                responses={
+                    201: OpenApiResponse(
+                        RecordedOutcomeDoc,
+                        description="Recorded.",
+                        examples=[OpenApiExample("recorded", value=OUTCOME_EXAMPLE, status_codes=[201])],
+                    ),
+                    200: OpenApiResponse(
+                        RecordedOutcomeDoc, description="A defaulted credit, now written off: the outcome updated."
+                    ),
+                    **problems(path, *POST_ERRORS, 404, 409, slugs=OUTCOME_PROBLEMS),
+                },
+            ),
+        )
+
+
+class EventCreateSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EventCreate"
+
+    def view_replacement(self) -> type:
+        from alerts.api import EventRequestSerializer
+
+        return _documented(
+            self.target,
+            ["events"],
+            post=extend_schema(
+                operation_id="event_report",
+                summary="Report a negative event",
+                description=(
+                    "Scope `events:write`. About a `company` (by SIREN) or one of your `individual`s (by "
+                    "reference): exactly one. `days_late` is for a `payment_delay`, `reason_code` (a SEPA "
+                    "return reason such as AM04 or MD06) for a `sepa_incident`. Your `event_id` makes the "
+                    "report safe to retry: the same id with the same content answers 200 with the stored "
+                    "event; with other content, 409 `event-id-reused`. An event you report counts in your "
+                    "own dossiers' scores only."
+                ),
+                request=EventRequestSerializer,
+                examples=EVENT_REQUEST_EXAMPLES,
+                responses={
+                    201: OpenApiResponse(
+                        NegativeEventDoc,
+                        description="Recorded.",
+                        examples=[OpenApiExample("recorded", value=EVENT_EXAMPLE, status_codes=[201])],
+                    ),
+                    200: OpenApiResponse(NegativeEventDoc, description="Already reported with this content."),
+                    **problems("/api/v1/events", *POST_ERRORS, 409, slugs=EVENT_PROBLEMS),
+                },
+            ),
+        )
+
+
+def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """The API's description (with /o/token/, which is not a DRF view), its tags, and every operation secured."""
+    result["info"]["description"] = DESCRIPTION
+    for item in result["paths"].values():
+        for operation in item.values():
+            for status in ("429", "503"):
+                if status in operation["responses"]:
+                    headers = operation["responses"][status].setdefault("headers", {})
+                    headers.setdefault("Retry-After", RETRY_AFTER_HEADER)
+    result["tags"] = [
+        {"name": "scores", "description": "Request and read scores, report outcomes."},
+        {"name": "events", "description": "Report negative events on a company or an individual."},
+        {"name": "webhooks", "description": "Be told when a score is ready."},
+    ]
+    return result
+
+
+# --- the docs pages ----------------------------------------------------------------------------
+
+
+class _AnonymousReader:
+    """The docs pages are public: their reader is Django's anonymous user, as our templates' context expects.
+
+    (The API's DRF settings leave an unauthenticated request's user as None, which the back-office's
+    context processors cannot read.)
+    """
+
+    authentication_classes: list[type] = []
+
+    def perform_authentication(self, request: Any) -> None:
+        request.user, request.auth = AnonymousUser(), None  # both set: reading auth would authenticate again
+
+
+class SwaggerView(_AnonymousReader, SpectacularSwaggerView):
+    pass
+
+
+class RedocView(_AnonymousReader, SpectacularRedocView):
+    template_name = "api/redoc.html"  # drf-spectacular's, without its Google Fonts links
