@@ -20,10 +20,8 @@ from dossiers.api import (
     StrictCharField,
     StrictDateField,
     StrictDecimalField,
-    conflict,
-    service_errors,
 )
-from riskoffice.api import api_client_of
+from riskoffice.api import api_client_of, raise_service_error
 from riskoffice.audit import Actor
 from riskoffice.scoping import get_or_404
 
@@ -32,7 +30,6 @@ from .selectors import webhook_endpoints_for_client
 from .services import (
     EVENT_TYPES,
     PARTNER_EVENT_KINDS,
-    EventIdReused,
     negative_event_report,
     webhook_endpoint_create,
     webhook_endpoint_delete,
@@ -226,8 +223,6 @@ class EventCreate(APIView):
                 reason_code=data.get("reason_code", ""),
                 details=data.get("details") or {},
             )
-        except EventIdReused as exc:
-            return conflict(request, slug="event-id-reused", title="Event id reused", detail=exc.messages[0])
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(service_errors(exc)) from None
+        except DjangoValidationError as exc:  # 409 when the event id was reported with other content
+            raise_service_error(exc)
         return Response(_event_representation(event), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

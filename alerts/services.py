@@ -223,6 +223,8 @@ EVENT_CONTENT = ("company_id", "individual_id", "kind", "occurred_on", "amount",
 class EventIdReused(ValidationError):
     """The client already reported this event id with other content."""
 
+    problem_status, problem_slug, problem_title = 409, "event-id-reused", "Event id reused"
+
 
 @transaction.atomic
 def negative_event_report(

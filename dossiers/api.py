@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from riskoffice.api import PROBLEM_CONTENT_TYPE, api_client_of, problem
+from riskoffice.api import api_client_of, raise_service_error
 from riskoffice.audit import Actor
 from riskoffice.idempotency import idempotently
 from riskoffice.scoping import get_or_404
@@ -438,22 +438,6 @@ class OutcomeRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer)
     written_off_amount = _amount("The amount written off, in euros: required for written_off.")
 
 
-def conflict(request: Request, *, slug: str, title: str, detail: str) -> Response:
-    """A 409 problem of its own type, for a state the request cannot change (RFC 9457)."""
-    body = problem(status_code=409, title=title, detail=detail, slug=slug, instance=request.path)
-    return Response(body, status=status.HTTP_409_CONFLICT, content_type=PROBLEM_CONTENT_TYPE)
-
-
-def service_errors(error: DjangoValidationError) -> dict[str, list[str]]:
-    """A service's ValidationError as DRF field errors (the problem's ``errors`` name non-field ones ``body``)."""
-    if not hasattr(error, "error_dict"):
-        return {"non_field_errors": error.messages}
-    return {
-        ("non_field_errors" if name == NON_FIELD_ERRORS else name): messages
-        for name, messages in error.message_dict.items()
-    }
-
-
 class ScoreOutcome(APIView):
     """Report what became of a scored credit; the same service as the analysts' outcome form."""
 
@@ -473,14 +457,8 @@ class ScoreOutcome(APIView):
                 amounts={name: data.get(name) for name in services.OUTCOME_AMOUNTS},
                 actor=Actor(client=client),
             )
-        except services.OutcomeAlreadyRecorded as exc:
-            return conflict(
-                request, slug="outcome-already-recorded", title="Outcome already recorded", detail=exc.messages[0]
-            )
-        except services.DossierNotScored as exc:
-            return conflict(request, slug="dossier-not-scored", title="Dossier not scored", detail=exc.messages[0])
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(service_errors(exc)) from None
+        except DjangoValidationError as exc:  # 409 when the outcome is recorded or the dossier not scored
+            raise_service_error(exc)
         score_url = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))
         body = {"id": str(dossier.pk), **outcome_representation(outcome), "links": {"score": score_url}}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

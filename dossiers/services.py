@@ -146,9 +146,13 @@ def dossier_override(*, dossier: Dossier, decision: str, reason: str, user: Abst
 class OutcomeAlreadyRecorded(ValidationError):
     """The dossier has its outcome; only a default may still be written off."""
 
+    problem_status, problem_slug, problem_title = 409, "outcome-already-recorded", "Outcome already recorded"
+
 
 class DossierNotScored(ValidationError):
     """Outcomes label scored dossiers: one still pending or failed has nothing to learn from."""
+
+    problem_status, problem_slug, problem_title = 409, "dossier-not-scored", "Dossier not scored"
 
 
 OUTCOME_AMOUNTS = ("granted_amount", "outstanding_amount", "written_off_amount")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from oauth2_provider.models import AccessToken
@@ -176,19 +178,42 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return response
 
 
+def problem_answer(
+    *, status_code: int, title: str, slug: str, detail: str, instance: str, retry_after: int | None = None
+) -> Response:
+    """A problem+json answer of its own type (RFC 9457), with Retry-After when the client should come back."""
+    body = problem(status_code=status_code, title=title, detail=detail, slug=slug, instance=instance)
+    response = Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
 def _domain_problem(exc: Exception, instance: str) -> Response:
-    """A service's own refusal that carries its problem (problem_status, problem_slug, problem_title, detail)."""
-    body = problem(
+    """A service's own refusal that carries its problem (problem_status, problem_slug, problem_title)."""
+    detail = exc.messages[0] if isinstance(exc, DjangoValidationError) else str(getattr(exc, "detail", exc))
+    return problem_answer(
         status_code=exc.problem_status,
         title=exc.problem_title,
-        detail=str(getattr(exc, "detail", exc)),
         slug=exc.problem_slug,
+        detail=detail,
         instance=instance,
+        retry_after=getattr(exc, "retry_after", None),
     )
-    response = Response(body, status=exc.problem_status, content_type=PROBLEM_CONTENT_TYPE)
-    if getattr(exc, "retry_after", None):
-        response["Retry-After"] = str(exc.retry_after)
-    return response
+
+
+def raise_service_error(error: DjangoValidationError) -> NoReturn:
+    """A service's refusal as the API answers it: its own problem when it carries one, else a 400 with fields."""
+    if hasattr(error, "problem_status"):
+        raise error
+    if not hasattr(error, "error_dict"):
+        raise exceptions.ValidationError({"non_field_errors": error.messages}) from None
+    raise exceptions.ValidationError(
+        {
+            ("non_field_errors" if name == NON_FIELD_ERRORS else name): messages
+            for name, messages in error.message_dict.items()
+        }
+    ) from None
 
 
 def problem_response(request: HttpRequest, status_code: int, *, detail: str | None = None) -> JsonResponse:

@@ -39,7 +39,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .api import PROBLEM_CONTENT_TYPE, api_client_of, problem
+from .api import api_client_of, problem_answer
 from .models import ApiClient, IdempotencyKey
 
 logger = logging.getLogger(__name__)
@@ -99,12 +99,12 @@ def idempotently(view: APIView, request: Request, *, work: Work, follow_up: Foll
         return _follow(follow_up, response) if follow_up and _succeeded(response) else response
     key = request.headers[HEADER]
     if not _key_is_valid(key):
-        return _problem(
-            request,
-            400,
-            "Invalid idempotency key",
-            "invalid-idempotency-key",
-            f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+        return problem_answer(
+            status_code=400,
+            title="Invalid idempotency key",
+            slug="invalid-idempotency-key",
+            detail=f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters.",
+            instance=request.path,
         )
     client, fingerprint = api_client_of(request), request_fingerprint(request)
     claim = _claim(request, client, key, fingerprint)
@@ -272,31 +272,25 @@ def _replay(row: IdempotencyKey) -> Response:
     )
 
 
-def _problem(request: Request, status_code: int, title: str, slug: str, detail: str) -> Response:
-    body = problem(status_code=status_code, title=title, detail=detail, slug=slug, instance=request.path)
-    return Response(body, status=status_code, content_type=PROBLEM_CONTENT_TYPE)
-
-
 def _reused(request: Request) -> Response:
-    return _problem(
-        request,
-        422,
-        "Idempotency key reused",
-        "idempotency-key-reused",
-        f"This {HEADER} was already used with another request; use a new key for a new request.",
+    return problem_answer(
+        status_code=422,
+        title="Idempotency key reused",
+        slug="idempotency-key-reused",
+        detail=f"This {HEADER} was already used with another request; use a new key for a new request.",
+        instance=request.path,
     )
 
 
 def _in_flight(request: Request) -> Response:
-    response = _problem(
-        request,
-        409,
-        "Request in progress",
-        "idempotency-key-in-flight",
-        f"A request with this {HEADER} is still being answered; retry shortly.",
+    return problem_answer(
+        status_code=409,
+        title="Request in progress",
+        slug="idempotency-key-in-flight",
+        detail=f"A request with this {HEADER} is still being answered; retry shortly.",
+        instance=request.path,
+        retry_after=1,
     )
-    response["Retry-After"] = "1"
-    return response
 
 
 def idempotency_keys_purge() -> int:

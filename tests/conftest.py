@@ -155,6 +155,16 @@ def other_partner(db) -> PartnerClient:
     return make_partner_client("Other Lender", ALL_SCOPES)
 
 
+def problem_of(response) -> dict:
+    """The RFC 9457 body of an API error, checked for its media type, members and the absence of a traceback."""
+    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
+    body = response.json()
+    assert {"type", "title", "status", "detail", "instance"} <= set(body)
+    assert body["status"] == response.status_code
+    assert "Traceback" not in json.dumps(body)
+    return body
+
+
 def obtain_token(client, partner_client: PartnerClient, scope: str | None = None) -> str:
     """A real client-credentials token from /o/token/, through Django's test client."""
     data = {"grant_type": "client_credentials"}

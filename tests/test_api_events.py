@@ -20,18 +20,9 @@ from dossiers.services import dossier_score
 from riskoffice.models import AuditEvent
 from scoring.models import Score
 
-from .conftest import make_partner_client, obtain_token
+from .conftest import make_partner_client, obtain_token, problem_of
 
 SIREN = "552100554"
-
-
-def problem_of(response) -> dict:
-    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
-    body = response.json()
-    assert {"type", "title", "status", "detail", "instance"} <= set(body)
-    assert body["status"] == response.status_code
-    assert "Traceback" not in json.dumps(body)
-    return body
 
 
 def days_ago(days: int) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from dossiers.models import Dossier
 from dossiers.services import dossier_score
 
-from .conftest import make_partner_client, obtain_token
+from .conftest import make_partner_client, obtain_token, problem_of
 
 SIREN = "552100554"
 OTHER_SIREN = "732829320"
@@ -27,15 +27,6 @@ def company(siren: str = SIREN, amount: int = 25000) -> dict:
 
 def individual(reference: str, amount: int = 1500) -> dict:
     return {"individual": {"reference": reference}, "requested_amount": amount}
-
-
-def problem_of(response) -> dict:
-    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
-    body = response.json()
-    assert {"type", "title", "status", "detail", "instance"} <= set(body)
-    assert body["status"] == response.status_code
-    assert "Traceback" not in json.dumps(body)
-    return body
 
 
 def requested(api, body: dict, *, scored: bool = True) -> str:

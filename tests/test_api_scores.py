@@ -13,18 +13,9 @@ from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 
-from .conftest import make_partner_client, obtain_token
+from .conftest import make_partner_client, obtain_token, problem_of
 
 VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok_123"], "requested_amount": 25000}
-
-
-def _problem(response) -> dict:
-    assert response["Content-Type"].startswith("application/problem+json"), response["Content-Type"]
-    body = response.json()
-    assert {"type", "title", "status", "detail", "instance"} <= set(body)
-    assert body["status"] == response.status_code
-    assert "Traceback" not in json.dumps(body)
-    return body
 
 
 # --- authentication and scopes -------------------------------------------------------------
@@ -60,7 +51,7 @@ def test_without_a_token_the_api_answers_401_problem(client, db):
     response = client.post("/api/v1/scores", VALID, content_type="application/json")
     assert response.status_code == 401
     assert "Bearer" in response["WWW-Authenticate"]
-    assert _problem(response)["title"] == "Authentication required"
+    assert problem_of(response)["title"] == "Authentication required"
 
 
 def test_a_token_without_the_write_scope_cannot_create(client, db):
@@ -70,7 +61,7 @@ def test_a_token_without_the_write_scope_cannot_create(client, db):
         "/api/v1/scores", VALID, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}"
     )
     assert response.status_code == 403
-    _problem(response)
+    problem_of(response)
     assert Dossier.objects.count() == 0
 
 
@@ -79,7 +70,7 @@ def test_an_invalid_token_is_refused(client, db):
         "/api/v1/scores/00000000-0000-0000-0000-000000000000", HTTP_AUTHORIZATION="Bearer not-a-token"
     )
     assert response.status_code == 401
-    _problem(response)
+    problem_of(response)
 
 
 # --- creating a dossier ----------------------------------------------------------------------
@@ -180,7 +171,7 @@ def test_bad_input_gets_a_400_problem_naming_the_field_and_stores_nothing(api, c
     payload = body if isinstance(body, str) else json.dumps(body)
     response = api.post("/api/v1/scores", payload)
     assert response.status_code == 400, response.content
-    problem = _problem(response)
+    problem = problem_of(response)
     assert any(name == field or name.startswith(f"{field}[") for name in problem["errors"]), problem
     assert field.split(".")[-1] in problem["detail"] or field == "body"
     assert Dossier.objects.count() == 0
@@ -192,7 +183,7 @@ def test_malformed_json_gets_a_400_problem(api):
         '{"company": {"siren": "552100554"',
     )
     assert response.status_code == 400
-    assert "JSON parse error" in _problem(response)["detail"]
+    assert "JSON parse error" in problem_of(response)["detail"]
     assert Dossier.objects.count() == 0
 
 
@@ -200,7 +191,7 @@ def test_malformed_json_gets_a_400_problem(api):
 def test_a_body_that_is_not_json_gets_415(api, content_type):
     response = api.post("/api/v1/scores", "company=552100554", content_type=content_type)
     assert response.status_code == 415
-    assert _problem(response)["title"] == "Unsupported media type"
+    assert problem_of(response)["title"] == "Unsupported media type"
     assert Dossier.objects.count() == 0
 
 
@@ -208,13 +199,13 @@ def test_an_unsupported_method_gets_405(client, marketplace):
     token = obtain_token(client, marketplace)
     response = client.delete("/api/v1/scores", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 405
-    _problem(response)
+    problem_of(response)
 
 
 def test_an_unknown_api_path_gets_a_404_problem(api):
     response = api.get("/api/v1/nothing-here")
     assert response.status_code == 404
-    _problem(response)
+    problem_of(response)
 
 
 # --- reading a score -----------------------------------------------------------------------------
@@ -262,14 +253,14 @@ def test_a_partner_never_sees_another_partners_dossier(client, api, other_partne
     response = client.get(f"/api/v1/scores/{created['id']}", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 404
     assert "552100554" not in response.content.decode()
-    _problem(response)
+    problem_of(response)
 
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "1"])
 def test_an_unknown_or_malformed_id_gets_404(api, bad_id):
     response = api.get(f"/api/v1/scores/{bad_id}")
     assert response.status_code == 404
-    _problem(response)
+    problem_of(response)
 
 
 def test_the_same_company_is_stored_once_across_dossiers(api, other_partner):
