@@ -89,11 +89,16 @@ def monthly_usage(first_month: date, last_month: date) -> list[UsageRow]:
 USAGE_CSV_COLUMNS = ["month", "partner", "client_id", "mode", "requested", "scored", "failed", "billable_scores"]
 
 
+def _as_text(value: str) -> str:
+    """A name a spreadsheet must show, not run: a leading = + - @ would start a formula (CSV injection)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
 def usage_csv_row(row: UsageRow) -> list[str]:
     return [
         row.month.strftime("%Y-%m"),
-        row.partner,
-        row.client_id,
+        _as_text(row.partner),
+        _as_text(row.client_id),
         "sandbox" if row.sandbox else "live",
         str(row.requested),
         str(row.scores),

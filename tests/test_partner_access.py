@@ -377,3 +377,14 @@ def test_the_usage_page_refuses_unreadable_months_and_is_for_staff_only(admin_cl
     admin_client.logout()
     assert client.login(username=analyst.username, password=PASSWORD)
     assert client.get(reverse("admin:riskoffice_apiclient_usage")).status_code == 302  # to the admin login
+
+
+def test_the_usage_export_shows_a_partner_named_like_a_formula_as_text(admin_client, db):
+    named = create_client_by_command("--name", "=SUM(1+1) Trading", "--scopes", "scores:write", "--sandbox")
+    token = token_request(admin_client, named["client_id"], named["client_secret"]).json()["access_token"]
+    assert post_score(admin_client, token).status_code == 202
+
+    exported = admin_client.get(reverse("admin:riskoffice_apiclient_usage"), {"format": "csv"})
+
+    (row,) = list(csv.DictReader(io.StringIO(exported.content.decode())))
+    assert row["partner"] == "'=SUM(1+1) Trading"
