@@ -23,6 +23,7 @@ from dossiers.models import Company, Individual
 from riskoffice.audit import Actor, audit_record
 from riskoffice.http import retry_after_seconds
 from riskoffice.models import ApiClient, Partner
+from riskoffice.queueing import enqueue_on_commit
 
 from . import signing
 from .models import NegativeEvent, WebhookDelivery, WebhookEndpoint
@@ -104,23 +105,39 @@ def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor) -> None:
 
 def event_publish(*, partner: Partner, event_type: str, payload: dict[str, Any]) -> list[WebhookDelivery]:
     """Write one delivery per subscribed endpoint in the caller's transaction; send after commit."""
+    return events_publish([(partner.pk, event_type, payload)])
+
+
+def events_publish(events: list[tuple[Any, str, dict[str, Any]]]) -> list[WebhookDelivery]:
+    """Many events at once, each ``(partner id, type, payload)``: one query for the endpoints, one insert.
+
+    Each event gets one delivery per active endpoint of its partner that wants its type, in the
+    caller's transaction; each delivery is sent after commit.
+    """
     from .tasks import deliver_webhook
 
+    if not events:
+        return []
     now = timezone.now()
-    envelope = {"type": event_type, "timestamp": now.isoformat(), "data": payload}
-    deliveries = [
-        WebhookDelivery.objects.create(
-            endpoint=endpoint,
-            message_id=WebhookDelivery.new_message_id(),
-            event_type=event_type,
-            payload=envelope,
-            next_attempt_at=now,
-        )
-        for endpoint in partner.webhook_endpoints.filter(is_active=True)
-        if endpoint.wants(event_type)
-    ]
+    endpoints: dict[Any, list[WebhookEndpoint]] = {}
+    for endpoint in WebhookEndpoint.objects.filter(partner_id__in={p for p, _, _ in events}, is_active=True):
+        endpoints.setdefault(endpoint.partner_id, []).append(endpoint)
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(
+                endpoint=endpoint,
+                message_id=WebhookDelivery.new_message_id(),
+                event_type=event_type,
+                payload={"type": event_type, "timestamp": now.isoformat(), "data": payload},
+                next_attempt_at=now,
+            )
+            for partner_id, event_type, payload in events
+            for endpoint in endpoints.get(partner_id, [])
+            if endpoint.wants(event_type)
+        ]
+    )
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+        enqueue_on_commit(deliver_webhook, delivery.pk)  # a broker down at commit: beat's sweep sends it
     return deliveries
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,6 +29,7 @@ from riskoffice.scoping import get_or_404
 from scoring.statements import statement_errors
 
 from . import selectors, services
+from .batch import scoring_admission_check
 from .identifiers import normalise_vat, siren_error, vat_error
 from .models import Dossier, Outcome
 from .representation import outcome_representation, score_representation
@@ -203,30 +203,31 @@ def preferred_wait(request: Request) -> int | None:
     return None
 
 
-# Prefer: wait polls the dossier's status this often, each time in a short query of its own.
-WAIT_POLL_SECONDS = 0.05
-
-
 def _score_when_ready(request: Request, accepted: Response, wait: int) -> Response:
-    """The score itself (200) if the worker finishes within ``wait`` seconds; else the 202 as it was."""
-    pending = Dossier.objects.filter(pk=accepted.data["id"], status=Dossier.Status.PENDING)
-    deadline = time.monotonic() + wait
-    while pending.exists():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return accepted
-        time.sleep(min(WAIT_POLL_SECONDS, remaining))
+    """The score itself (200), scored here and now; the 202 as it was if it could not be scored yet.
+
+    The request that waits does the work itself (the dossier was created claimed by it): no hop
+    through the broker, nothing to poll. A dossier whose scoring failed here is handed to the
+    workers and the answer is the 202: the partner polls, or hears from the webhook.
+    """
+    services.dossier_score_here(dossier_id=accepted.data["id"])
     dossier = get_or_404(selectors.dossiers_for_client(api_client_of(request)), accepted.data["id"])
+    if dossier.status == Dossier.Status.PENDING:
+        return accepted
     body = score_representation(dossier, selectors.latest_score(dossier), lang=_language(request))
     headers = {"Location": accepted["Location"], "Preference-Applied": f"wait={wait}"}
     return Response(body, status=status.HTTP_200_OK, headers=headers)
 
 
-def _score_request_accept(request: Request) -> Response:
-    """Validate the request and create its dossier: 202 with the dossier's address."""
+def _score_request_accept(request: Request, *, score_here: bool = False) -> Response:
+    """Validate the request and create its dossier: 202 with the dossier's address.
+
+    ``score_here``: the request will score the dossier itself after commit (``Prefer: wait``).
+    """
     serializer = ScoreRequestSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
+    scoring_admission_check()
     client = api_client_of(request)
     # The services charge a sandbox client's allowance in the creating transaction: their 429
     # rolls the request back and releases its Idempotency-Key (riskoffice/idempotency.py).
@@ -237,6 +238,7 @@ def _score_request_accept(request: Request) -> Response:
             requested_amount=data["requested_amount"],
             bank_tokens=data["bank_data"],
             actor=Actor(client=client),
+            score_here=score_here,
         )
     else:
         dossier = services.dossier_create(
@@ -246,6 +248,7 @@ def _score_request_accept(request: Request) -> Response:
             bank_tokens=data["bank_data"],
             actor=Actor(client=client),
             statements=data.get("financial_statements") or [],
+            score_here=score_here,
         )
     location = request.build_absolute_uri(reverse("api:score-detail", args=[dossier.pk]))
     body = {"id": str(dossier.pk), "status": dossier.status, "links": {"self": location}}
@@ -270,7 +273,8 @@ class ScoreListCreate(APIView):
         """202 at once; with ``Prefer: wait=N``, 200 and the score if ready within N s; retried safely by key."""
         wait = preferred_wait(request)
         follow_up = (lambda accepted: _score_when_ready(request, accepted, wait)) if wait else None
-        return idempotently(self, request, work=lambda: _score_request_accept(request), follow_up=follow_up)
+        work = lambda: _score_request_accept(request, score_here=bool(wait))  # noqa: E731
+        return idempotently(self, request, work=work, follow_up=follow_up)
 
 
 class ScoreDetail(APIView):

@@ -83,6 +83,11 @@ class Dossier(models.Model):
     # invented identity stays here and never reaches the Company row that every partner shares.
     applicant_name = models.CharField(max_length=200, blank=True)
     naf_code = models.CharField(max_length=6, blank=True)
+    # A scorer (a worker's batch, or the request that waits for its score) holds a pending dossier
+    # until this time; a scorer that dies lets it go when it passes (dossiers.batch).
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # Scoring attempts so far: a dossier that fails SCORING_MAX_ATTEMPTS times becomes failed.
+    attempts = models.PositiveSmallIntegerField(default=0)
     # The sweep that re-enqueues a pending dossier whose message was lost backs off (riskoffice.queueing).
     requeues = models.PositiveSmallIntegerField(default=0)
     requeue_at = models.DateTimeField(null=True, blank=True)

@@ -1,7 +1,7 @@
 """Dossier writes: creation, the stored assessment, overrides, outcomes, statements. Each leaves an audit row.
 
-The dossier's state (pending → scored or failed) changes here and nowhere else:
-``scoring.assessment.assess`` computes, ``dossier_record_assessment`` stores.
+The dossier's state (pending → scored or failed) changes in ``dossiers.batch`` and nowhere else:
+``scoring.assessment.assess_many`` computes, ``dossiers_record_assessments`` stores.
 """
 
 from __future__ import annotations
@@ -17,21 +17,26 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.services import event_publish
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import Partner
-from riskoffice.queueing import enqueue, enqueue_on_commit, requeue_claim
-from scoring.assessment import Assessment, AssessmentUnavailable, assess
-from scoring.models import FeatureSnapshot, FinancialStatement, Score
+from riskoffice.queueing import enqueue
+from scoring.models import FinancialStatement, Score
 from scoring.statements import statement_errors, statement_figures
 
 from .allowance import sandbox_allowance_charge
+from .batch import (
+    dossier_fail,
+    dossiers_claim,
+    dossiers_requeue_stalled,
+    dossiers_score_claimed,
+    lease_until,
+    scoring_wake_up,
+)
 from .identifiers import vat_for_siren
 from .models import Company, Decision, Dossier, Individual, Outcome, Override
-from .representation import score_representation
 
 logger = logging.getLogger(__name__)
-SYSTEM = Actor.of_system("scoring")
+__all__ = ["dossier_fail", "dossiers_requeue_stalled"]  # re-exported: where the scoring batch keeps them
 
 
 @transaction.atomic
@@ -43,11 +48,15 @@ def dossier_create(
     bank_tokens: list[str],
     actor: Actor,
     statements: list[dict] | None = None,
+    score_here: bool = False,
 ) -> Dossier:
-    """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring."""
+    """Create a B2B dossier, with the financial statements the partner supplied, and enqueue its scoring.
+
+    ``score_here``: the caller scores it itself right after commit (``dossier_score_here``) instead.
+    """
     sandbox_allowance_charge(actor.client)
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
-    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, company=company)
+    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, company=company, score_here=score_here)
     for values in statements or []:
         FinancialStatement.objects.create(
             company=company, source=FinancialStatement.Source.PARTNER, supplied_by_client=actor.client, **values
@@ -67,14 +76,16 @@ def dossier_create_individual(
     requested_amount: Decimal,
     bank_tokens: list[str],
     actor: Actor,
+    score_here: bool = False,
 ) -> Dossier:
     """Create a B2C dossier for the partner's individual ``reference`` and enqueue its scoring.
 
     References are the partner's own: the same reference from two partners is two people.
+    ``score_here`` as for ``dossier_create``.
     """
     sandbox_allowance_charge(actor.client)
     individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
-    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, individual=individual)
+    dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, individual=individual, score_here=score_here)
     audit_record(
         actor=actor,
         action="dossier.created",
@@ -96,10 +107,13 @@ def _dossier_open(
     *,
     company: Company | None = None,
     individual: Individual | None = None,
+    score_here: bool = False,
 ) -> Dossier:
-    """A pending dossier on a company (B2B) or an individual (B2C); its scoring is enqueued after commit."""
-    from .tasks import score_dossier
+    """A pending dossier on a company (B2B) or an individual (B2C); its scoring is enqueued after commit.
 
+    With ``score_here`` it is created claimed by the caller, which scores it after commit: no
+    message, no worker. Should the caller die first, the claim lapses and the sweep sends it.
+    """
     dossier = Dossier.objects.create(
         partner=partner,
         api_client=actor.client,
@@ -108,8 +122,11 @@ def _dossier_open(
         segment="b2b" if company is not None else "b2c",
         requested_amount=requested_amount,
         bank_tokens_json=json.dumps(bank_tokens),
+        claimed_until=lease_until() if score_here else None,
+        attempts=1 if score_here else 0,
     )
-    enqueue_on_commit(score_dossier, str(dossier.pk))
+    if not score_here:
+        transaction.on_commit(scoring_wake_up)
     return dossier
 
 
@@ -292,116 +309,25 @@ def _statement_audit(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def dossier_score(*, dossier_id: Any) -> Score | None:
-    """Assess a pending dossier and store the assessment; None when there was nothing to score. Safe to run twice."""
-    dossier = Dossier.objects.select_related("company", "individual", "partner").filter(pk=dossier_id).first()
-    if dossier is None or dossier.status != Dossier.Status.PENDING:
-        return None
-    try:
-        assessment = assess(dossier)
-    except AssessmentUnavailable as exc:
-        dossier_fail(dossier_id=dossier.pk, detail=str(exc))
-        return None
-    return dossier_record_assessment(dossier_id=dossier.pk, assessment=assessment)
-
-
-@transaction.atomic
-def dossier_record_assessment(*, dossier_id: Any, assessment: Assessment) -> Score | None:
-    """Store an assessment as the dossier's score and move it from pending to scored, with its audit row and event.
-
-    The sources were called outside any transaction; here, under a row lock, the
-    dossier must still be pending, so a duplicate task writes nothing.
-    """
-    dossier = (
-        Dossier.objects.select_for_update(of=("self",))
-        .select_related("company", "individual", "partner")
-        .get(pk=dossier_id)
-    )
-    if dossier.status != Dossier.Status.PENDING:
-        return None
-    if dossier.company_id and assessment.registry_identity:
-        company = dossier.company
-        company.name = assessment.registry_identity.get("name", company.name)
-        company.naf_code = assessment.registry_identity.get("naf_code", company.naf_code)
-        company.save(update_fields=["name", "naf_code"])
-    score = _score_store(dossier, assessment)
-    result = assessment.policy_result
-    before = {"status": dossier.status, "decision": dossier.decision}
-    dossier.status = Dossier.Status.SCORED
-    dossier.status_detail = ""
-    dossier.applicant_name = (assessment.applicant_identity.get("name") or "")[:200]
-    dossier.naf_code = (assessment.applicant_identity.get("naf_code") or "")[:6]
-    if not dossier.decision_overridden:
-        dossier.decision = result.decision
-    dossier.save(update_fields=["status", "status_detail", "decision", "applicant_name", "naf_code", "updated_at"])
-    audit_record(
-        actor=SYSTEM,
-        action="dossier.scored",
-        obj=dossier,
-        before=before,
-        after={
-            "status": dossier.status,
-            "decision": dossier.decision,
-            "score_id": score.pk,
-            "model_version": assessment.model_version.label,
-            "policy_version": assessment.policy.label,
-            "rules_fired": result.rules_fired,
-        },
-    )
-    if dossier.partner_id:
-        event_publish(
-            partner=dossier.partner,
-            event_type="score.completed",
-            payload=score_representation(dossier, score),
-        )
-    return score
-
-
-def _score_store(dossier: Dossier, assessment: Assessment) -> Score:
-    """The assessment's rows: the features as collected, and the score with its versions and reasons."""
-    snapshot = FeatureSnapshot.objects.create(
-        dossier=dossier,
-        features=assessment.features,
-        provenance=assessment.provenance,
-        collected_at=timezone.now(),
-    )
-    result = assessment.policy_result
-    return Score.objects.create(
-        dossier=dossier,
-        snapshot=snapshot,
-        model_version=assessment.model_version,
-        policy_version=assessment.policy,
-        probability_of_default=assessment.probability_of_default,
-        score=assessment.score,
-        band=assessment.band,
-        decision=result.decision,
-        recommended_limit=result.recommended_limit,
-        rules_fired=result.rules_fired,
-        base_value=assessment.explanation.base_value,
-        contributions=assessment.explanation.contributions,
-        factors=assessment.factors,
-        data_flags=assessment.data_flags,
-    )
-
-
-@transaction.atomic
-def dossier_fail(*, dossier_id: Any, detail: str) -> None:
-    """A pending dossier that cannot be scored becomes failed, with the reason the partner and analysts read."""
-    dossier = Dossier.objects.select_for_update().get(pk=dossier_id)
-    if dossier.status != Dossier.Status.PENDING:
-        return
-    dossier.status = Dossier.Status.FAILED
-    dossier.status_detail = detail[:300]
-    dossier.save(update_fields=["status", "status_detail", "updated_at"])
-    audit_record(actor=SYSTEM, action="dossier.scoring_failed", obj=dossier, after={"detail": detail})
-
-
-def dossiers_requeue_stalled() -> list[Any]:
-    """Enqueue again the pending dossiers whose message was lost (broker down at commit, worker lost), backing off."""
+def dossier_score_here(*, dossier_id: Any) -> None:
+    """Score, in this process, a dossier created with ``score_here``; if that fails, hand it to the workers."""
     from .tasks import score_dossier
 
-    claimed = requeue_claim(Dossier.objects.filter(status=Dossier.Status.PENDING), waiting_since="updated_at")
-    for dossier_id in claimed:
-        if not enqueue(score_dossier, str(dossier_id)):
-            break  # the broker is down: the claimed rest wait for their back-off, as they would anyway
-    return claimed
+    try:
+        dossiers_score_claimed([dossier_id])
+    except Exception:
+        logger.exception("Scoring dossier %s in the request failed; handed to the workers", dossier_id)
+        Dossier.objects.filter(pk=dossier_id, status=Dossier.Status.PENDING).update(claimed_until=None)
+        enqueue(score_dossier, str(dossier_id))
+
+
+def dossier_score(*, dossier_id: Any) -> Score | None:
+    """Score one pending dossier now, alone (commands, the back-office, a request that waits); None if not scored.
+
+    It is claimed like any batch's dossier, so a scorer already holding it is not raced and a
+    dossier scored meanwhile is left alone: safe to run twice.
+    """
+    ids = dossiers_claim(first=dossier_id, limit=1, others=False)
+    if not ids or not dossiers_score_claimed(ids).scored:
+        return None
+    return Score.objects.filter(dossier_id=dossier_id).order_by("-created_at").first()

@@ -44,6 +44,25 @@ def audit_record(
     )
 
 
+def audit_records(entries: list[tuple[Actor, str, models.Model, dict[str, Any] | None, dict[str, Any] | None]]) -> None:
+    """Many audit rows in one insert, each ``(actor, action, object, before, after)``: a batch's decisions."""
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                actor_user=actor.user,
+                actor_client=actor.client,
+                actor_system=actor.system,
+                action=action,
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk),
+                before=before,
+                after=after,
+            )
+            for actor, action, obj, before, after in entries
+        ]
+    )
+
+
 def audit_history(obj: models.Model, *, newest_first: bool = True) -> models.QuerySet[AuditEvent]:
     """The audit events of one object, with their actors, for history panels."""
     order = ("-at", "-id") if newest_first else ("at", "id")

@@ -427,7 +427,11 @@ _ERROR_TEXT = {
     415: ("The body is not `application/json`.", "unsupported-media-type", "Unsupported media type"),
     422: ("The request cannot be processed as sent.", "unprocessable", "Unprocessable content"),
     429: ("Rate limit or sandbox allowance reached: see `Retry-After`.", "throttled", "Too many requests"),
-    503: ("Temporarily unavailable: see `Retry-After`.", "service-unavailable", "Service unavailable"),
+    503: (
+        "Temporarily unavailable (database, or scoring behind: `scoring-backlog`): see `Retry-After`.",
+        "service-unavailable",
+        "Service unavailable",
+    ),
 }
 
 

@@ -23,10 +23,17 @@ from kombu.exceptions import OperationalError
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task: Any, *args: Any) -> bool:
-    """Send ``task`` now; a broker that cannot be reached is logged, not raised: the sweep sends it later."""
+def enqueue(task: Any, *args: Any, countdown: float | None = None) -> bool:
+    """Send ``task`` (after ``countdown`` seconds); a broker that cannot be reached is logged, not raised.
+
+    The sweep sends it later. Countdowns stay short (seconds): Redis redelivers any message
+    held past its visibility timeout, so long delays belong in the database.
+    """
     try:
-        task.delay(*args)
+        if countdown is None:
+            task.delay(*args)
+        else:
+            task.apply_async(args, countdown=countdown)
     except (OperationalError, ConnectionError, OSError) as exc:
         logger.warning("Broker unreachable, %s%r left to the sweep: %s", task.name, args, exc)
         return False

@@ -336,11 +336,11 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-webhooks": {"task": "alerts.tasks.deliver_due_webhooks", "schedule": timedelta(seconds=10)},
     "requeue-stalled-dossiers": {
         "task": "dossiers.tasks.requeue_stalled_dossiers",
-        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
+        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 5)),
     },
     "requeue-stalled-bulk-jobs": {
         "task": "scoring.tasks.requeue_stalled_bulk_jobs",
-        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 60)),
+        "schedule": timedelta(seconds=env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 5)),
     },
     "clear-expired-tokens": {"task": "riskoffice.tasks.clear_expired_tokens", "schedule": timedelta(hours=6)},
     "purge-expired-idempotency-keys": {
@@ -374,8 +374,23 @@ if IDEMPOTENCY_IN_FLIGHT_SECONDS <= PREFER_WAIT_MAX_SECONDS:
 # in production (SSRF); dev and tests deliver to local receivers.
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTION)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
-# A dossier still pending after this long is enqueued again (the broker may have lost it).
-SCORING_STALL_SECONDS = env_int("SCORING_STALL_SECONDS", 120)
+# Scoring batches (dossiers/batch.py): a worker claims up to this many pending dossiers at once...
+SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 100)
+# ...and holds them this long; a dead worker's dossiers are free again when it passes.
+SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 15)
+# A wake-up sent to the workers counts as outstanding (no other is sent) until a worker takes it, or this long.
+SCORING_WAKE_UP_SECONDS = env_int("SCORING_WAKE_UP_SECONDS", 2)
+# A dossier whose assessment raised this many times becomes failed.
+SCORING_MAX_ATTEMPTS = env_int("SCORING_MAX_ATTEMPTS", 4)
+# A dossier (or a queued bulk job) nobody holds that has not moved for this long is enqueued again
+# (the broker lost its message, or its worker died); beat looks every SCORING_REQUEUE_INTERVAL_SECONDS.
+SCORING_STALL_SECONDS = env_int("SCORING_STALL_SECONDS", 20)
+SCORING_REQUEUE_INTERVAL_SECONDS = env_int("SCORING_REQUEUE_INTERVAL_SECONDS", 5)
+if SCORING_STALL_SECONDS <= SCORING_LEASE_SECONDS:
+    raise ImproperlyConfigured("SCORING_STALL_SECONDS must exceed SCORING_LEASE_SECONDS")
+# Back-pressure: while the oldest dossier nobody has claimed waited longer than this, POST /api/v1/scores
+# answers 503 with Retry-After instead of queueing more work than the workers can score.
+SCORING_BACKLOG_MAX_SECONDS = env_int("SCORING_BACKLOG_MAX_SECONDS", 30)
 # A row the sweep re-enqueues waits twice as long each time before the next try, at most this long.
 REQUEUE_MAX_SECONDS = env_int("REQUEUE_MAX_SECONDS", 3600)
 # Data-source connectors of non-sandbox partners (docs/sources.md); the sandbox needs none of these.

@@ -17,7 +17,8 @@ from scoring.models import ModelVersion, PolicyVersion
 from scoring.policy.apply import PolicyResult, policy_apply
 from scoring.policy.scale import band_for, score_for
 from scoring.selectors import champion_for, policy_current
-from scoring.sources import gather_for_dossier
+from scoring.sources import GatheredData, gather_for_dossier
+from scoring.sources.on_file import on_file_for
 
 
 class AssessmentUnavailable(Exception):
@@ -49,14 +50,55 @@ class Assessment:
 
 def assess(dossier: Any) -> Assessment:
     """The assessment of a dossier with its segment's champion and current policy; raises AssessmentUnavailable."""
-    model_version = champion_for(dossier.segment)
-    policy = policy_current(dossier.segment)
-    if model_version is None or policy is None:
-        raise AssessmentUnavailable("No champion model or current policy for this segment; train and promote a model.")
-    gathered = gather_for_dossier(dossier)
+    outcome = assess_many([dossier])[dossier.pk]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def assess_many(dossiers: list[Any]) -> dict[Any, Assessment | Exception]:
+    """Assessments of many dossiers, the model run once per segment on one matrix: {pk: assessment or error}.
+
+    What is on file is read in two queries for all of them; each segment's champion and policy
+    once; TreeSHAP is computed row by row inside XGBoost, so every dossier gets the very
+    contributions it would get alone. A dossier whose data could not be gathered gets its
+    exception, the others their assessment: one bad dossier does not fail a batch.
+    """
+    results: dict[Any, Assessment | Exception] = {}
+    on_file = on_file_for(dossiers)
+    for segment in sorted({d.segment for d in dossiers}):
+        members = [d for d in dossiers if d.segment == segment]
+        model_version, policy = champion_for(segment), policy_current(segment)
+        if model_version is None or policy is None:
+            unavailable = AssessmentUnavailable(
+                "No champion model or current policy for this segment; train and promote a model."
+            )
+            results.update(dict.fromkeys((d.pk for d in members), unavailable))
+            continue
+        ready = []
+        for dossier in members:
+            try:
+                gathered = gather_for_dossier(dossier, on_file[dossier.pk])
+                ready.append((dossier, gathered, features_for(segment, gathered, float(dossier.requested_amount))))
+            except Exception as exc:  # noqa: BLE001 - kept with its dossier, which the caller retries alone
+                results[dossier.pk] = exc
+        if not ready:
+            continue
+        explanations = engine.explain_many(engine.model_load(model_version), [features for _, _, features in ready])
+        for (dossier, gathered, features), explanation in zip(ready, explanations, strict=True):
+            results[dossier.pk] = _assessment(dossier, model_version, policy, gathered, features, explanation)
+    return results
+
+
+def _assessment(
+    dossier: Any,
+    model_version: ModelVersion,
+    policy: PolicyVersion,
+    gathered: GatheredData,
+    features: dict[str, Any],
+    explanation: engine.Explanation,
+) -> Assessment:
     requested = float(dossier.requested_amount)
-    features = features_for(dossier.segment, gathered, requested)
-    explanation = engine.explain_one(engine.model_load(model_version), features)
     pd = explanation.probability_of_default
     identity = dict(gathered.identity)
     return Assessment(

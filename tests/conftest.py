@@ -254,6 +254,7 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         DATABASE_URL=_database_url(),
         DJANGO_SETTINGS_MODULE="riskoffice.settings",
         SCORING_STALL_SECONDS="5",
+        SCORING_LEASE_SECONDS="3",
         SCORING_REQUEUE_INTERVAL_SECONDS="2",
     )
     celery = [sys.executable, "-m", "celery", "-A", "riskoffice"]
@@ -295,6 +296,14 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+def broker_queue_length(queue: str = "celery") -> int:
+    """Messages waiting on the configured broker's queue (Redis or the embedded filesystem transport)."""
+    from riskoffice.celery import app
+
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue, passive=False).message_count
 
 
 @pytest.fixture(autouse=True)

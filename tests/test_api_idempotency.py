@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -22,6 +23,14 @@ from riskoffice.models import IdempotencyKey
 from riskoffice.tasks import purge_expired_idempotency_keys
 
 from .conftest import make_partner_client, obtain_token
+from .test_sources import (
+    BODACC,
+    REGISTRY,
+    apis,  # noqa: F401 - the fixture
+    bodacc_answer,
+    registry_answer,
+    registry_record,
+)
 
 VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok_123"], "requested_amount": 25000}
 SCORES = "/api/v1/scores"
@@ -284,11 +293,20 @@ def _token(client, partner_client) -> dict[str, str]:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_same_key_while_the_first_request_is_still_answering_is_asked_to_retry_409(
-    live_server, client, marketplace
+    live_server,
+    client,
+    marketplace,
+    champion,
+    apis,  # noqa: F811
 ):
+    # A live partner whose company registry takes 2 s to answer: the first request, which scores
+    # its dossier itself (Prefer: wait), is still answering, its key in flight.
+    marketplace.partner.is_sandbox = False
+    marketplace.partner.save(update_fields=["is_sandbox"])
+    apis.answer(REGISTRY, replace(registry_answer(registry_record("552100554")), delay=2.0))
+    apis.answer(BODACC, bodacc_answer())
     auth = _token(client, marketplace)
     url = f"{live_server.url}{SCORES}"
-    # No worker runs: the first request waits its full 3 s for a score, its key in flight.
     waiting = {**auth, "Idempotency-Key": "slow-1", "Prefer": "wait=3"}
     answers: list[requests.Response] = []
     first = threading.Thread(target=lambda: answers.append(requests.post(url, json=VALID, headers=waiting, timeout=30)))
@@ -304,9 +322,10 @@ def test_the_same_key_while_the_first_request_is_still_answering_is_asked_to_ret
     assert during.json()["type"] == "urn:riskoffice:problem:idempotency-key-in-flight"
 
     first.join(timeout=30)
-    assert answers[0].status_code == 202 and "Preference-Applied" not in answers[0].headers
+    assert answers[0].status_code == 200 and answers[0].headers["Preference-Applied"] == "wait=3"
+    assert answers[0].json()["status"] == "scored"
     after = requests.post(url, json=VALID, headers={**auth, "Idempotency-Key": "slow-1"}, timeout=30)
-    assert after.status_code == 202
+    assert after.status_code == 200
     assert after.headers["Idempotent-Replayed"] == "true"
     assert after.json() == answers[0].json()
     assert Dossier.objects.count() == 1

@@ -10,6 +10,14 @@ from rest_framework.test import APIRequestFactory
 
 from dossiers.api import preferred_wait
 from dossiers.models import Dossier
+from riskoffice.celery import app
+from scoring.models import Score
+from tests.conftest import broker_queue_length
+
+
+def purge_broker() -> None:
+    app.control.purge()
+
 
 VALID = {"company": {"siren": "552100554", "vat": "FR96552100554"}, "bank_data": ["tok_123"], "requested_amount": 25000}
 SCORES = "/api/v1/scores"
@@ -77,15 +85,60 @@ def test_a_longer_wait_is_clamped_and_wait_0_answers_202_at_once(api, champion, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_without_a_worker_the_wait_ends_in_the_usual_202(api, champion):
-    started = time.monotonic()
-    response = api.post(SCORES, VALID, HTTP_PREFER="wait=1")
-    elapsed = time.monotonic() - started
-    assert response.status_code == 202
+def test_the_request_that_waits_scores_its_dossier_itself_without_a_worker_or_a_message(api, champion):
+    """No worker runs, none is needed: the dossier is created claimed by the request, which scores it after commit."""
+    purge_broker()
+    response = api.post(SCORES, VALID, HTTP_PREFER="wait=5")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "scored"
+    dossier = Dossier.objects.get()
+    assert dossier.status == Dossier.Status.SCORED and dossier.claimed_until is None and dossier.attempts == 1
+    assert Score.objects.filter(dossier=dossier).count() == 1
+    assert broker_queue_length() == 0  # nothing was sent to the workers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dossier_the_request_could_not_score_is_handed_to_the_workers_with_a_202(api, champion, monkeypatch):
+    """An unexpected error while gathering its data: the partner gets the 202 and a worker tries again later."""
+    from scoring import sources
+
+    def broken(**kwargs):
+        raise RuntimeError("a bug in a connector")
+
+    purge_broker()
+    monkeypatch.setattr(sources, "gather_sandbox", broken)
+    response = api.post(SCORES, VALID, HTTP_PREFER="wait=5")
+    assert response.status_code == 202, response.content
     assert "Preference-Applied" not in response
-    assert response["Location"].endswith(f"/api/v1/scores/{response.json()['id']}")
-    assert Dossier.objects.get().status == Dossier.Status.PENDING
-    assert 1 <= elapsed < 3
+    dossier = Dossier.objects.get()
+    assert dossier.status == Dossier.Status.PENDING and dossier.attempts == 1
+    assert dossier.claimed_until is not None  # held for its back-off, then retried by its own message
+    assert broker_queue_length() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dossier_whose_request_died_before_scoring_it_is_swept_once_its_claim_lapses(api, champion, marketplace):
+    """The request's claim is a lease: when it passes and the dossier has not moved, the sweep sends it to a worker."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from dossiers.services import dossier_create, dossiers_requeue_stalled
+    from riskoffice.audit import Actor
+
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren="552100554",
+        requested_amount=25000,
+        bank_tokens=[],
+        actor=Actor(client=marketplace.api_client),
+        score_here=True,
+    )
+    assert dossiers_requeue_stalled() == []  # held by its request
+    past = timezone.now() - timedelta(seconds=settings.SCORING_STALL_SECONDS + 1)
+    Dossier.objects.filter(pk=dossier.pk).update(claimed_until=past, updated_at=past)
+    assert dossiers_requeue_stalled() == [dossier.pk]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from dossiers.models import Dossier, Outcome, Override
 from dossiers.services import dossier_create, dossier_score
-from dossiers.tasks import score_dossier
+from dossiers.tasks import score_pending
 from riskoffice.audit import Actor
 from tests.conftest import ARTIFACTS, PASSWORD
 
@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
     # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
-    monkeypatch.setattr(score_dossier, "delay", lambda *args, **kwargs: None)
+    monkeypatch.setattr(score_pending, "delay", lambda *args, **kwargs: None)
     dossier = dossier_create(
         partner=marketplace.partner,
         siren="552100554",

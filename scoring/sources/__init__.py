@@ -45,13 +45,18 @@ SOURCE_LABELS = {
 }
 
 
-def gather_for_dossier(dossier: Any) -> GatheredData:
-    """Everything the dossier's segment needs, from the sources its partner is entitled to."""
+def gather_for_dossier(dossier: Any, on_file: tuple[SourceResult | None, SourceResult] | None = None) -> GatheredData:
+    """Everything the dossier's segment needs, from the sources its partner is entitled to.
+
+    ``on_file``: the statements and events on file when the caller read them already, for many
+    dossiers at once (``on_file.on_file_for``); read here otherwise.
+    """
+    statements, events = on_file or (None, None)
     if dossier.segment == "b2c":
         # Individuals have their own sources, kept in their own module.
         from scoring.sources.individuals import gather_individual
 
-        return gather_individual(dossier)
+        return gather_individual(dossier, events)
     if dossier.segment != "b2b":
         raise ValueError(f"no sources for segment {dossier.segment!r}")
     partner = dossier.partner
@@ -62,8 +67,11 @@ def gather_for_dossier(dossier: Any) -> GatheredData:
     else:
         gathered = gather_live(siren=siren, bank_tokens=dossier.bank_tokens)
         live = True
-    merge_statements(gathered, statements_on_file(dossier), always_report=live)
-    merge_events(gathered, events_on_file(dossier.company_id, partner_id=dossier.partner_id), always_report=live)
+    if on_file is None:
+        statements = statements_on_file(dossier)
+        events = events_on_file(dossier.company_id, partner_id=dossier.partner_id)
+    merge_statements(gathered, statements, always_report=live)
+    merge_events(gathered, events, always_report=live)
     return gathered
 
 

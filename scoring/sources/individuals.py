@@ -30,8 +30,11 @@ from scoring.sources.sandbox import sandbox_bank_and_events_results
 EVENTS = "negative_events"
 
 
-def gather_individual(dossier: Any) -> GatheredData:
-    """Bank aggregates and reported events for a B2C dossier, each with its provenance."""
+def gather_individual(dossier: Any, events: SourceResult | None = None) -> GatheredData:
+    """Bank aggregates and reported events for a B2C dossier, each with its provenance.
+
+    ``events``: the events on file when the caller read them already (``on_file.on_file_for``).
+    """
     partner = dossier.partner
     if partner is None or partner.is_sandbox:
         gathered = gather_individual_sandbox(reference=dossier.individual.reference, bank_tokens=dossier.bank_tokens)
@@ -40,7 +43,9 @@ def gather_individual(dossier: Any) -> GatheredData:
         gathered = GatheredData(
             results=[bank], bank=dict(bank.data) if bank.status == "ok" else None, events={"late_repayments_12m": 0}
         )
-    merge_individual_events(gathered, individual_events_on_file(dossier.individual_id, partner_id=dossier.partner_id))
+    if events is None:
+        events = individual_events_on_file(dossier.individual_id, partner_id=dossier.partner_id)
+    merge_individual_events(gathered, events)
     return gathered
 
 
@@ -57,7 +62,11 @@ def gather_individual_sandbox(*, reference: str, bank_tokens: list[str]) -> Gath
 
 def individual_events_on_file(individual_id: Any, today: date | None = None, *, partner_id: Any) -> SourceResult:
     """Late repayments and SEPA incidents reported about the individual over the last 12 months."""
-    counts = event_counts_12m(individual_id=individual_id, partner_id=partner_id, today=today)
+    return individual_events_result(event_counts_12m(individual_id=individual_id, partner_id=partner_id, today=today))
+
+
+def individual_events_result(counts: dict[str, Any]) -> SourceResult:
+    """An individual's event counts (``event_counts_12m``) as the source result the features are built from."""
     data = {"late_repayments_12m": counts["delays"], "sepa_incidents_12m": counts["sepa"]}
     detail = f"{counts['delays']} late repayment(s), {counts['sepa']} SEPA incident(s) in 12 months"
     return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)

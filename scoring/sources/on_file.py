@@ -34,6 +34,11 @@ def statements_on_file(dossier: Any) -> SourceResult:
     if dossier.partner_id:
         visible |= Q(source=FinancialStatement.Source.PARTNER, supplied_by_client__partner_id=dossier.partner_id)
     statement = FinancialStatement.objects.filter(visible, company_id=dossier.company_id).first()  # latest first
+    return statement_result(statement)
+
+
+def statement_result(statement: Any) -> SourceResult:
+    """A statement on file (or None) as the source result the features are built from."""
     if statement is None:
         return SourceResult(STATEMENTS, "missing", timezone.now(), detail="no financial statements on file")
     figures = {
@@ -71,7 +76,11 @@ def event_counts_12m(*, partner_id: Any, today: date | None = None, **subject: A
 
 def events_on_file(company_id: Any, today: date | None = None, *, partner_id: Any) -> SourceResult:
     """Counts of the company's negative events of the last 12 months that ``partner_id``'s dossiers may see."""
-    counts = event_counts_12m(company_id=company_id, partner_id=partner_id, today=today)
+    return events_result(event_counts_12m(company_id=company_id, partner_id=partner_id, today=today))
+
+
+def events_result(counts: dict[str, Any]) -> SourceResult:
+    """A company's event counts (``event_counts_12m``) as the source result the features are built from."""
     data = {
         "payment_delays_12m": counts["delays"],
         "max_payment_delay_days": counts["max_delay"] or 0,
@@ -83,6 +92,80 @@ def events_on_file(company_id: Any, today: date | None = None, *, partner_id: An
         f"{counts['insolvency']} insolvency proceeding(s) in 12 months"
     )
     return SourceResult(EVENTS, "ok", timezone.now(), data=data, detail=detail)
+
+
+def on_file_for(dossiers: list[Any], today: date | None = None) -> dict[Any, tuple[SourceResult | None, SourceResult]]:
+    """What is on file for many dossiers at once, in two queries: {dossier pk: (statements, events)}.
+
+    The same rules as ``statements_on_file`` and ``events_on_file`` / ``individual_events_on_file``
+    (a partner's statements and reports serve that partner's dossiers only); statements are None
+    for an individual's dossier. The scoring batch reads this instead of two queries per dossier.
+    """
+    from alerts.models import NegativeEvent
+    from scoring.models import FinancialStatement
+    from scoring.sources.individuals import individual_events_result
+
+    today = today or timezone.localdate()
+    company_ids = {d.company_id for d in dossiers if d.company_id}
+    individual_ids = {d.individual_id for d in dossiers if d.individual_id}
+    partner_ids = {d.partner_id for d in dossiers if d.partner_id}
+    statements: dict[Any, list[Any]] = {}
+    if company_ids:
+        visible = Q(source=FinancialStatement.Source.ANALYST) | Q(
+            source=FinancialStatement.Source.PARTNER, supplied_by_client__partner_id__in=partner_ids
+        )
+        rows = FinancialStatement.objects.filter(visible, company_id__in=company_ids).select_related(
+            "supplied_by_client"
+        )
+        for statement in rows:  # latest first (the model's ordering), per company
+            statements.setdefault(statement.company_id, []).append(statement)
+    events: list[dict[str, Any]] = []
+    if company_ids or individual_ids:
+        events = list(
+            NegativeEvent.objects.filter(
+                Q(company_id__in=company_ids) | Q(individual_id__in=individual_ids),
+                occurred_on__gt=today - timedelta(days=365),
+                occurred_on__lte=today,
+            ).values("company_id", "individual_id", "kind", "days_late", "reported_by__partner_id")
+        )
+    found = {}
+    for dossier in dossiers:
+        counts = _counts_visible(events, dossier)
+        if dossier.company_id:
+            statement = next(
+                (s for s in statements.get(dossier.company_id, []) if _statement_visible(s, dossier.partner_id)), None
+            )
+            found[dossier.pk] = (statement_result(statement), events_result(counts))
+        else:
+            found[dossier.pk] = (None, individual_events_result(counts))
+    return found
+
+
+def _statement_visible(statement: Any, partner_id: Any) -> bool:
+    if statement.source != statement.Source.PARTNER:
+        return True
+    return partner_id is not None and statement.supplied_by_client.partner_id == partner_id
+
+
+def _counts_visible(events: list[dict[str, Any]], dossier: Any) -> dict[str, Any]:
+    """``event_counts_12m``'s counts for one dossier, from rows already read (same visibility rule)."""
+    from alerts.models import NegativeEvent
+
+    Kind = NegativeEvent.Kind
+    subject = ("company_id", dossier.company_id) if dossier.company_id else ("individual_id", dossier.individual_id)
+    mine = [
+        e
+        for e in events
+        if e[subject[0]] == subject[1]
+        and (e["reported_by__partner_id"] is None or e["reported_by__partner_id"] == dossier.partner_id)
+    ]
+    delays = [e["days_late"] for e in mine if e["kind"] == Kind.PAYMENT_DELAY]
+    return {
+        "delays": len(delays),
+        "max_delay": max((d for d in delays if d is not None), default=None),
+        "sepa": sum(e["kind"] == Kind.SEPA_INCIDENT for e in mine),
+        "insolvency": sum(e["kind"] == Kind.INSOLVENCY_PROCEEDING for e in mine),
+    }
 
 
 def has_events(result: SourceResult) -> bool:
