@@ -34,9 +34,12 @@ class SandboxAllowanceExhausted(Exception):
 
 
 def sandbox_allowance_charge(client: ApiClient | None) -> None:
-    """Within the transaction creating a dossier: refuse it when a sandbox client's allowance is used up.
+    """At the end of the transaction creating a dossier: refuse it when a sandbox client's allowance is used up.
 
-    The client's row is locked first, so concurrent requests of one client are counted one after another.
+    The new dossier is already inserted, so it counts itself. The client's row is locked first,
+    so concurrent requests of one client are counted one after another (each count, a statement
+    of its own, sees what the requests before it committed); the lock is held only for this count
+    and the commit that follows. Reads at most ``allowance + 1`` index entries, one row back.
     """
     if client is None or not client.partner.is_sandbox:
         return
@@ -45,10 +48,11 @@ def sandbox_allowance_charge(client: ApiClient | None) -> None:
     days = settings.SANDBOX_ALLOWANCE_DAYS
     window_start = timezone.now() - timedelta(days=days)
     recent = Dossier.objects.filter(api_client=client, created_at__gt=window_start).order_by("-created_at")
-    used = list(recent.values_list("created_at", flat=True)[: allowance + 1])
-    if len(used) < allowance:
+    # The (allowance + 1)-th most recent request, this one included: none means within the allowance;
+    # else it is the allowance-th before this one, and a slot frees when it leaves the window.
+    over = list(recent.values_list("created_at", flat=True)[allowance : allowance + 1])
+    if not over:
         return
-    # A slot frees when the allowance-th most recent request leaves the window.
-    frees_at = used[allowance - 1] + timedelta(days=days) if allowance else timezone.now() + timedelta(days=days)
+    frees_at = over[0] + timedelta(days=days) if allowance else timezone.now() + timedelta(days=days)
     retry_after = max(1, math.ceil((frees_at - timezone.now()).total_seconds()))
     raise SandboxAllowanceExhausted(allowance=allowance, days=days, retry_after=retry_after)

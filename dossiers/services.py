@@ -54,7 +54,6 @@ def dossier_create(
 
     ``score_here``: the caller scores it itself right after commit (``dossier_score_here``) instead.
     """
-    sandbox_allowance_charge(actor.client)
     company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
     dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, company=company, score_here=score_here)
     for values in statements or []:
@@ -65,6 +64,7 @@ def dossier_create(
     if statements:
         after["financial_statements"] = [_statement_audit(values) for values in statements]
     audit_record(actor=actor, action="dossier.created", obj=dossier, after=after)
+    sandbox_allowance_charge(actor.client)  # last: its lock on the client is held only until commit
     return dossier
 
 
@@ -83,7 +83,6 @@ def dossier_create_individual(
     References are the partner's own: the same reference from two partners is two people.
     ``score_here`` as for ``dossier_create``.
     """
-    sandbox_allowance_charge(actor.client)
     individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
     dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, individual=individual, score_here=score_here)
     audit_record(
@@ -96,6 +95,7 @@ def dossier_create_individual(
             "bank_tokens": len(bank_tokens),
         },
     )
+    sandbox_allowance_charge(actor.client)  # last: its lock on the client is held only until commit
     return dossier
 
 
