@@ -22,6 +22,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("RISKOFFICE_VAR_DIR", BASE_DIR / "var"))
@@ -325,6 +326,18 @@ else:
     # Redis: any countdown longer than visibility_timeout would be redelivered, so
     # long delays (webhook retries) live in the database instead (docs/architecture.md).
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Queues by kind of work, so that machines can be given to one kind (docs/scaling.md): a worker started
+# without -Q consumes them all; `celery -A riskoffice worker -Q scoring` serves score requests only.
+CELERY_TASK_DEFAULT_QUEUE = "celery"  # sweeps, heartbeats, purges: small and periodic
+CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", "scoring", "webhooks", "bulk")]
+CELERY_TASK_ROUTES = {
+    "dossiers.tasks.score_pending": {"queue": "scoring"},
+    "dossiers.tasks.score_dossier": {"queue": "scoring"},
+    "alerts.tasks.deliver_webhook": {"queue": "webhooks"},
+    "alerts.tasks.deliver_due_webhooks": {"queue": "webhooks"},
+    "scoring.tasks.run_bulk_job": {"queue": "bulk"},  # analysts' files: minutes of work each
+    "scoring.portfolio.rescore_chunk": {"queue": "bulk"},  # portfolio re-scores: thousands of companies a task
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # every task is idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -298,7 +298,7 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[subprocess.Pop
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def broker_queue_length(queue: str = "celery") -> int:
+def broker_queue_length(queue: str) -> int:
     """Messages waiting on the configured broker's queue (Redis or the embedded filesystem transport)."""
     from riskoffice.celery import app
 

@@ -94,7 +94,7 @@ def test_the_request_that_waits_scores_its_dossier_itself_without_a_worker_or_a_
     dossier = Dossier.objects.get()
     assert dossier.status == Dossier.Status.SCORED and dossier.claimed_until is None and dossier.attempts == 1
     assert Score.objects.filter(dossier=dossier).count() == 1
-    assert broker_queue_length() == 0  # nothing was sent to the workers
+    assert broker_queue_length("scoring") == 0  # nothing was sent to the workers
 
 
 @pytest.mark.django_db(transaction=True)
@@ -113,7 +113,7 @@ def test_a_dossier_the_request_could_not_score_is_handed_to_the_workers_with_a_2
     dossier = Dossier.objects.get()
     assert dossier.status == Dossier.Status.PENDING and dossier.attempts == 1
     assert dossier.claimed_until is not None  # held for its back-off, then retried by its own message
-    assert broker_queue_length() == 1
+    assert broker_queue_length("scoring") == 1
 
 
 @pytest.mark.django_db(transaction=True)

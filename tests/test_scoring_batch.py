@@ -274,12 +274,12 @@ def test_new_dossiers_send_one_wake_up_while_one_is_outstanding_and_a_new_one_on
     app.control.purge()
     cache.delete(WAKE_UP_KEY)
     pending(marketplace, 10)
-    assert broker_queue_length() == 1  # ten dossiers, one message: a worker will take them all
+    assert broker_queue_length("scoring") == 1  # ten dossiers, one message: a worker will take them all
 
     scoring_woken()  # the worker that received it: clears the flag, then claims
     assert Dossier.objects.filter(status="scored").count() == 10
     pending(marketplace, 1, start=60_000_000)
-    assert broker_queue_length() == 2  # committed after the worker's claim: it sent its own
+    assert broker_queue_length("scoring") == 2  # committed after the worker's claim: it sent its own
 
 
 @pytest.mark.django_db(transaction=True)
@@ -291,6 +291,23 @@ def test_a_worker_whose_batch_is_full_wakes_another_before_scoring(marketplace, 
     cache.delete(WAKE_UP_KEY)
 
     assert len(scoring_woken().scored) == 3
-    assert broker_queue_length() == 1  # the other two are someone else's batch
+    assert broker_queue_length("scoring") == 1  # the other two are someone else's batch
     assert len(scoring_woken().scored) == 2
-    assert broker_queue_length() == 1  # a batch that was not full wakes nobody
+    assert broker_queue_length("scoring") == 1  # a batch that was not full wakes nobody
+
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        ("dossiers.tasks.score_pending", "scoring"),
+        ("dossiers.tasks.score_dossier", "scoring"),
+        ("alerts.tasks.deliver_webhook", "webhooks"),
+        ("scoring.tasks.run_bulk_job", "bulk"),
+        ("scoring.portfolio.rescore_chunk", "bulk"),
+        ("riskoffice.tasks.heartbeat", "celery"),
+    ],
+)
+def test_each_kind_of_work_has_its_queue_and_a_worker_without_q_consumes_them_all(task, queue):
+    """Machines can be given to one kind of work (`-Q scoring`); a plain worker serves every queue."""
+    assert app.amqp.router.route({}, task)["queue"].name == queue
+    assert queue in {q.name for q in app.conf.task_queues}
