@@ -170,6 +170,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Tests that start a worker process need the test database on disk, not in memory.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-riskoffice.sqlite3")}
+# Behind PgBouncer in transaction mode (docs/scaling.md): no server-side cursor may outlive a statement.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DATABASE_BEHIND_PGBOUNCER", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
