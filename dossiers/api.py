@@ -210,11 +210,15 @@ def _score_when_ready(request: Request, accepted: Response, wait: int) -> Respon
     through the broker, nothing to poll. A dossier whose scoring failed here is handed to the
     workers and the answer is the 202: the partner polls, or hears from the webhook.
     """
-    services.dossier_score_here(dossier_id=accepted.data["id"])
-    dossier = get_or_404(selectors.dossiers_for_client(api_client_of(request)), accepted.data["id"])
-    if dossier.status == Dossier.Status.PENDING:
-        return accepted
-    body = score_representation(dossier, selectors.latest_score(dossier), lang=_language(request))
+    stored = services.dossier_score_here(dossier_id=accepted.data["id"])
+    if stored is not None:
+        dossier, score = stored  # as stored: no need to read them back
+    else:
+        dossier = get_or_404(selectors.dossiers_for_client(api_client_of(request)), accepted.data["id"])
+        if dossier.status == Dossier.Status.PENDING:
+            return accepted
+        score = selectors.latest_score(dossier)
+    body = score_representation(dossier, score, lang=_language(request))
     headers = {"Location": accepted["Location"], "Preference-Applied": f"wait={wait}"}
     return Response(body, status=status.HTTP_200_OK, headers=headers)
 

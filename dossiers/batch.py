@@ -63,6 +63,7 @@ class BatchResult:
 
     claimed: list[Any] = field(default_factory=list)
     scored: list[Any] = field(default_factory=list)
+    stored: dict[Any, tuple[Dossier, Score]] = field(default_factory=dict)  # each scored dossier and its score
     failed: list[Any] = field(default_factory=list)
     retrying: list[Any] = field(default_factory=list)
 
@@ -142,7 +143,8 @@ def dossiers_score_claimed(ids: list[Any]) -> BatchResult:
     dossiers = list(Dossier.objects.select_related("company", "individual", "partner").filter(pk__in=ids))
     assessed = assess_many(dossiers)
     ready = {pk: a for pk, a in assessed.items() if isinstance(a, Assessment)}
-    result.scored = dossiers_record_assessments(ready)
+    result.stored = {dossier.pk: (dossier, score) for dossier, score in dossiers_record_assessments(ready)}
+    result.scored = list(result.stored)
     for dossier in dossiers:
         error = assessed.get(dossier.pk)
         if isinstance(error, AssessmentUnavailable):
@@ -183,8 +185,8 @@ def dossier_retry_later(dossier: Dossier, error: Exception) -> bool:
 
 
 @transaction.atomic
-def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[Any]:
-    """Store each assessment as its dossier's score, pending → scored, with audit rows and events; ids scored.
+def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tuple[Dossier, Score]]:
+    """Store each assessment as its dossier's score, pending → scored, with audit rows and events; (dossier, score).
 
     Under row locks, only dossiers still pending are written, so a duplicate batch writes nothing.
     """
@@ -220,7 +222,7 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[Any]
             if dossier.partner_id
         ]
     )
-    return [dossier.pk for dossier in dossiers]
+    return list(zip(dossiers, scores, strict=True))
 
 
 def _companies_identify(dossiers: list[Dossier], assessments: dict[Any, Assessment]) -> None:

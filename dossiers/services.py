@@ -309,16 +309,21 @@ def _statement_audit(values: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def dossier_score_here(*, dossier_id: Any) -> None:
-    """Score, in this process, a dossier created with ``score_here``; if that fails, hand it to the workers."""
+def dossier_score_here(*, dossier_id: Any) -> tuple[Dossier, Score] | None:
+    """Score, in this process, a dossier created with ``score_here``: the dossier and its score, or None.
+
+    None when it was not scored here: failed (no champion), set aside for a retry, or handed to the
+    workers because scoring it raised.
+    """
     from .tasks import score_dossier
 
     try:
-        dossiers_score_claimed([dossier_id])
+        return dossiers_score_claimed([dossier_id]).stored.get(Dossier._meta.pk.to_python(dossier_id))
     except Exception:
         logger.exception("Scoring dossier %s in the request failed; handed to the workers", dossier_id)
         Dossier.objects.filter(pk=dossier_id, status=Dossier.Status.PENDING).update(claimed_until=None)
         enqueue(score_dossier, str(dossier_id))
+        return None
 
 
 def dossier_score(*, dossier_id: Any) -> Score | None:
