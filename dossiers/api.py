@@ -423,6 +423,8 @@ def score_list_queryset(client: Any, filters: dict[str, Any]) -> QuerySet[Dossie
         "created_after": "created_at__gte",
         "created_before": "created_at__lt",
     }
+    if "reference" in filters:  # a partner's individuals are its own: the unique (partner, reference) index serves
+        dossiers = dossiers.filter(individual__partner_id=client.partner_id)
     return dossiers.filter(**{lookups[name]: value for name, value in filters.items()})
 
 

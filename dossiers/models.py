@@ -97,6 +97,8 @@ class Dossier(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The analyst queue (every status, newest first) and the usage page's month ranges.
+            models.Index(fields=["-created_at"], name="dossier_created_idx"),
             # The analyst queue and the stalled-dossier sweep: dossiers by status, oldest first.
             models.Index(fields=["status", "created_at"], name="dossier_status_created_idx"),
             # A partner's dossiers (API scoping), newest first.

@@ -15,9 +15,23 @@ from scoring.models import Score
 from .models import Dossier
 
 
+def _scores_with_versions() -> QuerySet[Score]:
+    """Scores with the model and policy versions they name, without the model's booster bytes.
+
+    A booster is 100 kB to a few MB: joined into every score row, a page of 50 dossiers read
+    megabytes and each poll of GET /api/v1/scores/{id} one booster more, to show a version label.
+    """
+    return Score.objects.select_related("model_version", "policy_version").defer("model_version__booster_ubj")
+
+
 def _with_latest_score(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
-    scores = Score.objects.select_related("model_version", "policy_version").order_by("-created_at")
-    return queryset.select_related("company", "individual", "partner").prefetch_related(
+    """Everything the score's representation shows, in two queries whatever the number of dossiers.
+
+    The outcome is joined (a left join on its unique dossier id): GET /api/v1/scores/{id}, which
+    partners poll, would otherwise spend a query of its own on it.
+    """
+    scores = _scores_with_versions().order_by("-created_at")
+    return queryset.select_related("company", "individual", "partner", "outcome").prefetch_related(
         Prefetch("scores", queryset=scores, to_attr="scores_newest_first")
     )
 
@@ -38,4 +52,4 @@ def latest_score(dossier: Dossier) -> Score | None:
     prefetched = getattr(dossier, "scores_newest_first", None)
     if prefetched is not None:
         return prefetched[0] if prefetched else None
-    return dossier.scores.select_related("model_version", "policy_version").order_by("-created_at").first()
+    return _scores_with_versions().filter(dossier=dossier).order_by("-created_at").first()

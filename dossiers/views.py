@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -28,6 +30,41 @@ from .representation import score_representation
 PAGE_SIZE = 50
 
 
+@dataclass(frozen=True)
+class QueuePage:
+    """A page of the queue, found without counting the whole queue: one row beyond the page says another follows.
+
+    Django's Paginator counts every matching dossier on each view, a scan of the table that no index serves.
+    """
+
+    number: int
+    object_list: list[Dossier]
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def _queue_page(dossiers: QuerySet[Dossier], number: str | None) -> QueuePage:
+    page = int(number) if number and re.fullmatch(r"[1-9][0-9]{0,5}", number) else 1
+    start = (page - 1) * PAGE_SIZE
+    rows = list(dossiers[start : start + PAGE_SIZE + 1])
+    return QueuePage(number=page, object_list=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE)
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     require_role(request, CAN_READ_DOSSIERS)
@@ -35,7 +72,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     dossiers = selectors.dossiers_for_user(request.user).exclude(origin=Dossier.Origin.HISTORY)
     if status in Dossier.Status.values:
         dossiers = dossiers.filter(status=status)
-    page = Paginator(dossiers, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = _queue_page(dossiers, request.GET.get("page"))
     rows = [(dossier, selectors.latest_score(dossier)) for dossier in page.object_list]
     return render(
         request,
@@ -93,7 +130,11 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
 @login_required
 def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
     require_role(request, CAN_READ_DOSSIERS)
-    dossier = get_or_404(selectors.dossiers_for_user(request.user), pk)
+    # The page names who recorded the outcome: joined with it rather than fetched after.
+    dossiers = selectors.dossiers_for_user(request.user).select_related(
+        "outcome__recorded_by", "outcome__reported_by_client__partner"
+    )
+    dossier = get_or_404(dossiers, pk)
     return render(request, "dossiers/detail.html", _detail_context(request, dossier))
 
 

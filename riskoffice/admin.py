@@ -4,6 +4,8 @@ from datetime import date
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -202,12 +204,54 @@ def _month_range(first: str, last: str, today: date) -> tuple[date, date, str]:
     return start, end, ""
 
 
+class IndexedValuesFilter(admin.SimpleListFilter):
+    """A column's distinct values read by hopping along an index that leads with it: one probe per value.
+
+    Django's own filter runs ``SELECT DISTINCT column`` over the whole table on every view of the list
+    (150 ms on 450k audit rows, docs/benchmarks.md); this costs a fraction of a millisecond. Use it only
+    on a column an index starts with: without one, each hop is a scan of its own.
+    """
+
+    column = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        # Quoted identifiers from the model and the class, never from the request; the ORM has no recursive CTE.
+        table = connection.ops.quote_name(model_admin.model._meta.db_table)
+        column = connection.ops.quote_name(self.column)
+        hop = f"SELECT MIN({column}) FROM {table}"  # noqa: S608
+        sql = (
+            f"WITH RECURSIVE hops(value) AS ({hop} UNION ALL "  # noqa: S608
+            f"SELECT ({hop} WHERE {column} > hops.value) FROM hops WHERE hops.value IS NOT NULL) "
+            "SELECT value FROM hops WHERE value IS NOT NULL"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return [(value, value) for (value,) in cursor.fetchall()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(**{self.column: self.value()}) if self.value() else queryset
+
+
+class AuditObjectTypeFilter(IndexedValuesFilter):
+    title = "object type"
+    parameter_name = column = "object_type"  # audit_object_idx starts with it
+
+
+class AuditActionFilter(IndexedValuesFilter):
+    title = "action"
+    parameter_name = column = "action"  # audit_action_idx starts with it
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit trail is written by services, never edited."""
 
     list_display = ("at", "actor_label", "action", "object_type", "object_id")
-    list_filter = ("action", "object_type")
+    # actor_label names the user or the client (its partner and application): joined, not fetched per row.
+    list_select_related = ("actor_user", "actor_client__partner", "actor_client__application")
+    list_filter = (AuditActionFilter, AuditObjectTypeFilter)
+    # The trail only grows: count it once per view (the filtered count), not a second time unfiltered.
+    show_full_result_count = False
     search_fields = ("object_id", "action")
 
     def has_add_permission(self, request):

@@ -91,6 +91,8 @@ class AuditEvent(models.Model):
         indexes = [
             # The dossier page's history: audit events of one object, newest first.
             models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_idx"),
+            # The admin's audit trail: its action filter's values, and one action's events, newest first.
+            models.Index(fields=["action", "-at"], name="audit_action_idx"),
         ]
         constraints = [
             models.CheckConstraint(

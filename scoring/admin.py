@@ -9,6 +9,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
     exclude = ("booster_ubj",)
     readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name != "booster_ubj"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("booster_ubj")  # megabytes a row, never shown
+
 
 @admin.register(PolicyVersion)
 class PolicyVersionAdmin(admin.ModelAdmin):
