@@ -425,3 +425,18 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
+
+# --- Portfolio re-score (issue 8) ---
+# Companies per chunk: one Celery task, one transaction of scores (scoring/portfolio/).
+PORTFOLIO_CHUNK_SIZE = env_int("PORTFOLIO_CHUNK_SIZE", 10_000)
+# A worker holds its chunk this long, renewed between stages; a dead worker's chunk is taken over after it.
+PORTFOLIO_LEASE_SECONDS = env_int("PORTFOLIO_LEASE_SECONDS", 15)
+# A company's explanation (exact TreeSHAP) is stored when its score moved this many points or its band changed.
+PORTFOLIO_MOVE_THRESHOLD = env_int("PORTFOLIO_MOVE_THRESHOLD", 20)
+# A chunk that failed this many times fails its run (the error is kept on the chunk and the run).
+PORTFOLIO_MAX_ATTEMPTS = env_int("PORTFOLIO_MAX_ATTEMPTS", 5)
+CELERY_BEAT_SCHEDULE["requeue-portfolio-chunks"] = {
+    "task": "scoring.portfolio.requeue_portfolio_chunks",
+    "schedule": timedelta(seconds=env_int("PORTFOLIO_SWEEP_SECONDS", 5)),
+}
+# --- end of portfolio re-score ---

@@ -274,3 +274,185 @@ class BulkScoringJob(models.Model):
                 violation_error_message="Rows done cannot exceed the rows in the file.",
             ),
         ]
+
+
+# --- Portfolio re-score (scoring/portfolio/) ----------------------------------------------------
+
+
+class PortfolioRun(models.Model):
+    """One re-score of a segment's portfolio with one model version, split into chunks of company ids.
+
+    The model version is fixed when the run starts, so a promotion during the run never mixes two models
+    in one run's scores.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="portfolio_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    started_by_system = models.CharField(max_length=50, blank=True, help_text="A command or a periodic task.")
+    chunk_size = models.PositiveIntegerField()
+    move_threshold = models.PositiveSmallIntegerField(help_text="Points a score must move to be explained.")
+    companies_total = models.PositiveIntegerField(default=0, help_text="Companies in the portfolio at the start.")
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0, help_text="Companies scored.")
+    rows_moved = models.PositiveIntegerField(default=0, help_text="Companies whose score moved or band changed.")
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage, summed over the chunks.")
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(status="running"),
+                name="portfolio_one_running_run_per_segment",
+                violation_error_message="A segment's portfolio is re-scored by one run at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(chunks_done__lte=models.F("chunks_total")),
+                name="portfolio_run_chunks_bounded",
+                violation_error_message="A run cannot finish more chunks than it has.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="running", finished_at__isnull=True)
+                | (~models.Q(status="running") & models.Q(finished_at__isnull=False)),
+                name="portfolio_run_finished_when_not_running",
+                violation_error_message="A run has a finish time exactly when it is no longer running.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Portfolio run {self.pk} ({self.segment}, {self.status})"
+
+
+class PortfolioChunk(models.Model):
+    """A range of company ids of a run, taken by one worker at a time under a lease.
+
+    A worker claims a chunk (pending, or running with an expired lease) with a conditional update that
+    draws a new ``lease_token``; it writes its scores and marks the chunk done in one transaction only if
+    it still holds that token. A worker that dies leaves the lease to expire and another takes the chunk.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    run = models.ForeignKey(PortfolioRun, on_delete=models.CASCADE, related_name="chunks")
+    sequence = models.PositiveIntegerField()
+    company_from = models.BigIntegerField(help_text="First company id, inclusive.")
+    company_to = models.BigIntegerField(help_text="Last company id, inclusive.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    lease_token = models.UUIDField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the last worker that claimed it.")
+    rows = models.PositiveIntegerField(default=0)
+    moved = models.PositiveIntegerField(default=0)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per stage of the attempt that finished.")
+    peak_rss_kb = models.PositiveIntegerField(null=True, blank=True, help_text="The worker process's ru_maxrss.")
+    error = models.TextField(blank=True, help_text="Why the last attempt failed, if it did.")
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "sequence"]
+        indexes = [
+            # The sweep: unfinished chunks whose lease expired or whose message was lost.
+            models.Index(
+                fields=["status", "lease_until"],
+                condition=~models.Q(status="done"),
+                name="portfolio_chunk_open_idx",
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "sequence"],
+                name="portfolio_chunk_unique_sequence",
+                violation_error_message="A run has one chunk per sequence number.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(company_from__lte=models.F("company_to")),
+                name="portfolio_chunk_range_ordered",
+                violation_error_message="A chunk's first company id cannot exceed its last.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="running") | models.Q(lease_token__isnull=False, lease_until__isnull=False),
+                name="portfolio_chunk_running_has_lease",
+                violation_error_message="A running chunk is held under a lease.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="done") | models.Q(finished_at__isnull=False, attempts__gte=1),
+                name="portfolio_chunk_done_was_attempted",
+                violation_error_message="A done chunk was attempted and has a finish time.",
+            ),
+        ]
+
+
+class CompanyScore(models.Model):
+    """A company's score in one portfolio run: narrow, a million rows a run.
+
+    The explanation (exact TreeSHAP contributions and the top factors) is stored only where the score
+    moved by the run's threshold or the band changed; an unchanged row carries no JSON at all.
+    """
+
+    run = models.ForeignKey(PortfolioRun, on_delete=models.CASCADE, related_name="scores", db_index=False)
+    company = models.ForeignKey(
+        "dossiers.Company", on_delete=models.PROTECT, related_name="portfolio_scores", db_index=False
+    )
+    probability_of_default = models.FloatField()
+    score = models.SmallIntegerField()
+    band = models.CharField(max_length=1)
+    # The last score the company had before this run: its previous run's, or its dossier's if more recent.
+    previous_score = models.SmallIntegerField(null=True, blank=True)
+    previous_band = models.CharField(max_length=1, blank=True)
+    delta = models.GeneratedField(
+        expression=models.F("score") - models.F("previous_score"),
+        output_field=models.SmallIntegerField(null=True, blank=True),
+        db_persist=True,
+    )
+    base_value = models.FloatField(null=True, blank=True, help_text="SHAP base value (log-odds), moved rows only.")
+    contributions = models.JSONField(null=True, blank=True, help_text="Exact TreeSHAP per feature, moved rows only.")
+    factors = models.JSONField(null=True, blank=True, help_text="Top reasons, moved rows only.")
+
+    class Meta:
+        indexes = [
+            # A company's latest score (monitoring, the company page): newest run first.
+            models.Index(fields=["company", "-run"], name="cscore_company_latest_idx"),
+        ]
+        constraints = [
+            # Also the index of a run's scores.
+            models.UniqueConstraint(
+                fields=["run", "company"],
+                name="companyscore_one_per_run",
+                violation_error_message="A company is scored once per run.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(probability_of_default__gte=0, probability_of_default__lte=1),
+                name="companyscore_pd_is_probability",
+                violation_error_message="A probability of default lies in [0, 1].",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(band__in=["A", "B", "C", "D", "E"]),
+                name="companyscore_band_known",
+                violation_error_message="A band is one of A to E.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(contributions__isnull=True, factors__isnull=True, base_value__isnull=True)
+                | models.Q(contributions__isnull=False, factors__isnull=False, base_value__isnull=False),
+                name="companyscore_explanation_whole",
+                violation_error_message="An explanation has its base value, contributions and factors together.",
+            ),
+        ]
