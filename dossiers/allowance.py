@@ -1,6 +1,7 @@
 """The sandbox allowance: a sandbox client may request SANDBOX_ALLOWANCE scores over SANDBOX_ALLOWANCE_DAYS days.
 
-An admin may set a client's own allowance (ApiClient.sandbox_allowance), e.g. to lift it for a benchmark.
+An admin may set a client's own allowance (ApiClient.sandbox_allowance), or lift it entirely
+(ApiClient.sandbox_unlimited, e.g. for a load test: then no request waits for another's count).
 Live clients have none: their usage is metered and billed instead (dossiers.usage).
 """
 
@@ -41,7 +42,7 @@ def sandbox_allowance_charge(client: ApiClient | None) -> None:
     of its own, sees what the requests before it committed); the lock is held only for this count
     and the commit that follows. Reads at most ``allowance + 1`` index entries, one row back.
     """
-    if client is None or not client.partner.is_sandbox:
+    if client is None or not client.partner.is_sandbox or client.sandbox_unlimited:
         return
     client = ApiClient.objects.select_for_update().get(pk=client.pk)
     allowance = settings.SANDBOX_ALLOWANCE if client.sandbox_allowance is None else client.sandbox_allowance

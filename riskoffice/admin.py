@@ -36,6 +36,7 @@ def _scopes_field() -> forms.MultipleChoiceField:
 
 _ALLOWANCE_HELP = "Sandbox only: scores allowed over the allowance window. Blank: the default (SANDBOX_ALLOWANCE)."
 _RATE_HELP = "Requests a minute. Blank: the default (API_RATE_LIMIT_PER_MINUTE)."
+_UNLIMITED_HELP = "Sandbox only: lift the allowance entirely (a load test, a certification run)."
 
 
 class ApiClientCreateForm(forms.Form):
@@ -45,6 +46,7 @@ class ApiClientCreateForm(forms.Form):
     )
     scopes = _scopes_field()
     sandbox_allowance = forms.IntegerField(min_value=0, required=False, help_text=_ALLOWANCE_HELP)
+    sandbox_unlimited = forms.BooleanField(required=False, help_text=_UNLIMITED_HELP)
     rate_limit_per_minute = forms.IntegerField(min_value=1, required=False, help_text=_RATE_HELP)
 
 
@@ -53,8 +55,12 @@ class ApiClientChangeForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ["is_active", "sandbox_allowance", "rate_limit_per_minute"]
-        help_texts = {"sandbox_allowance": _ALLOWANCE_HELP, "rate_limit_per_minute": _RATE_HELP}
+        fields = ["is_active", "sandbox_allowance", "sandbox_unlimited", "rate_limit_per_minute"]
+        help_texts = {
+            "sandbox_allowance": _ALLOWANCE_HELP,
+            "sandbox_unlimited": _UNLIMITED_HELP,
+            "rate_limit_per_minute": _RATE_HELP,
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,7 +93,15 @@ class ApiClientAdmin(admin.ModelAdmin):
         return "sandbox" if obj.partner.is_sandbox else "live"
 
     def get_fields(self, request, obj=None):
-        return ["partner", "client_id", "scopes", "is_active", "sandbox_allowance", "rate_limit_per_minute"]
+        return [
+            "partner",
+            "client_id",
+            "scopes",
+            "is_active",
+            "sandbox_allowance",
+            "sandbox_unlimited",
+            "rate_limit_per_minute",
+        ]
 
     def has_delete_permission(self, request, obj=None):
         return False  # dossiers and audit rows point at clients: disable instead
@@ -99,6 +113,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             scopes=data["scopes"],
             is_active=data["is_active"],
             sandbox_allowance=data["sandbox_allowance"],
+            sandbox_unlimited=data["sandbox_unlimited"],
             rate_limit_per_minute=data["rate_limit_per_minute"],
             actor=Actor(user=request.user),
         )
@@ -115,6 +130,7 @@ class ApiClientAdmin(admin.ModelAdmin):
                 scopes=client.allowed_scopes,
                 is_active=False,
                 sandbox_allowance=client.sandbox_allowance,
+                sandbox_unlimited=client.sandbox_unlimited,
                 rate_limit_per_minute=client.rate_limit_per_minute,
                 actor=Actor(user=request.user),
             )
@@ -132,6 +148,7 @@ class ApiClientAdmin(admin.ModelAdmin):
                     scopes=data["scopes"],
                     sandbox=data["sandbox"],
                     sandbox_allowance=data["sandbox_allowance"],
+                    sandbox_unlimited=data["sandbox_unlimited"],
                     rate_limit_per_minute=data["rate_limit_per_minute"],
                     actor=Actor(user=request.user),
                 )

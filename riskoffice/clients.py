@@ -51,6 +51,7 @@ def partner_client_create(
     actor: Actor,
     sandbox: bool = False,
     sandbox_allowance: int | None = None,
+    sandbox_unlimited: bool = False,
     rate_limit_per_minute: int | None = None,
 ) -> NewClient:
     """A client for the partner ``partner_name``, created with the partner when new (live unless ``sandbox``)."""
@@ -75,6 +76,7 @@ def partner_client_create(
         partner=partner,
         allowed_scopes=scopes,
         sandbox_allowance=sandbox_allowance if partner.is_sandbox else None,
+        sandbox_unlimited=sandbox_unlimited and partner.is_sandbox,
         rate_limit_per_minute=rate_limit_per_minute,
     )
     audit_record(
@@ -97,6 +99,7 @@ def _terms(api_client: ApiClient) -> dict:
         "scopes": list(api_client.allowed_scopes),
         "is_active": api_client.is_active,
         "sandbox_allowance": api_client.sandbox_allowance,
+        "sandbox_unlimited": api_client.sandbox_unlimited,
         "rate_limit_per_minute": api_client.rate_limit_per_minute,
     }
 
@@ -110,6 +113,7 @@ def api_client_update(
     sandbox_allowance: int | None,
     rate_limit_per_minute: int | None,
     actor: Actor,
+    sandbox_unlimited: bool = False,
 ) -> int:
     """Change what a client may do; returns how many of its tokens were revoked (disabled, or a scope taken away)."""
     api_client = ApiClient.objects.select_for_update().get(pk=api_client.pk)
@@ -117,8 +121,11 @@ def api_client_update(
     api_client.allowed_scopes = scopes_clean(scopes)
     api_client.is_active = is_active
     api_client.sandbox_allowance = sandbox_allowance
+    api_client.sandbox_unlimited = sandbox_unlimited and api_client.partner.is_sandbox
     api_client.rate_limit_per_minute = rate_limit_per_minute
-    api_client.save(update_fields=["allowed_scopes", "is_active", "sandbox_allowance", "rate_limit_per_minute"])
+    api_client.save(
+        update_fields=["allowed_scopes", "is_active", "sandbox_allowance", "sandbox_unlimited", "rate_limit_per_minute"]
+    )
     lost_a_scope = bool(set(before["scopes"]) - set(api_client.allowed_scopes))
     revoked = tokens_revoke(api_client) if (not is_active or lost_a_scope) else 0
     after = _terms(api_client)

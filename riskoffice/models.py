@@ -36,6 +36,11 @@ class ApiClient(models.Model):
         blank=True,
         help_text="Sandbox only: scores allowed over the allowance window; blank for the default (SANDBOX_ALLOWANCE).",
     )
+    # Lifted by an admin (a load test, a partner's certification run): no allowance is counted, and
+    # none of the client's requests waits for another's (the count takes a lock on the client).
+    sandbox_unlimited = models.BooleanField(
+        default=False, help_text="Sandbox only: no allowance at all (e.g. a load-test client)."
+    )
     rate_limit_per_minute = models.PositiveIntegerField(
         null=True, blank=True, help_text="API requests per minute; blank for the default (API_RATE_LIMIT_PER_MINUTE)."
     )

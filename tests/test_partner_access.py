@@ -142,6 +142,7 @@ def _change(admin_client, api_client: ApiClient, **fields):
         "scopes": list(api_client.allowed_scopes),
         "is_active": "on" if api_client.is_active else "",
         "sandbox_allowance": api_client.sandbox_allowance or "",
+        "sandbox_unlimited": "on" if api_client.sandbox_unlimited else "",
         "rate_limit_per_minute": api_client.rate_limit_per_minute or "",
         **fields,
     }
@@ -266,6 +267,30 @@ def test_an_admin_lifts_a_sandbox_allowance_and_the_default_is_configurable(admi
     _change(admin_client, sandbox.api_client, sandbox_allowance=3)
 
     assert post_score(admin_client, token, SIRENS[1]).status_code == 202
+
+
+def test_an_admin_lifts_a_sandbox_allowance_entirely_and_the_change_is_audited(admin_client, settings):
+    settings.SANDBOX_ALLOWANCE = 1
+    sandbox = make_partner_client("Load Test", ["scores:write"], allowance=None)
+    token = obtain_token(admin_client, sandbox)
+    assert post_score(admin_client, token, SIRENS[0]).status_code == 202
+    assert post_score(admin_client, token, SIRENS[1]).status_code == 429
+
+    _change(admin_client, sandbox.api_client, sandbox_unlimited="on")
+
+    assert [post_score(admin_client, token, siren).status_code for siren in SIRENS[1:4]] == [202, 202, 202]
+    event = AuditEvent.objects.filter(action="api_client.changed", object_id=str(sandbox.api_client.pk)).get()
+    assert (event.before["sandbox_unlimited"], event.after["sandbox_unlimited"]) == (False, True)
+
+
+def test_the_command_makes_an_unlimited_sandbox_client_and_refuses_a_word_it_does_not_know(db):
+    created = create_client_by_command(
+        "--name", "Bench", "--scopes", "scores:write", "--sandbox", "--allowance", "unlimited"
+    )
+    client = ApiClient.objects.get(application__client_id=created["client_id"])
+    assert client.sandbox_unlimited and client.sandbox_allowance is None
+    with pytest.raises(CommandError, match="whole number of scores, or 'unlimited'"):
+        create_client_by_command("--name", "Bench 2", "--scopes", "scores:write", "--sandbox", "--allowance", "lots")
 
 
 def test_requests_older_than_the_window_no_longer_count(client, settings):

@@ -31,14 +31,21 @@ class Command(BaseCommand):
             action="store_true",
             help="A sandbox partner: scored from the sandbox sources only, within an allowance. Default: live.",
         )
-        parser.add_argument("--allowance", type=int, help="Sandbox only: scores allowed over the allowance window.")
+        parser.add_argument(
+            "--allowance",
+            help="Sandbox only: scores allowed over the allowance window, or 'unlimited' (a load-test client).",
+        )
         parser.add_argument("--rate-limit", type=int, help="Requests per minute (default: API_RATE_LIMIT_PER_MINUTE).")
         parser.add_argument("--json", action="store_true", help='Print one line: {"client_id": …, "client_secret": …}')
 
     def handle(self, *args, **options):
-        for name in ("allowance", "rate_limit"):
-            if options[name] is not None and options[name] < 0:
-                raise CommandError(f"--{name.replace('_', '-')} cannot be negative.")
+        unlimited = options["allowance"] == "unlimited"
+        if options["allowance"] is not None and not unlimited:
+            if not options["allowance"].isdigit():
+                raise CommandError("--allowance is a whole number of scores, or 'unlimited'.")
+            options["allowance"] = int(options["allowance"])
+        if options["rate_limit"] is not None and options["rate_limit"] < 0:
+            raise CommandError("--rate-limit cannot be negative.")
         if options["allowance"] is not None and not options["sandbox"]:
             raise CommandError("--allowance applies to sandbox clients only (add --sandbox).")
         try:
@@ -46,7 +53,8 @@ class Command(BaseCommand):
                 partner_name=options["name"],
                 scopes=options["scopes"],
                 sandbox=options["sandbox"],
-                sandbox_allowance=options["allowance"],
+                sandbox_allowance=None if unlimited else options["allowance"],
+                sandbox_unlimited=unlimited,
                 rate_limit_per_minute=options["rate_limit"],
                 actor=Actor.of_system("create_partner_client"),
             )

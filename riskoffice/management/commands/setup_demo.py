@@ -65,7 +65,8 @@ class Command(BaseCommand):
                 "is_active": True,
                 # The demo stands for real use under load (docs/benchmarks.md): its sandbox allowance is lifted,
                 # where a new sandbox client gets SANDBOX_ALLOWANCE.
-                "sandbox_allowance": DEMO_SANDBOX_ALLOWANCE,
+                "sandbox_allowance": None,
+                "sandbox_unlimited": True,
             },
         )
         return client_secret
