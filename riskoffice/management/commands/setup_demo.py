@@ -22,7 +22,6 @@ from scoring.model.synthetic import sandbox_company, siren_from_number
 DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
 DEMO_CLIENT_ID = "demo-marketplace"
-DEMO_SANDBOX_ALLOWANCE = 1_000_000
 SAMPLE_SIRENS = ["552100554", "732829320"] + [
     siren_from_number(n) for n in (31415926, 27182818, 16180339, 14142135, 17320508, 22360679)
 ]
