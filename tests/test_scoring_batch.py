@@ -17,6 +17,7 @@ from dossiers.batch import (
     WAKE_UP_KEY,
     dossiers_claim,
     dossiers_record_assessments,
+    dossiers_requeue_stalled,
     dossiers_score_batch,
     scoring_backlog_measure,
     scoring_woken,
@@ -311,3 +312,19 @@ def test_each_kind_of_work_has_its_queue_and_a_worker_without_q_consumes_them_al
     """Machines can be given to one kind of work (`-Q scoring`); a plain worker serves every queue."""
     assert app.amqp.router.route({}, task)["queue"].name == queue
     assert queue in {q.name for q in app.conf.task_queues}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_wakes_one_worker_per_batch_of_stalled_dossiers_not_one_message_each(marketplace, settings):
+    """Dossiers whose message was lost: counted one by one (their back-off), woken up a batch at a time."""
+    settings.SCORING_BATCH_SIZE = 2
+    company = Company.objects.create(siren="552100554", vat="FR96552100554")
+    stalled = [
+        Dossier.objects.create(partner=marketplace.partner, company=company, requested_amount=Decimal(9000))
+        for _ in range(3)
+    ]
+    Dossier.objects.update(updated_at=timezone.now() - timedelta(minutes=5))
+    app.control.purge()
+
+    assert sorted(map(str, dossiers_requeue_stalled())) == sorted(str(d.pk) for d in stalled)
+    assert broker_queue_length("scoring") == 2  # three dossiers, batches of two: two wake-ups
