@@ -15,8 +15,8 @@ The guarantees of the single-dossier path hold for each dossier of a batch:
   writes only for those still pending;
 - **audit row and event in the same transaction** as the score;
 - **nothing lost when a scorer dies**: its lease passes and the sweep
-  (``requeue_stalled_dossiers``, every ``SCORING_REQUEUE_INTERVAL_SECONDS``) sends
-  the dossier again once it has not moved for ``SCORING_STALL_SECONDS``;
+  (``requeue_stalled_dossiers``, every ``SCORING_REQUEUE_INTERVAL_SECONDS``) wakes
+  a worker for it once it has not moved for ``SCORING_STALL_SECONDS``;
 - **a dossier that cannot be assessed** does not fail its batch: its lease is
   shortened to a back-off and it is tried again alone, until
   ``SCORING_MAX_ATTEMPTS`` attempts make it failed.
@@ -27,8 +27,9 @@ only if no wake-up is already outstanding (``scoring_wake_up``: an atomic
 committed after that claim sends a new one and none is stranded). A worker takes
 the oldest pending dossiers, and when its batch is full it wakes another worker
 before scoring, so every worker process joins in under load while a quiet system
-sends about one message per batch, not one per dossier. ``score_dossier(id)``
-(the sweep's and the retries' message) claims its dossier first, then others.
+sends about one message per batch, not one per dossier; the sweep wakes workers the
+same way. ``score_dossier(id)`` (a retry after a back-off) claims its dossier first,
+then others.
 """
 
 from __future__ import annotations

@@ -390,7 +390,7 @@ if IDEMPOTENCY_IN_FLIGHT_SECONDS <= PREFER_WAIT_MAX_SECONDS:
 WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", not PRODUCTION)
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 # Scoring batches (dossiers/batch.py): a worker claims up to this many pending dossiers at once...
-SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 100)
+SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 250)
 # ...and holds them this long; a dead worker's dossiers are free again when it passes.
 SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 15)
 # A wake-up sent to the workers counts as outstanding (no other is sent) until a worker takes it, or this long.
