@@ -274,7 +274,7 @@ class ScoreListCreate(APIView):
         )
 
     def post(self, request: Request) -> Response:
-        """202 at once; with ``Prefer: wait=N``, 200 and the score if ready within N s; retried safely by key."""
+        """202 at once; with ``Prefer: wait=N``, scored in this request: 200 and the score; retried safely by key."""
         wait = preferred_wait(request)
         follow_up = (lambda accepted: _score_when_ready(request, accepted, wait)) if wait else None
         work = lambda: _score_request_accept(request, score_here=bool(wait))  # noqa: E731

@@ -393,8 +393,9 @@ PREFER = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     description=(
-        "RFC 7240. `wait=N` (seconds, at most 10): answer 200 with the score if it is ready within N "
-        "seconds, else 202 as usual. Other preferences are ignored."
+        "RFC 7240. `wait=N` (seconds, at most 10; 0 asks for nothing): the server scores the dossier "
+        "while the request waits and answers 200 with the score; 202 as usual if it could not be "
+        "scored yet (it then goes to the background workers). Other preferences are ignored."
     ),
     examples=[OpenApiExample("wait", value="wait=5")],
 )
