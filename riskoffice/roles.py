@@ -22,6 +22,10 @@ def user_roles(user: AbstractBaseUser | AnonymousUser | None) -> set[str]:
     cached = getattr(user, "_riskoffice_roles", None)
     if cached is None:
         cached = set(user.groups.filter(name__in=ALL_ROLES).values_list("name", flat=True))
+        if user.is_superuser:
+            # The first account of a fresh install (manage.py createsuperuser) is an admin: it reads the
+            # queue and manages the install, but decides nothing unless a group makes it an analyst.
+            cached.add(ADMIN)
         user._riskoffice_roles = cached
     return cached
 

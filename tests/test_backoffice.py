@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -126,6 +127,22 @@ def test_a_logged_in_user_without_a_role_cannot_override_or_record_an_outcome(cl
     )
     assert override.status_code in {403, 404} and outcome.status_code in {403, 404}
     assert not Override.objects.exists() and not Outcome.objects.exists()
+
+
+def test_the_first_account_made_by_createsuperuser_reads_the_queue_as_an_admin_and_decides_nothing(
+    client, dossier, monkeypatch
+):
+    """A fresh install's first admin (no group yet) is not shown "Forbidden"; deciding still takes an analyst's role."""
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "first-admin-password-1")
+    call_command("createsuperuser", "--no-input", "--username", "root", "--email", "root@example.com")
+    assert client.login(username="root", password="first-admin-password-1")
+
+    assert client.get("/dossiers/").status_code == 200
+    assert client.get(detail_url(dossier)).status_code == 200
+    override = client.post(
+        f"{detail_url(dossier)}override", {"decision": other_decision(dossier.decision), "reason": "I am root"}
+    )
+    assert override.status_code == 403 and not Override.objects.exists()
 
 
 # --- the auditor reads, never writes ----------------------------------------------------
