@@ -166,6 +166,12 @@ class OutcomeAlreadyRecorded(ValidationError):
     problem_status, problem_slug, problem_title = 409, "outcome-already-recorded", "Outcome already recorded"
 
 
+class CreditNotGranted(ValidationError):
+    """An outcome labels a credit that was granted: a refused dossier has no repayment to learn from."""
+
+    problem_status, problem_slug, problem_title = 409, "credit-not-granted", "Credit not granted"
+
+
 class DossierNotScored(ValidationError):
     """Outcomes label scored dossiers: one still pending or failed has nothing to learn from."""
 
@@ -195,8 +201,16 @@ def outcome_record(
     dossier = Dossier.objects.select_for_update().get(pk=dossier.pk)
     if dossier.status != Dossier.Status.SCORED:
         raise DossierNotScored("Only a scored dossier can have an outcome.")
-    if occurred_on < timezone.localtime(dossier.created_at).date():
-        raise ValidationError({"occurred_on": "The outcome date cannot precede the application."})
+    if dossier.decision not in GRANTED:
+        raise CreditNotGranted(
+            f"The decision in force is {dossier.get_decision_display().lower()}: no credit was granted, "
+            "so there is no repayment or default to record."
+        )
+    decided_on = _decision_date(dossier)
+    if occurred_on < decided_on:
+        raise ValidationError(
+            {"occurred_on": f"The outcome date cannot precede the decision in force ({decided_on.isoformat()})."}
+        )
     outcome = Outcome.objects.filter(dossier=dossier).first()
     if outcome is not None:
         return _outcome_write_off(outcome, status=status, occurred_on=occurred_on, amounts=amounts, actor=actor), False
@@ -215,6 +229,16 @@ def outcome_record(
         after={"outcome": status, "occurred_on": occurred_on.isoformat(), **_amounts_audit(amounts)},
     )
     return outcome, True
+
+
+GRANTED = (Decision.ACCEPT, Decision.GUARANTEE)
+
+
+def _decision_date(dossier: Dossier) -> date:
+    """The day the decision in force was taken: the latest override's, else the latest score's."""
+    override = dossier.overrides.order_by("-created_at").values_list("created_at", flat=True).first()
+    scored = dossier.scores.order_by("-created_at").values_list("created_at", flat=True).first()
+    return timezone.localtime(override or scored or dossier.created_at).date()
 
 
 def _outcome_check(status: str, occurred_on: date, amounts: dict[str, Decimal]) -> None:

@@ -147,6 +147,35 @@ def test_a_dossier_not_yet_scored_has_no_outcome(api):
     assert not Outcome.objects.exists()
 
 
+def test_an_outcome_on_a_refused_credit_is_refused_with_409_and_nothing_is_written(api, scored, senior):
+    """No credit was granted, so there is no repayment or default to learn from (issue 9)."""
+    from dossiers.services import dossier_override
+
+    dossier = Dossier.objects.get(pk=scored)
+    if dossier.decision != "refuse":
+        dossier_override(dossier=dossier, decision="refuse", reason="Sanctioned sector.", user=senior)
+
+    response = api.post(outcome_url(scored), {"status": "repaid", "occurred_on": today()})
+
+    assert response.status_code == 409
+    problem = problem_of(response)
+    assert problem["type"] == "urn:riskoffice:problem:credit-not-granted"
+    assert "refuse" in problem["detail"]
+    assert not Outcome.objects.exists() and "dossier.outcome_recorded" not in audit_actions(scored)
+
+
+def test_an_outcome_dated_before_the_decision_in_force_is_refused(api, scored):
+    """The decision in force is today's: a repayment cannot have come before it."""
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()
+    Dossier.objects.filter(pk=scored).update(decision="accept")  # granted, whatever the sandbox company is
+
+    response = api.post(outcome_url(scored), {"status": "repaid", "occurred_on": yesterday})
+
+    assert response.status_code == 400
+    assert "occurred_on" in problem_of(response)["errors"]
+    assert not Outcome.objects.exists()
+
+
 # --- refused -------------------------------------------------------------------------------------------
 
 

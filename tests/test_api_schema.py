@@ -29,6 +29,7 @@ from dossiers.models import Dossier
 from dossiers.services import dossier_score
 from riskoffice.models import ApiClient
 from riskoffice.openapi import scopes_for
+from scoring.models import Score
 
 from .conftest import ALL_SCOPES, ROOT, make_partner_client
 
@@ -147,11 +148,18 @@ def _request_examples(schema: dict[str, Any]) -> list[tuple[str, str, str, Any]]
     return found
 
 
+def _backdate_and_grant(dossier_id: str) -> None:
+    """Requested and decided long enough ago for any example's dates, and granted: outcomes label granted credit."""
+    long_ago = datetime(2025, 1, 2, tzinfo=UTC)
+    Dossier.objects.filter(pk=dossier_id).update(created_at=long_ago, decision="accept")
+    Score.objects.filter(dossier_id=dossier_id).update(created_at=long_ago)
+
+
 def _scored_dossier(api) -> str:
-    """A scored dossier of the marketplace, requested long enough ago for any example's dates."""
+    """A scored dossier of the marketplace, requested, decided and granted long enough ago for any example."""
     created = api.post("/api/v1/scores", {"company": {"siren": "732829320"}, "requested_amount": 1000}).json()
     dossier_score(dossier_id=created["id"])
-    Dossier.objects.filter(pk=created["id"]).update(created_at=datetime(2025, 1, 2, tzinfo=UTC))
+    _backdate_and_grant(created["id"])
     return created["id"]
 
 
@@ -244,7 +252,7 @@ def test_real_scores_and_outcomes_read_as_the_schema_says(live_server, fuzzing_c
     pending = call("GET", "/api/v1/scores/{id}", score_url)
     assert pending.json()["status"] == "pending" and pending.headers["Retry-After"]
     dossier_score(dossier_id=created.json()["id"])
-    Dossier.objects.filter(pk=created.json()["id"]).update(created_at=datetime(2025, 1, 2, tzinfo=UTC))
+    _backdate_and_grant(created.json()["id"])
     for language in ("fr", "en"):
         scored = call("GET", "/api/v1/scores/{id}", score_url, headers={"Accept-Language": language})
         assert scored.json()["status"] == "scored"

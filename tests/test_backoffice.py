@@ -382,12 +382,12 @@ def test_an_outcome_dated_in_the_future_is_refused_with_a_clear_error(client, an
     assert "dossier.outcome_recorded" not in audit_actions(dossier)
 
 
-def test_an_outcome_dated_before_the_application_is_refused(client, analyst, dossier):
+def test_an_outcome_dated_before_the_decision_in_force_is_refused(client, analyst, dossier):
     login(client, analyst)
     before = (timezone.localtime(dossier.created_at).date() - timedelta(days=1)).isoformat()
     response = client.post(f"{detail_url(dossier)}outcome", {"status": "repaid", "occurred_on": before})
     assert response.status_code == 400
-    assert "The outcome date cannot precede the application." in response.content.decode()
+    assert "The outcome date cannot precede the decision in force" in response.content.decode()
     assert not Outcome.objects.exists()
 
 

@@ -68,6 +68,11 @@ def other_decision(decision: str) -> str:
     return "refuse" if decision != "refuse" else "accept"
 
 
+def other_granted_decision(decision: str) -> str:
+    """Another decision that grants credit: outcomes are recorded only where credit was granted."""
+    return "guarantee" if decision == "accept" else "accept"
+
+
 # --- the objects the pages show ----------------------------------------------------------------------------
 
 
@@ -123,7 +128,9 @@ class World:
         )
         assert dossier_score(dossier_id=dossier.pk) is not None
         dossier.refresh_from_db()
-        dossier_override(dossier=dossier, decision=other_decision(dossier.decision), reason="Known.", user=self.senior)
+        dossier_override(
+            dossier=dossier, decision=other_granted_decision(dossier.decision), reason="Known.", user=self.senior
+        )
         today = timezone.localdate()
         outcome_record(dossier=dossier, status="defaulted", occurred_on=today, actor=Actor(client=client))
         outcome_record(
