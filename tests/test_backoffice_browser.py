@@ -75,7 +75,8 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     assert first["width"] > 0 and last["width"] < first["width"]
 
     # An override with no reason: the browser holds the form back (the field is required).
-    target = "refuse" if dossier.decision != "refuse" else "accept"
+    # Overridden to another decision that grants credit: outcomes are recorded only where credit was granted.
+    target = "guarantee" if dossier.decision == "accept" else "accept"
     target_label = dict(Dossier._meta.get_field("decision").choices)[target]
     override_form = page.get_by_test_id("override-form")
     override_form.get_by_label("New decision").select_option(target)
