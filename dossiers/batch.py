@@ -47,7 +47,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from alerts.services import events_publish
-from riskoffice.audit import Actor, audit_records
+from riskoffice.audit import Actor, audit_record, audit_records
 from riskoffice.queueing import enqueue
 from scoring.assessment import Assessment, AssessmentUnavailable, assess_many
 from scoring.models import FeatureSnapshot, Score
@@ -330,8 +330,6 @@ def _scored_audit(dossier: Dossier, score: Score, assessment: Assessment) -> dic
 @transaction.atomic
 def dossier_fail(*, dossier_id: Any, detail: str) -> None:
     """A pending dossier that cannot be scored becomes failed, with the reason the partner and analysts read."""
-    from riskoffice.audit import audit_record
-
     dossier = Dossier.objects.select_for_update().get(pk=dossier_id)
     if dossier.status != Dossier.Status.PENDING:
         return

@@ -357,6 +357,7 @@ def dossier_score(*, dossier_id: Any) -> Score | None:
     dossier scored meanwhile is left alone: safe to run twice.
     """
     ids = dossiers_claim(first=dossier_id, limit=1, others=False)
-    if not ids or not dossiers_score_claimed(ids).scored:
+    if not ids:
         return None
-    return Score.objects.filter(dossier_id=dossier_id).order_by("-created_at").first()
+    stored = dossiers_score_claimed(ids).stored.get(ids[0])
+    return stored[1] if stored else None

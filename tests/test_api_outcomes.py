@@ -251,16 +251,23 @@ def test_an_unknown_dossier_is_a_404(api, dossier_id):
     problem_of(response)
 
 
-def test_reporting_an_outcome_needs_the_outcomes_write_scope(client, scored, marketplace):
-    scorer = make_partner_client("Marketplace Scoring Only", ["scores:write", "scores:read"])
-    scorer.api_client.partner = marketplace.partner
-    scorer.api_client.save(update_fields=["partner"])
-    token = obtain_token(client, scorer)
+def report_as_another_client_of(client, marketplace, name: str, scopes: list[str], dossier_id: str):
+    """A repaid outcome reported by another API client of the marketplace's own partner, with its own token."""
+    other = make_partner_client(name, scopes)
+    other.api_client.partner = marketplace.partner
+    other.api_client.save(update_fields=["partner"])
     response = client.post(
-        outcome_url(scored),
+        outcome_url(dossier_id),
         json.dumps({"status": "repaid", "occurred_on": today()}),
         content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
+        HTTP_AUTHORIZATION=f"Bearer {obtain_token(client, other)}",
+    )
+    return other, response
+
+
+def test_reporting_an_outcome_needs_the_outcomes_write_scope(client, scored, marketplace):
+    _, response = report_as_another_client_of(
+        client, marketplace, "Marketplace Scoring Only", ["scores:write", "scores:read"], scored
     )
     assert response.status_code == 403
     problem_of(response)
@@ -268,15 +275,8 @@ def test_reporting_an_outcome_needs_the_outcomes_write_scope(client, scored, mar
 
 
 def test_a_reader_of_the_same_partner_may_not_report_but_a_reporter_may(client, scored, marketplace):
-    reporter = make_partner_client("Marketplace Collections", ["outcomes:write"])
-    reporter.api_client.partner = marketplace.partner
-    reporter.api_client.save(update_fields=["partner"])
-    token = obtain_token(client, reporter)
-    response = client.post(
-        outcome_url(scored),
-        json.dumps({"status": "repaid", "occurred_on": today()}),
-        content_type="application/json",
-        HTTP_AUTHORIZATION=f"Bearer {token}",
+    reporter, response = report_as_another_client_of(
+        client, marketplace, "Marketplace Collections", ["outcomes:write"], scored
     )
     assert response.status_code == 201
     assert Outcome.objects.get().reported_by_client == reporter.api_client

@@ -35,7 +35,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
-from stdnum import luhn
 
 from alerts.models import WebhookEndpoint
 from alerts.services import webhook_endpoint_create
@@ -47,6 +46,7 @@ from riskoffice.models import Heartbeat
 from riskoffice.roles import ADMIN
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.model.registry import model_register
+from scoring.model.synthetic import siren_from_number
 from scoring.models import BulkScoringJob, ModelVersion, PolicyVersion
 from scoring.policy.versions import policy_create_version
 from tests.conftest import PASSWORD, PartnerClient, _user, make_partner_client, obtain_token, trained_once
@@ -59,9 +59,8 @@ JSON = {"content_type": "application/json"}
 
 
 def siren(n: int) -> str:
-    """The n-th valid SIREN of the tests' own range (eight digits and a Luhn check digit)."""
-    base = f"{31_000_000 + n:08d}"
-    return base + luhn.calc_check_digit(base)
+    """The n-th valid SIREN of the tests' own range."""
+    return siren_from_number(31_000_000 + n)
 
 
 def other_decision(decision: str) -> str:

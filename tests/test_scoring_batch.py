@@ -22,31 +22,21 @@ from dossiers.batch import (
     scoring_backlog_measure,
     scoring_woken,
 )
-from dossiers.identifiers import luhn_valid
 from dossiers.models import Company, Dossier
 from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.celery import app
 from riskoffice.models import AuditEvent
 from scoring.assessment import assess_many
-from scoring.model.synthetic import sandbox_company
+from scoring.model.synthetic import sandbox_company, siren_from_number
 from scoring.models import FinancialStatement, Score
 
 from .conftest import ALL_SCOPES, broker_queue_length, make_partner_client, problem_of
 
 
 def sirens(count: int, start: int = 10_000_000) -> list[str]:
-    """Distinct Luhn-valid SIRENs."""
-    found = []
-    number = start
-    while len(found) < count:
-        for check in range(10):
-            candidate = f"{number:08d}{check}"
-            if luhn_valid(candidate):
-                found.append(candidate)
-                break
-        number += 1
-    return found
+    """Distinct valid SIRENs."""
+    return [siren_from_number(start + i) for i in range(count)]
 
 
 def pending(partner_client, count: int, *, start: int = 10_000_000, tokens: list[str] | None = None) -> list[Dossier]:

@@ -39,8 +39,8 @@ from scoring.model import engine
 from scoring.models import CompanyScore, FeatureSnapshot, PortfolioRun, Score
 from scoring.policy.scale import band_for, score_for
 from scoring.sources import merge_events
-from scoring.sources.base import GatheredData, SourceResult
-from scoring.sources.on_file import EVENTS
+from scoring.sources.base import GatheredData
+from scoring.sources.on_file import events_result
 
 FETCH_ROWS = 2000  # rows taken from the cursor at a time
 
@@ -261,13 +261,14 @@ def events_refresh(features: dict[str, Any], delays: int, max_delay: int | None,
 
     Returns 1 when the features changed, 0 otherwise.
     """
-    data = {
-        "payment_delays_12m": int(delays or 0),
-        "max_payment_delay_days": int(max_delay or 0),
-        "sepa_incidents_12m": int(sepa or 0),
-        "insolvency_proceeding": int(insolvency or 0) > 0,
+    counts = {
+        "delays": int(delays or 0),
+        "max_delay": max_delay,
+        "sepa": int(sepa or 0),
+        "insolvency": int(insolvency or 0),
     }
-    events = SourceResult(EVENTS, "ok", timezone.now(), data=data)
+    events = events_result(counts)  # what a new application reads from the same counts
+    data = events.data
     rejected = features.get("rejected_sepa_debits_12m")
     gathered = GatheredData(
         events={
