@@ -7,11 +7,23 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django_cryptography.fields import encrypt
 
 from scoring.models import DEFAULT_OUTCOMES, Decision, Segment
 
-__all__ = ["Company", "Decision", "Dossier", "Individual", "Outcome", "Override", "Segment"]
+__all__ = [
+    "Challenge",
+    "Company",
+    "Decision",
+    "Dossier",
+    "Individual",
+    "Outcome",
+    "OutcomeImport",
+    "Override",
+    "OverrideReason",
+    "Segment",
+]
 
 
 class Company(models.Model):
@@ -91,12 +103,21 @@ class Dossier(models.Model):
     # The sweep that re-enqueues a pending dossier whose message was lost backs off (riskoffice.queueing).
     requeues = models.PositiveSmallIntegerField(default=0)
     requeue_at = models.DateTimeField(null=True, blank=True)
+    # The analyst who took the dossier from the queue ("take"), and when.
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_dossiers"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            # The queue's "assigned to me" tab.
+            models.Index(fields=["assigned_to", "-created_at"], name="dossier_assigned_created_idx"),
+            # The company page and the exposure per SIREN: a company's dossiers, newest first.
+            models.Index(fields=["company", "-created_at"], name="dossier_company_created_idx"),
             # The analyst queue (every status, newest first) and the usage page's month ranges.
             models.Index(fields=["-created_at"], name="dossier_created_idx"),
             # The analyst queue and the stalled-dossier sweep: dossiers by status, oldest first.
@@ -123,6 +144,12 @@ class Dossier(models.Model):
                 name="dossier_override_has_decision",
                 violation_error_message="An overridden dossier carries a decision.",
             ),
+            models.CheckConstraint(
+                condition=models.Q(assigned_to__isnull=True, assigned_at__isnull=True)
+                | models.Q(assigned_to__isnull=False, assigned_at__isnull=False),
+                name="dossier_assignment_whole",
+                violation_error_message="An assigned dossier names the analyst and the time it was taken.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -143,18 +170,61 @@ class Dossier(models.Model):
         return json.loads(self.bank_tokens_json or "[]")
 
 
+class OverrideReason(models.Model):
+    """A reason code an analyst picks when overriding a decision; senior analysts and admins keep the list."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    label_fr = models.CharField(max_length=200)
+    label_en = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True, help_text="Inactive codes stay on past overrides, not in the form.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.label_fr}"
+
+
 class Override(models.Model):
-    """An analyst replacing the recommended decision, with the reason; never an ordinary approval."""
+    """An analyst replacing the recommended decision, with a coded reason; never an ordinary approval.
+
+    One that raises exposure waits for a second, senior analyst (four eyes): it is ``pending`` and
+    the decision in force does not change until it is ``approved``. Others are ``final`` at once.
+    """
+
+    class Status(models.TextChoices):
+        FINAL = "final", _("In force")
+        PENDING = "pending", _("Awaiting approval")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        # A re-score replaced the score the override was about before it was approved.
+        WITHDRAWN = "withdrawn", _("Withdrawn")
 
     dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="overrides")
     from_decision = models.CharField(max_length=10, choices=Decision.choices)
     to_decision = models.CharField(max_length=10, choices=Decision.choices)
+    reason_code = models.ForeignKey(
+        OverrideReason, null=True, blank=True, on_delete=models.PROTECT, related_name="overrides"
+    )
     reason = models.TextField()
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.FINAL)
+    # Why it needs four eyes (codes, docs/backoffice.md): empty for an override that is final at once.
+    approval_reasons = models.JSONField(default=list, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The queue's "awaiting approval" tab.
+            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="override_pending_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~models.Q(reason=""),
@@ -165,6 +235,57 @@ class Override(models.Model):
                 condition=~models.Q(from_decision=models.F("to_decision")),
                 name="override_changes_decision",
                 violation_error_message="An override changes the decision.",
+            ),
+            models.UniqueConstraint(
+                fields=["dossier"],
+                condition=models.Q(status="pending"),
+                name="override_one_pending_per_dossier",
+                violation_error_message="A dossier has one override awaiting approval at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["approved", "rejected"], reviewed_by__isnull=False, reviewed_at__isnull=False
+                )
+                | (~models.Q(status__in=["approved", "rejected"]) & models.Q(reviewed_by__isnull=True)),
+                name="override_reviewed_when_decided",
+                violation_error_message="An approved or rejected override names its reviewer; no other does.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(reviewed_by__isnull=True) | ~models.Q(reviewed_by=models.F("decided_by")),
+                name="override_four_eyes",
+                violation_error_message="An override is approved or rejected by someone other than its author.",
+            ),
+        ]
+
+
+class Challenge(models.Model):
+    """An analyst disputing the recommendation: corrected inputs, a justification, the source document.
+
+    ``corrections`` records what changed, before and after (requested amount, a statement recorded,
+    data points supplied or corrected); the re-score it asked for is the score that names it.
+    """
+
+    dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="challenges")
+    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField()
+    source_reference = models.CharField(max_length=200, help_text="The document the corrections come from.")
+    corrections = models.JSONField(default=dict, blank=True)
+    # Data points the analyst supplied or corrected, by feature name: read by every later scoring.
+    feature_values = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(justification=""),
+                name="challenge_has_justification",
+                violation_error_message="A challenge needs a justification.",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(source_reference=""),
+                name="challenge_has_source",
+                violation_error_message="A challenge names the document its corrections come from.",
             ),
         ]
 
@@ -222,3 +343,28 @@ class Outcome(models.Model):
     @property
     def is_default(self) -> bool:
         return self.status in self.DEFAULT_STATUSES
+
+
+class OutcomeImport(models.Model):
+    """A CSV of outcomes imported from the back-office, with its report row by row."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    filename = models.CharField(max_length=200)
+    encoding = models.CharField(max_length=20, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_recorded = models.PositiveIntegerField(default=0)
+    rows_rejected = models.PositiveIntegerField(default=0)
+    # One entry per data row: {"line": n, "dossier": ..., "result": recorded|corrected|rejected, "errors": {...}}
+    report = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(rows_total__gte=models.F("rows_recorded") + models.F("rows_rejected")),
+                name="outcomeimport_rows_add_up",
+                violation_error_message="Recorded and rejected rows cannot exceed the rows in the file.",
+            ),
+        ]

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Segment(models.TextChoices):
@@ -18,9 +19,11 @@ class Segment(models.TextChoices):
 class Decision(models.TextChoices):
     """What the policy recommends, and what a dossier's decision in force can be."""
 
-    ACCEPT = "accept", "Accept"
-    GUARANTEE = "guarantee", "Ask for a guarantee"
-    REFUSE = "refuse", "Refuse"
+    ACCEPT = "accept", _("Accept")
+    GUARANTEE = "guarantee", _("Ask for a guarantee")
+    REFUSE = "refuse", _("Refuse")
+    # The data behind the score is too thin to decide on (docs/policy.md): an analyst decides.
+    REFER = "refer", _("Refer to an analyst")
 
 
 # Outcomes (dossiers.Outcome.status) a model learns as a default: a write-off follows a default.
@@ -94,6 +97,7 @@ class PolicyVersion(models.Model):
     limit_revenue_share = models.FloatField(
         default=0.1, help_text="Recommended limit: this share of revenue, scaled by (1 - PD / guarantee_max_pd)."
     )
+    note = models.TextField(blank=True, help_text="Why this version was made: what it changes and who asked.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -143,7 +147,16 @@ class FeatureSnapshot(models.Model):
 
 
 class Score(models.Model):
-    """One scoring of a dossier, reproducible from the model and policy versions it records."""
+    """One scoring of a dossier, reproducible from the model and policy versions it records.
+
+    A dossier's scores are versions 1, 2, ...: the application's first scoring, then one per
+    challenge or retry. Earlier versions stay; the latest is the one in force.
+    """
+
+    class Trigger(models.TextChoices):
+        APPLICATION = "application", _("Application")
+        CHALLENGE = "challenge", _("Challenge")
+        RETRY = "retry", _("Retry")
 
     dossier = models.ForeignKey("dossiers.Dossier", on_delete=models.CASCADE, related_name="scores")
     snapshot = models.ForeignKey(FeatureSnapshot, on_delete=models.PROTECT, related_name="scores")
@@ -159,6 +172,12 @@ class Score(models.Model):
     contributions = models.JSONField(help_text="Exact TreeSHAP contribution per feature (log-odds).")
     factors = models.JSONField(help_text="Top reasons, ordered by absolute contribution.")
     data_flags = models.JSONField(default=list, help_text="Sources that failed or had nothing: the analyst is told.")
+    version = models.PositiveSmallIntegerField(default=1, help_text="1 for the application, then one per re-score.")
+    trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.APPLICATION)
+    # The challenge that asked for this re-score, if one did.
+    challenge = models.ForeignKey(
+        "dossiers.Challenge", null=True, blank=True, on_delete=models.PROTECT, related_name="scores"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -168,6 +187,11 @@ class Score(models.Model):
             models.Index(fields=["dossier", "-created_at"], name="score_dossier_latest_idx"),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["dossier", "version"],
+                name="score_unique_version_per_dossier",
+                violation_error_message="A dossier has one score per version.",
+            ),
             models.CheckConstraint(
                 condition=models.Q(probability_of_default__gte=0, probability_of_default__lte=1),
                 name="score_pd_is_probability",

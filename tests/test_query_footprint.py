@@ -38,9 +38,9 @@ from django.utils import timezone
 
 from alerts.models import WebhookEndpoint
 from alerts.services import webhook_endpoint_create
-from dossiers import views as dossier_views
 from dossiers.models import Dossier
 from dossiers.services import dossier_create, dossier_override, dossier_score, outcome_record, statement_record
+from dossiers.views import queue as dossier_views
 from riskoffice.audit import Actor
 from riskoffice.models import Heartbeat
 from riskoffice.roles import ADMIN

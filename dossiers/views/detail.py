@@ -1,15 +1,12 @@
-"""The analysts' back-office: the queue, a dossier, overriding and recording outcomes."""
+"""A dossier's page and the decision forms on it."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -22,68 +19,10 @@ from scoring.model.features import FEATURES_BY_NAME, format_value
 from scoring.selectors import statements_for_user
 from scoring.sources import describe_flags
 
-from . import selectors, services
-from .forms import OutcomeForm, OverrideForm, StatementForm
-from .models import Dossier
-from .representation import score_representation
-
-PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class QueuePage:
-    """A page of the queue, found without counting the whole queue: one row beyond the page says another follows.
-
-    Django's Paginator counts every matching dossier on each view, a scan of the table that no index serves.
-    """
-
-    number: int
-    object_list: list[Dossier]
-    has_next: bool
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_previous or self.has_next
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
-
-
-def _queue_page(dossiers: QuerySet[Dossier], number: str | None) -> QueuePage:
-    page = int(number) if number and re.fullmatch(r"[1-9][0-9]{0,5}", number) else 1
-    start = (page - 1) * PAGE_SIZE
-    rows = list(dossiers[start : start + PAGE_SIZE + 1])
-    return QueuePage(number=page, object_list=rows[:PAGE_SIZE], has_next=len(rows) > PAGE_SIZE)
-
-
-@login_required
-def queue(request: HttpRequest) -> HttpResponse:
-    require_role(request, CAN_READ_DOSSIERS)
-    status = request.GET.get("status", "")
-    dossiers = selectors.dossiers_for_user(request.user).exclude(origin=Dossier.Origin.HISTORY)
-    if status in Dossier.Status.values:
-        dossiers = dossiers.filter(status=status)
-    page = _queue_page(dossiers, request.GET.get("page"))
-    rows = [(dossier, selectors.latest_score(dossier)) for dossier in page.object_list]
-    return render(
-        request,
-        "dossiers/queue.html",
-        {
-            "page": page,
-            "rows": rows,
-            "status": status,
-            "statuses": Dossier.Status.choices,
-        },
-    )
+from .. import selectors, services
+from ..forms import OutcomeForm, OverrideForm, StatementForm
+from ..models import Dossier
+from ..representation import score_representation
 
 
 def _contribution_bars(score) -> list[dict]:
