@@ -45,7 +45,14 @@ RETRY_SCHEDULE = [
 ]
 # While one worker sends, the row is leased so the periodic sweep does not send it twice.
 LEASE = timedelta(seconds=120)
-EVENT_TYPES = ("score.completed",)
+# What a partner can subscribe to (docs/api.md, "Events"). Each is written in the transaction of the change.
+EVENT_TYPES = (
+    "score.completed",  # a dossier's first score, or a new version after a challenge or a retry
+    "dossier.challenged",  # an analyst disputed the recommendation and corrected inputs
+    "decision.overridden",  # an override became final (at once, or once a second analyst approved it)
+    "outcome.recorded",  # repaid, defaulted or written off, from the back-office, a CSV import or the API
+    "outcome.corrected",  # an outcome corrected with a reason
+)
 
 
 def url_problem(url: str) -> str | None:
