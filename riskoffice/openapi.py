@@ -31,6 +31,8 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import serializers
 
+from alerts.services import EVENT_TYPES
+
 PROBLEM = "application/problem+json"
 SCORE_ID = "0b6c5f0e-3d0b-4a8e-9a57-2f1c4d7e8a90"
 SIREN = "552100554"
@@ -222,7 +224,7 @@ class FactorDoc(serializers.Serializer):
         ref_name = "Factor"
 
 
-_DECISIONS = ["accept", "guarantee", "refuse"]
+_DECISIONS = ["accept", "guarantee", "refuse", "refer"]
 
 
 class OutcomeDoc(serializers.Serializer):
@@ -261,6 +263,12 @@ class ScoreDoc(serializers.Serializer):
     decision_overridden = serializers.BooleanField(required=False, help_text="Present once scored.")
     recommended_limit = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
     explainability = FactorDoc(many=True, help_text="The four largest contributions, largest first.")
+    score_version = serializers.IntegerField(
+        required=False, help_text="Present once scored: 1 for the application, then one more per re-score."
+    )
+    score_trigger = serializers.ChoiceField(
+        choices=["application", "challenge", "retry"], required=False, help_text="What produced this version."
+    )
     model_version = serializers.CharField(allow_null=True)
     policy_version = serializers.CharField(allow_null=True)
     scored_at = serializers.DateTimeField(allow_null=True)
@@ -283,7 +291,7 @@ class ScorePageDoc(serializers.Serializer):
 class WebhookEndpointDoc(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField()
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=["score.completed"]))
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPES))
     is_active = serializers.BooleanField()
     disabled_reason = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
@@ -347,6 +355,78 @@ class ScoreCompletedDoc(serializers.Serializer):
 
     class Meta:
         ref_name = "ScoreCompletedEvent"
+
+
+class DossierChallengedDataDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The dossier (score) id.")
+    challenge_id = serializers.IntegerField()
+    corrected = serializers.ListField(
+        child=serializers.CharField(), help_text="What the analyst corrected: `requested_amount`, a feature name..."
+    )
+    source_reference = serializers.CharField(help_text="The document the corrections come from.")
+    challenged_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "DossierChallenged"
+
+
+class DossierChallengedDoc(serializers.Serializer):
+    """An analyst disputed the recommendation and corrected inputs; a `score.completed` with the new version follows."""
+
+    type = serializers.ChoiceField(choices=["dossier.challenged"])
+    timestamp = serializers.DateTimeField()
+    data = DossierChallengedDataDoc()
+
+    class Meta:
+        ref_name = "DossierChallengedEvent"
+
+
+class DecisionOverriddenDataDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The dossier (score) id.")
+    decision = serializers.ChoiceField(choices=_DECISIONS, help_text="Now in force.")
+    previous_decision = serializers.ChoiceField(choices=_DECISIONS)
+    reason_code = serializers.CharField(help_text="The override's reason code (free text stays internal).")
+    overridden_at = serializers.DateTimeField()
+    four_eyes = serializers.BooleanField(help_text="True when a second, senior analyst approved it.")
+    approved_by_role = serializers.CharField(allow_null=True)
+
+    class Meta:
+        ref_name = "DecisionOverridden"
+
+
+class DecisionOverriddenDoc(serializers.Serializer):
+    """An override is final: at once, or when a second analyst approved it. Pending ones are never sent."""
+
+    type = serializers.ChoiceField(choices=["decision.overridden"])
+    timestamp = serializers.DateTimeField()
+    data = DecisionOverriddenDataDoc()
+
+    class Meta:
+        ref_name = "DecisionOverriddenEvent"
+
+
+class OutcomeEventDataDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The dossier (score) id.")
+    status = serializers.ChoiceField(choices=["repaid", "defaulted", "written_off"])
+    occurred_on = serializers.DateField()
+    granted_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    outstanding_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    written_off_amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    source = serializers.ChoiceField(choices=["back-office", "api", "import"])
+
+    class Meta:
+        ref_name = "OutcomeEventData"
+
+
+class OutcomeEventDoc(serializers.Serializer):
+    """`outcome.recorded` (a new outcome) or `outcome.corrected` (an analyst corrected it, with a reason)."""
+
+    type = serializers.ChoiceField(choices=["outcome.recorded", "outcome.corrected"])
+    timestamp = serializers.DateTimeField()
+    data = OutcomeEventDataDoc()
+
+    class Meta:
+        ref_name = "OutcomeEvent"
 
 
 # --- headers ---------------------------------------------------------------------------------
@@ -824,6 +904,51 @@ SCORE_COMPLETED_CALLBACK = OpenApiCallback(
 )
 
 
+def _event_callback(name: str, summary: str, description: str, body: type) -> OpenApiCallback:
+    """Another event type, delivered and signed like ``score.completed``."""
+    return OpenApiCallback(
+        name,
+        "{$request.body#/url}",
+        extend_schema(
+            summary=summary,
+            description=description + " Signed, retried and deduplicated like `score.completed`.",
+            request=body,
+            responses={200: OpenApiResponse(description="Received: any 2xx.")},
+        ),
+    )
+
+
+EVENT_CALLBACKS = [
+    SCORE_COMPLETED_CALLBACK,
+    _event_callback(
+        "dossier.challenged",
+        "An analyst challenged a score",
+        "Sent when an analyst disputes the recommendation and corrects inputs. The re-score that follows is a "
+        "`score.completed` with the next `score_version`.",
+        DossierChallengedDoc,
+    ),
+    _event_callback(
+        "decision.overridden",
+        "A decision was overridden",
+        "Sent when an override is final: at once when it lowers exposure, after a second senior analyst's "
+        "approval when it raises it. An override awaiting approval is never sent.",
+        DecisionOverriddenDoc,
+    ),
+    _event_callback(
+        "outcome.recorded",
+        "An outcome was recorded",
+        "Repaid, defaulted or written off, from the back-office, a CSV import or the API.",
+        OutcomeEventDoc,
+    ),
+    _event_callback(
+        "outcome.corrected",
+        "An outcome was corrected",
+        "An analyst corrected an outcome, with a reason.",
+        OutcomeEventDoc,
+    ),
+]
+
+
 class WebhookEndpointListCreateSchema(OpenApiViewExtension):
     target_class = "alerts.api.EndpointListCreate"
 
@@ -855,7 +980,7 @@ class WebhookEndpointListCreateSchema(OpenApiViewExtension):
                     "production URLs must be https and resolve to public addresses."
                 ),
                 request=EndpointSerializer,
-                callbacks=[SCORE_COMPLETED_CALLBACK],
+                callbacks=EVENT_CALLBACKS,
                 examples=[
                     OpenApiExample(
                         "score.completed",

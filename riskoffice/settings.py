@@ -117,6 +117,9 @@ MIDDLEWARE = [
     "riskoffice.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's LocaleMiddleware (language cookie, then Accept-Language, then LANGUAGE_CODE), except that the
+    # partner API and the token endpoints always answer in English: their messages are part of the contract.
+    "riskoffice.middleware.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -142,6 +145,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "riskoffice.roles.roles_context",
@@ -181,8 +185,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en"  # the back-office speaks English; reasons are shown in French and English
+# The back-office speaks French to a new visitor and English to whoever asks for it (the switch in the top
+# bar, or the browser's Accept-Language). Translations: locale/, compiled by `manage.py compile_locales`.
+LANGUAGE_CODE = "fr"
 LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# No global thousand separator: it would also group years, ids and numbers written into HTML attributes.
+# Amounts and percentages are grouped where they are shown (the `eur` and `pct` filters, floatformat:"0g").
+USE_THOUSAND_SEPARATOR = False
 TIME_ZONE = "Europe/Paris"
 USE_I18N = True
 USE_TZ = True
@@ -252,10 +262,16 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],  # a stale token must not keep a partner from reading the contract
     "ENUM_NAME_OVERRIDES": {
         "ScoreStatusEnum": ["pending", "scored", "failed"],
-        "DecisionEnum": ["accept", "guarantee", "refuse"],
+        "DecisionEnum": ["accept", "guarantee", "refuse", "refer"],
         "OutcomeStatusEnum": ["repaid", "defaulted", "written_off"],
         "EventKindEnum": ["insolvency_proceeding", "payment_delay", "sepa_incident", "debt_collection"],
-        "WebhookEventTypeEnum": ["score.completed"],
+        "WebhookEventTypeEnum": [
+            "score.completed",
+            "dossier.challenged",
+            "decision.overridden",
+            "outcome.recorded",
+            "outcome.corrected",
+        ],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -408,6 +424,8 @@ if SCORING_STALL_SECONDS <= SCORING_LEASE_SECONDS:
 SCORING_BACKLOG_MAX_SECONDS = env_int("SCORING_BACKLOG_MAX_SECONDS", 30)
 # A row the sweep re-enqueues waits twice as long each time before the next try, at most this long.
 REQUEUE_MAX_SECONDS = env_int("REQUEUE_MAX_SECONDS", 3600)
+# An override granting credit for more than this (euros) waits for a second, senior analyst (dossiers/overrides.py).
+OVERRIDE_APPROVAL_AMOUNT = env_int("OVERRIDE_APPROVAL_AMOUNT", 100_000)
 # Data-source connectors of non-sandbox partners (docs/sources.md); the sandbox needs none of these.
 COMPANY_REGISTRY_URL = env_str("COMPANY_REGISTRY_URL", "https://recherche-entreprises.api.gouv.fr")
 BODACC_URL = env_str("BODACC_URL", "https://bodacc-datadila.opendatasoft.com")

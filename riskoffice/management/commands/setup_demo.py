@@ -19,7 +19,14 @@ from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ADMIN, ANALYST, AUDITOR, SENIOR_ANALYST
 from scoring.model.synthetic import sandbox_company, siren_from_number
 
-DEMO_USERS = {"analyst": ANALYST, "senior": SENIOR_ANALYST, "admin": ADMIN, "auditor": AUDITOR}
+# Two senior analysts: an override one of them asks for is approved by the other (four eyes).
+DEMO_USERS = {
+    "analyst": ANALYST,
+    "senior": SENIOR_ANALYST,
+    "senior2": SENIOR_ANALYST,
+    "admin": ADMIN,
+    "auditor": AUDITOR,
+}
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
 DEMO_CLIENT_ID = "demo-marketplace"
 SAMPLE_SIRENS = ["552100554", "732829320"] + [
