@@ -11,7 +11,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-install: $(VENV)/.installed
+# Compiled translations (.mo, not committed) follow their .po sources.
+locale/%/LC_MESSAGES/django.mo: locale/%/LC_MESSAGES/django.po $(VENV)/.installed
+	$(PY) manage.py compile_locales -v 0
+
+install: $(VENV)/.installed locale/fr/LC_MESSAGES/django.mo
 
 ## Set up everything (virtualenv, database, synthetic history, model, demo accounts) and serve on 127.0.0.1:8000.
 demo: install

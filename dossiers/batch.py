@@ -11,8 +11,11 @@ are bulk inserts, a handful of statements whatever the batch's size.
 
 The guarantees of the single-dossier path hold for each dossier of a batch:
 
-- **one score per dossier**: the store re-reads the dossiers under row locks and
-  writes only for those still pending;
+- **one score per pending dossier**: the store re-reads the dossiers under row locks
+  and writes only for those still pending, so a duplicate batch writes nothing;
+- **versions**: a dossier's first score is version 1; a dossier put back to pending
+  (a challenge or a retry, ``dossiers.challenge``) gets the next version, the trigger
+  that asked for it and the challenge it answers, read in the same locked query;
 - **audit row and event in the same transaction** as the score;
 - **nothing lost when a scorer dies**: its lease passes and the sweep
   (``requeue_stalled_dossiers``, every ``SCORING_REQUEUE_INTERVAL_SECONDS``) wakes
@@ -43,7 +46,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from alerts.services import events_publish
@@ -52,7 +55,7 @@ from riskoffice.queueing import enqueue
 from scoring.assessment import Assessment, AssessmentUnavailable, assess_many
 from scoring.models import FeatureSnapshot, Score
 
-from .models import Company, Dossier
+from .models import Challenge, Company, Dossier
 from .representation import score_representation
 
 logger = logging.getLogger(__name__)
@@ -191,12 +194,15 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tupl
     """Store each assessment as its dossier's score, pending → scored, with audit rows and events; (dossier, score).
 
     Under row locks, only dossiers still pending are written, so a duplicate batch writes nothing.
+    Each score is the dossier's next version; a re-score (a challenge's or a retry's) replaces the
+    decision in force with its recommendation.
     """
     if not assessments:
         return []
     dossiers = list(
         Dossier.objects.select_for_update(of=("self",))
         .select_related("company", "individual", "partner", "outcome")  # the event's body reads the outcome
+        .annotate(**_versioning())
         .filter(pk__in=list(assessments), status=Dossier.Status.PENDING)
         .order_by("pk")  # one lock order for every batch: two batches never deadlock
     )
@@ -204,13 +210,21 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tupl
         return []
     _companies_identify(dossiers, assessments)
     scores = _scores_store(dossiers, assessments)
-    befores = [{"status": d.status, "decision": d.decision} for d in dossiers]
-    for dossier in dossiers:
-        _dossier_mark_scored(dossier, assessments[dossier.pk])
+    befores = [
+        {"status": d.status, "decision": d.decision, "decision_overridden": d.decision_overridden} for d in dossiers
+    ]
+    for dossier, score in zip(dossiers, scores, strict=True):
+        _dossier_mark_scored(dossier, assessments[dossier.pk], score)
     _dossiers_update_scored(dossiers)
     audit_records(
         [
-            (SYSTEM, "dossier.scored", dossier, before, _scored_audit(dossier, score, assessments[dossier.pk]))
+            (
+                SYSTEM,
+                "dossier.scored" if score.trigger == Score.Trigger.APPLICATION else "dossier.rescored",
+                dossier,
+                before,
+                _scored_audit(dossier, score, assessments[dossier.pk]),
+            )
             for dossier, score, before in zip(dossiers, scores, befores, strict=True)
         ]
     )
@@ -222,6 +236,30 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tupl
         ]
     )
     return list(zip(dossiers, scores, strict=True))
+
+
+def _versioning() -> dict[str, Any]:
+    """Per dossier, read with its row lock: its last score version, and the newest challenge no score answers yet."""
+    return {
+        "last_score_version": Subquery(
+            Score.objects.filter(dossier=OuterRef("pk")).order_by("-version").values("version")[:1]
+        ),
+        "open_challenge_id": Subquery(
+            Challenge.objects.filter(dossier=OuterRef("pk"), scores__isnull=True)
+            .order_by("-created_at", "-pk")
+            .values("pk")[:1]
+        ),
+    }
+
+
+def _trigger(dossier: Dossier) -> str:
+    """Why this score: a challenge not answered yet, a retry (a pending dossier still carrying the reason it
+    failed, ``dossiers.challenge.dossier_retry``), a re-score of a scored one, else the application."""
+    if dossier.status_detail:
+        return Score.Trigger.RETRY
+    if dossier.open_challenge_id is not None:
+        return Score.Trigger.CHALLENGE
+    return Score.Trigger.APPLICATION if dossier.last_score_version is None else Score.Trigger.RETRY
 
 
 def _companies_identify(dossiers: list[Dossier], assessments: dict[Any, Assessment]) -> None:
@@ -263,6 +301,9 @@ def _scores_store(dossiers: list[Dossier], assessments: dict[Any, Assessment]) -
 def _score_row(dossier: Dossier, snapshot: FeatureSnapshot, assessment: Assessment) -> Score:
     result = assessment.policy_result
     return Score(
+        version=(dossier.last_score_version or 0) + 1,
+        trigger=_trigger(dossier),
+        challenge_id=dossier.open_challenge_id,
         dossier=dossier,
         snapshot=snapshot,
         model_version=assessment.model_version,
@@ -280,11 +321,13 @@ def _score_row(dossier: Dossier, snapshot: FeatureSnapshot, assessment: Assessme
     )
 
 
-def _dossier_mark_scored(dossier: Dossier, assessment: Assessment) -> None:
+def _dossier_mark_scored(dossier: Dossier, assessment: Assessment, score: Score) -> None:
     dossier.status = Dossier.Status.SCORED
     dossier.status_detail = ""
     dossier.applicant_name = (assessment.applicant_identity.get("name") or "")[:200]
     dossier.naf_code = (assessment.applicant_identity.get("naf_code") or "")[:6]
+    if score.trigger != Score.Trigger.APPLICATION:
+        dossier.decision_overridden = False  # a re-score's recommendation replaces the decision in force
     if not dossier.decision_overridden:
         dossier.decision = assessment.policy_result.decision
     dossier.claimed_until = None
@@ -300,16 +343,22 @@ def _dossiers_update_scored(dossiers: list[Dossier]) -> None:
     """
     table = connection.ops.quote_name(Dossier._meta.db_table)
     pk = Dossier._meta.pk
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(dossiers))
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(dossiers))
     params: list[Any] = [
         value
         for d in dossiers
-        for value in (pk.get_db_prep_value(d.pk, connection), d.decision, d.applicant_name, d.naf_code)
+        for value in (
+            pk.get_db_prep_value(d.pk, connection),
+            d.decision,
+            d.applicant_name,
+            d.naf_code,
+            d.decision_overridden,
+        )
     ]
     updated_at = Dossier._meta.get_field("updated_at").get_db_prep_value(dossiers[0].updated_at, connection)
     sql = (
         f"UPDATE {table} SET status = %s, status_detail = '', claimed_until = NULL, updated_at = %s, "  # noqa: S608
-        "decision = v.column2, applicant_name = v.column3, naf_code = v.column4 "
+        "decision = v.column2, applicant_name = v.column3, naf_code = v.column4, decision_overridden = v.column5 "
         f"FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1"
     )
     with connection.cursor() as cursor:
@@ -321,6 +370,9 @@ def _scored_audit(dossier: Dossier, score: Score, assessment: Assessment) -> dic
         "status": dossier.status,
         "decision": dossier.decision,
         "score_id": score.pk,
+        "score_version": score.version,
+        "score_trigger": score.trigger,
+        "challenge_id": score.challenge_id,
         "model_version": assessment.model_version.label,
         "policy_version": assessment.policy.label,
         "rules_fired": assessment.policy_result.rules_fired,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scoring.model.engine import factors_in_decision_order
 from scoring.models import Score
 
 from .models import Dossier, Outcome
@@ -86,11 +87,14 @@ def score_representation(dossier: Dossier, score: Score | None, *, lang: str = "
                         "contribution": f["contribution"],
                         "value": f["value"],
                     }
-                    for f in score.factors
+                    # Ordered for the decision in force: a refusal leads with what raised the risk.
+                    for f in factors_in_decision_order(score.factors, dossier.decision or score.decision)
                 ],
                 "model_version": score.model_version.label,
                 "policy_version": score.policy_version.label,
                 "scored_at": score.created_at.isoformat(),
+                "score_version": score.version,
+                "score_trigger": score.trigger,
             }
         )
     return body

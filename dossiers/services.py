@@ -15,7 +15,6 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import Partner
@@ -33,10 +32,29 @@ from .batch import (
     scoring_wake_up,
 )
 from .identifiers import vat_for_siren
-from .models import Company, Decision, Dossier, Individual, Outcome, Override
+from .models import Company, Dossier, Individual
+from .outcomes import (  # re-exported: the API, the back-office and the tests import them from here
+    OUTCOME_AMOUNTS,
+    CreditNotGranted,
+    DossierNotScored,
+    OutcomeAlreadyRecorded,
+    outcome_correct,
+    outcome_record,
+)
+from .overrides import dossier_override  # re-exported: the API and the tests import it from here
 
 logger = logging.getLogger(__name__)
-__all__ = ["dossier_fail", "dossiers_requeue_stalled"]  # re-exported: where the scoring batch keeps them
+__all__ = [  # re-exported: the scoring batch's (dossiers.batch) and the outcomes' (dossiers.outcomes)
+    "OUTCOME_AMOUNTS",
+    "CreditNotGranted",
+    "DossierNotScored",
+    "OutcomeAlreadyRecorded",
+    "dossier_fail",
+    "dossier_override",
+    "dossiers_requeue_stalled",
+    "outcome_correct",
+    "outcome_record",
+]
 
 
 @transaction.atomic
@@ -128,176 +146,6 @@ def _dossier_open(
     if not score_here:
         transaction.on_commit(scoring_wake_up)
     return dossier
-
-
-@transaction.atomic
-def dossier_override(*, dossier: Dossier, decision: str, reason: str, user: AbstractBaseUser) -> Override:
-    """Replace the decision in force with another, for a stated reason; recorded as an override."""
-    reason = (reason or "").strip()
-    if decision not in Decision.values:
-        raise ValidationError({"decision": "Choose accept, guarantee or refuse."})
-    if not reason:
-        raise ValidationError({"reason": "An override needs a reason."})
-    dossier = Dossier.objects.select_for_update().get(pk=dossier.pk)
-    if dossier.status != Dossier.Status.SCORED:
-        raise ValidationError("Only a scored dossier can be overridden.")
-    if decision == dossier.decision:
-        raise ValidationError({"decision": f"The decision is already {dossier.get_decision_display().lower()}."})
-    override = Override.objects.create(
-        dossier=dossier, from_decision=dossier.decision, to_decision=decision, reason=reason, decided_by=user
-    )
-    before = {"decision": dossier.decision, "overridden": dossier.decision_overridden}
-    dossier.decision = decision
-    dossier.decision_overridden = True
-    dossier.save(update_fields=["decision", "decision_overridden", "updated_at"])
-    audit_record(
-        actor=Actor(user=user),
-        action="dossier.overridden",
-        obj=dossier,
-        before=before,
-        after={"decision": decision, "overridden": True, "reason": reason, "override_id": override.pk},
-    )
-    return override
-
-
-class OutcomeAlreadyRecorded(ValidationError):
-    """The dossier has its outcome; only a default may still be written off."""
-
-    problem_status, problem_slug, problem_title = 409, "outcome-already-recorded", "Outcome already recorded"
-
-
-class CreditNotGranted(ValidationError):
-    """An outcome labels a credit that was granted: a refused dossier has no repayment to learn from."""
-
-    problem_status, problem_slug, problem_title = 409, "credit-not-granted", "Credit not granted"
-
-
-class DossierNotScored(ValidationError):
-    """Outcomes label scored dossiers: one still pending or failed has nothing to learn from."""
-
-    problem_status, problem_slug, problem_title = 409, "dossier-not-scored", "Dossier not scored"
-
-
-OUTCOME_AMOUNTS = ("granted_amount", "outstanding_amount", "written_off_amount")
-
-
-@transaction.atomic
-def outcome_record(
-    *,
-    dossier: Dossier,
-    status: str,
-    occurred_on: date,
-    actor: Actor,
-    amounts: dict[str, Decimal | None] | None = None,
-) -> tuple[Outcome, bool]:
-    """Record what became of the credit, the label the next model learns from; returns it and whether it is new.
-
-    One outcome per dossier, except that a default may later be written off: that updates the
-    outcome (its date becomes the write-off's, the default stays in the audit trail).
-    ``amounts`` may give granted_amount, outstanding_amount and written_off_amount (euros, >= 0).
-    """
-    amounts = {name: value for name, value in (amounts or {}).items() if value is not None}
-    _outcome_check(status, occurred_on, amounts)
-    dossier = Dossier.objects.select_for_update().get(pk=dossier.pk)
-    if dossier.status != Dossier.Status.SCORED:
-        raise DossierNotScored("Only a scored dossier can have an outcome.")
-    if dossier.decision not in GRANTED:
-        raise CreditNotGranted(
-            f"The decision in force is {dossier.get_decision_display().lower()}: no credit was granted, "
-            "so there is no repayment or default to record."
-        )
-    decided_on = _decision_date(dossier)
-    if occurred_on < decided_on:
-        raise ValidationError(
-            {"occurred_on": f"The outcome date cannot precede the decision in force ({decided_on.isoformat()})."}
-        )
-    outcome = Outcome.objects.filter(dossier=dossier).first()
-    if outcome is not None:
-        return _outcome_write_off(outcome, status=status, occurred_on=occurred_on, amounts=amounts, actor=actor), False
-    outcome = Outcome.objects.create(
-        dossier=dossier,
-        status=status,
-        occurred_on=occurred_on,
-        recorded_by=actor.user,
-        reported_by_client=actor.client,
-        **amounts,
-    )
-    audit_record(
-        actor=actor,
-        action="dossier.outcome_recorded",
-        obj=dossier,
-        after={"outcome": status, "occurred_on": occurred_on.isoformat(), **_amounts_audit(amounts)},
-    )
-    return outcome, True
-
-
-GRANTED = (Decision.ACCEPT, Decision.GUARANTEE)
-
-
-def _decision_date(dossier: Dossier) -> date:
-    """The day the decision in force was taken: the latest override's, else the latest score's."""
-    override = dossier.overrides.order_by("-created_at").values_list("created_at", flat=True).first()
-    scored = dossier.scores.order_by("-created_at").values_list("created_at", flat=True).first()
-    return timezone.localtime(override or scored or dossier.created_at).date()
-
-
-def _outcome_check(status: str, occurred_on: date, amounts: dict[str, Decimal]) -> None:
-    errors: dict[str, str] = {}
-    if status not in Outcome.Status.values:
-        errors["status"] = "An outcome is repaid, defaulted or written off."
-    if occurred_on > timezone.localdate():
-        errors["occurred_on"] = "The outcome date cannot be in the future."
-    for name in set(amounts) - set(OUTCOME_AMOUNTS):
-        errors[name] = "Unknown amount."
-    for name, value in amounts.items():
-        if name in OUTCOME_AMOUNTS and value < 0:
-            errors[name] = "Amounts cannot be negative."
-    if status == Outcome.Status.WRITTEN_OFF and "written_off_amount" not in amounts:
-        errors["written_off_amount"] = "A write-off states the amount written off."
-    elif status != Outcome.Status.WRITTEN_OFF and "written_off_amount" in amounts:
-        errors["written_off_amount"] = "Only a write-off states an amount written off."
-    if errors:
-        raise ValidationError(errors)
-
-
-def _outcome_write_off(
-    outcome: Outcome, *, status: str, occurred_on: date, amounts: dict[str, Decimal], actor: Actor
-) -> Outcome:
-    """A defaulted credit written off: the one change an outcome accepts, audited with what it replaced."""
-    if outcome.status != Outcome.Status.DEFAULTED or status != Outcome.Status.WRITTEN_OFF:
-        raise OutcomeAlreadyRecorded("An outcome is already recorded for this dossier.")
-    if occurred_on < outcome.occurred_on:
-        raise ValidationError({"occurred_on": "The write-off cannot precede the default."})
-    before = {
-        "outcome": outcome.status,
-        "occurred_on": outcome.occurred_on.isoformat(),
-        **_amounts_audit({name: getattr(outcome, name) for name in OUTCOME_AMOUNTS}),
-    }
-    outcome.status = Outcome.Status.WRITTEN_OFF
-    outcome.occurred_on = occurred_on
-    for name, value in amounts.items():
-        setattr(outcome, name, value)
-    outcome.recorded_by = actor.user
-    outcome.reported_by_client = actor.client
-    outcome.save(
-        update_fields=["status", "occurred_on", *OUTCOME_AMOUNTS, "recorded_by", "reported_by_client", "updated_at"]
-    )
-    audit_record(
-        actor=actor,
-        action="dossier.outcome_written_off",
-        obj=outcome.dossier,
-        before=before,
-        after={
-            "outcome": outcome.status,
-            "occurred_on": occurred_on.isoformat(),
-            **_amounts_audit({name: getattr(outcome, name) for name in OUTCOME_AMOUNTS}),
-        },
-    )
-    return outcome
-
-
-def _amounts_audit(amounts: dict[str, Decimal | None]) -> dict[str, str]:
-    return {name: f"{value:.2f}" for name, value in amounts.items() if value is not None}
 
 
 @transaction.atomic

@@ -3,18 +3,23 @@ from datetime import date
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from oauth2_provider.models import get_application_model, get_grant_model, get_id_token_model, get_refresh_token_model
 
 from .audit import Actor
 from .clients import api_client_update, partner_client_create, scope_choices
 from .models import ApiClient, AuditEvent, Partner
+from .roles import ADMIN, ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
 
 # One screen for partner clients (below): the toolkit's own application, grant and token screens would let an
 # admin make an application for another grant, or type scopes by hand.
@@ -30,19 +35,24 @@ class PartnerAdmin(admin.ModelAdmin):
 
 def _scopes_field() -> forms.MultipleChoiceField:
     return forms.MultipleChoiceField(
-        choices=scope_choices, widget=forms.CheckboxSelectMultiple, help_text="What the client may do."
+        choices=scope_choices, widget=forms.CheckboxSelectMultiple, help_text=gettext_lazy("What the client may do.")
     )
 
 
-_ALLOWANCE_HELP = "Sandbox only: scores allowed over the allowance window. Blank: the default (SANDBOX_ALLOWANCE)."
-_RATE_HELP = "Requests a minute. Blank: the default (API_RATE_LIMIT_PER_MINUTE)."
-_UNLIMITED_HELP = "Sandbox only: lift the allowance entirely (a load test, a certification run)."
+_ALLOWANCE_HELP = gettext_lazy(
+    "Sandbox only: scores allowed over the allowance window. Blank: the default (SANDBOX_ALLOWANCE)."
+)
+_RATE_HELP = gettext_lazy("Requests a minute. Blank: the default (API_RATE_LIMIT_PER_MINUTE).")
+_UNLIMITED_HELP = gettext_lazy("Sandbox only: lift the allowance entirely (a load test, a certification run).")
 
 
 class ApiClientCreateForm(forms.Form):
-    partner_name = forms.CharField(max_length=200, help_text="A new partner is created; an existing one gets a client.")
+    partner_name = forms.CharField(
+        max_length=200, help_text=gettext_lazy("A new partner is created; an existing one gets a client.")
+    )
     sandbox = forms.BooleanField(
-        required=False, help_text="Sandbox partner: scored on the sandbox sources only, within an allowance."
+        required=False,
+        help_text=gettext_lazy("Sandbox partner: scored on the sandbox sources only, within an allowance."),
     )
     scopes = _scopes_field()
     sandbox_allowance = forms.IntegerField(min_value=0, required=False, help_text=_ALLOWANCE_HELP)
@@ -65,7 +75,7 @@ class ApiClientChangeForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["scopes"].initial = list(self.instance.allowed_scopes)
-        self.fields["is_active"].help_text = "Unticking disables the client and revokes the tokens it holds."
+        self.fields["is_active"].help_text = _("Unticking disables the client and revokes the tokens it holds.")
 
 
 @admin.register(ApiClient)
@@ -80,17 +90,17 @@ class ApiClientAdmin(admin.ModelAdmin):
     actions = ["disable"]
     change_list_template = "admin/riskoffice/apiclient/change_list.html"
 
-    @admin.display(description="client id")
+    @admin.display(description=gettext_lazy("client id"))
     def client_id(self, obj: ApiClient) -> str:
         return obj.application.client_id
 
-    @admin.display(description="scopes")
+    @admin.display(description=gettext_lazy("scopes"))
     def scopes(self, obj: ApiClient) -> str:
         return " ".join(obj.allowed_scopes)
 
-    @admin.display(description="mode")
+    @admin.display(description=gettext_lazy("mode"))
     def mode(self, obj: ApiClient) -> str:
-        return "sandbox" if obj.partner.is_sandbox else "live"
+        return _("sandbox") if obj.partner.is_sandbox else _("live")
 
     def get_fields(self, request, obj=None):
         return [
@@ -119,9 +129,17 @@ class ApiClientAdmin(admin.ModelAdmin):
         )
         obj.refresh_from_db()
         if revoked:
-            messages.info(request, f"{revoked} token(s) of this client were revoked.")
+            messages.info(
+                request,
+                ngettext(
+                    "%(count)d token of this client was revoked.",
+                    "%(count)d tokens of this client were revoked.",
+                    revoked,
+                )
+                % {"count": revoked},
+            )
 
-    @admin.action(description="Disable the selected clients (revokes their tokens)")
+    @admin.action(description=gettext_lazy("Disable the selected clients (revokes their tokens)"))
     def disable(self, request, queryset):
         revoked = 0
         for client in queryset:
@@ -134,7 +152,11 @@ class ApiClientAdmin(admin.ModelAdmin):
                 rate_limit_per_minute=client.rate_limit_per_minute,
                 actor=Actor(user=request.user),
             )
-        messages.info(request, f"{queryset.count()} client(s) disabled, {revoked} token(s) revoked.")
+        messages.info(
+            request,
+            _("%(clients)d client(s) disabled, %(tokens)d token(s) revoked.")
+            % {"clients": queryset.count(), "tokens": revoked},
+        )
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -164,7 +186,7 @@ class ApiClientAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "form": form,
             "opts": self.model._meta,
-            "title": "Add a partner API client",
+            "title": _("Add a partner API client"),
         }
         return TemplateResponse(request, "admin/riskoffice/apiclient/add.html", context)
 
@@ -191,7 +213,7 @@ class ApiClientAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": "API usage by month",
+            "title": _("API usage by month"),
             "rows": rows,
             "first": first,
             "last": last,
@@ -215,9 +237,9 @@ def _month_range(first: str, last: str, today: date) -> tuple[date, date, str]:
         start = _parse_month(first) if first else default_first
         end = _parse_month(last) if last else default_last
     except ValueError:
-        return default_first, default_last, "Give months as YYYY-MM, e.g. 2026-01."
+        return default_first, default_last, _("Give months as YYYY-MM, e.g. 2026-01.")
     if start > end:
-        return default_first, default_last, "The first month comes after the last."
+        return default_first, default_last, _("The first month comes after the last.")
     return start, end, ""
 
 
@@ -250,12 +272,12 @@ class IndexedValuesFilter(admin.SimpleListFilter):
 
 
 class AuditObjectTypeFilter(IndexedValuesFilter):
-    title = "object type"
+    title = gettext_lazy("object type")
     parameter_name = column = "object_type"  # audit_object_idx starts with it
 
 
 class AuditActionFilter(IndexedValuesFilter):
-    title = "action"
+    title = gettext_lazy("action")
     parameter_name = column = "action"  # audit_action_idx starts with it
 
 
@@ -279,3 +301,67 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- users and their roles ------------------------------------------------------------------------------
+
+ROLE_LABELS = {
+    ANALYST: gettext_lazy("analyst"),
+    SENIOR_ANALYST: gettext_lazy("senior analyst"),
+    ADMIN: gettext_lazy("admin"),
+    AUDITOR: gettext_lazy("auditor"),
+}
+NO_ROLE = "none"
+
+
+class RoleFilter(admin.SimpleListFilter):
+    """Users by back-office role: the role groups, a superuser counting as an admin (riskoffice.roles)."""
+
+    title = gettext_lazy("role")
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [*((role, ROLE_LABELS[role]) for role in ALL_ROLES), (NO_ROLE, _("no role"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        value = self.value()
+        if value == ADMIN:
+            return queryset.filter(Q(groups__name=ADMIN) | Q(is_superuser=True)).distinct()
+        if value in ALL_ROLES:
+            return queryset.filter(groups__name=value)
+        if value == NO_ROLE:
+            return queryset.filter(is_superuser=False).exclude(groups__name__in=ALL_ROLES)
+        return queryset
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Django's user screens, with the back-office roles shown in the list, filtered on, and given as groups."""
+
+    list_display = ("username", "email", "first_name", "last_name", "roles", "is_staff", "is_active")
+    list_filter = (RoleFilter, "is_staff", "is_superuser", "is_active")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        # The roles column reads each user's role groups: fetched for the whole page in one query.
+        role_groups = Group.objects.filter(name__in=ALL_ROLES).order_by("name")
+        return super().get_queryset(request).prefetch_related(Prefetch("groups", queryset=role_groups))
+
+    @admin.display(description=gettext_lazy("roles"))
+    def roles(self, obj: User) -> str:
+        names = [str(ROLE_LABELS[group.name]) for group in obj.groups.all()]
+        if obj.is_superuser and ADMIN not in {group.name for group in obj.groups.all()}:
+            names.append(_("admin (superuser)"))
+        return ", ".join(names) or "—"
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "groups":
+            field.help_text = _(
+                "Roles are groups: %(roles)s. A superuser is an admin whatever its groups; "
+                "deciding on dossiers takes the analyst or senior analyst group."
+            ) % {"roles": ", ".join(ALL_ROLES)}
+        return field

@@ -1,4 +1,5 @@
-"""Guards in front of every view: a bound on API request bodies, and a 503 while the database is away."""
+"""Guards in front of every view: a bound on API request bodies, a 503 while the database is away, and the
+language of each answer (the back-office's, negotiated; the partner API's, always English)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.middleware import locale
 from django.template import loader
+from django.utils import translation
 
 from .api import (
     DATABASE_RETRY_AFTER_SECONDS,
@@ -110,3 +113,25 @@ class DatabaseUnavailableMiddleware:
         response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
         response._has_been_logged = True  # the line above is the only one (Django would add an error line)
         return response
+
+
+class LocaleMiddleware(locale.LocaleMiddleware):
+    """The back-office in the user's language (cookie set by the switch, then Accept-Language, then French).
+
+    The partner API and the token endpoints answer in English whatever Accept-Language says: their error
+    messages are a contract partners match on. (GET /api/v1/scores reads Accept-Language itself, for the
+    language of the explanation texts only.)
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        if is_partner_path(request):
+            translation.activate("en")
+            request.LANGUAGE_CODE = "en"
+            return
+        super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if is_partner_path(request):
+            response.headers.setdefault("Content-Language", "en")
+            return response
+        return super().process_response(request, response)

@@ -42,6 +42,8 @@ urlpatterns = [
     path("dossiers/", include("dossiers.urls")),
     path("scoring/", include("scoring.urls")),
     path("admin/", admin.site.urls),
+    # The language switch (POST to set_language): a cookie, read by riskoffice.middleware.LocaleMiddleware.
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from .roles import has_any_role
 
@@ -12,7 +13,7 @@ from .roles import has_any_role
 def require_role(request: HttpRequest, roles: set[str]) -> None:
     """403 unless the user holds one of ``roles``."""
     if not has_any_role(request.user, roles):
-        raise PermissionDenied("Your role does not allow this.")
+        raise PermissionDenied(_("Your role does not allow this."))
 
 
 def apply_service_errors(form: forms.Form, error: ValidationError) -> None:

@@ -18,7 +18,7 @@ from scoring.policy.apply import PolicyResult, policy_apply
 from scoring.policy.scale import band_for, score_for
 from scoring.selectors import champion_for, policy_current
 from scoring.sources import GatheredData, gather_for_dossier
-from scoring.sources.on_file import on_file_for
+from scoring.sources.on_file import analyst_flags, analyst_values_apply, analyst_values_for, on_file_for
 
 
 class AssessmentUnavailable(Exception):
@@ -66,6 +66,7 @@ def assess_many(dossiers: list[Any]) -> dict[Any, Assessment | Exception]:
     """
     results: dict[Any, Assessment | Exception] = {}
     on_file = on_file_for(dossiers)
+    supplied = analyst_values_for(dossiers)  # data points analysts supplied in challenges, over the sources'
     for segment in sorted({d.segment for d in dossiers}):
         members = [d for d in dossiers if d.segment == segment]
         model_version, policy = champion_for(segment), policy_current(segment)
@@ -79,6 +80,7 @@ def assess_many(dossiers: list[Any]) -> dict[Any, Assessment | Exception]:
         for dossier in members:
             try:
                 gathered = gather_for_dossier(dossier, on_file[dossier.pk])
+                analyst_values_apply(gathered, segment, supplied.get(dossier.pk))
                 ready.append((dossier, gathered, features_for(segment, gathered, float(dossier.requested_amount))))
             except Exception as exc:  # noqa: BLE001 - kept with its dossier, which the caller retries alone
                 results[dossier.pk] = exc
@@ -86,7 +88,8 @@ def assess_many(dossiers: list[Any]) -> dict[Any, Assessment | Exception]:
             continue
         explanations = engine.explain_many(engine.model_load(model_version), [features for _, _, features in ready])
         for (dossier, gathered, features), explanation in zip(ready, explanations, strict=True):
-            results[dossier.pk] = _assessment(dossier, model_version, policy, gathered, features, explanation)
+            flags = analyst_flags(gathered.flags, features, segment, supplied.get(dossier.pk))
+            results[dossier.pk] = _assessment(dossier, model_version, policy, gathered, features, explanation, flags)
     return results
 
 
@@ -97,6 +100,7 @@ def _assessment(
     gathered: GatheredData,
     features: dict[str, Any],
     explanation: engine.Explanation,
+    data_flags: list[str],
 ) -> Assessment:
     requested = float(dossier.requested_amount)
     pd = explanation.probability_of_default
@@ -106,7 +110,7 @@ def _assessment(
         policy=policy,
         features=jsonable_features(features),
         provenance=gathered.provenance(),
-        data_flags=gathered.flags,
+        data_flags=data_flags,
         registry_identity={} if gathered.sandbox else identity,
         applicant_identity=identity,
         explanation=explanation,

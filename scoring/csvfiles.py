@@ -17,11 +17,14 @@ import io
 from dataclasses import dataclass, field
 
 import pandas as pd
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 DELIMITERS = (",", ";", "\t", "|")
 # Cell values read as "no value" (compared lower-cased, after stripping).
 MISSING_MARKERS = frozenset({"", "na", "n/a", "nan", "null", "none"})
-NOT_TEXT = (
+NOT_TEXT = gettext_lazy(
     "The file is not UTF-8 text, nor the Windows-1252 text French Excel saves: save it as “CSV UTF-8” and upload that."
 )
 
@@ -39,6 +42,8 @@ class CsvFile:
     encoding: str = "utf-8"
     # Rows (by index in ``rows``) holding more non-empty cells than the header names, and why.
     ragged: dict[int, str] = field(default_factory=dict)
+    # The line of the file each row starts on (1 is the first line), for reports that name it.
+    lines: list[int] = field(default_factory=list)
 
     @property
     def decimal_comma(self) -> bool:
@@ -48,20 +53,20 @@ class CsvFile:
 
 def _decode(data: bytes) -> tuple[str, str]:
     if data.startswith(b"PK\x03\x04"):
-        raise CsvInputError("This is an Excel workbook, not a CSV file: save it as “CSV UTF-8” and upload that.")
+        raise CsvInputError(_("This is an Excel workbook, not a CSV file: save it as “CSV UTF-8” and upload that."))
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise CsvInputError(NOT_TEXT)
+        raise CsvInputError(str(NOT_TEXT))
     try:
         text, encoding = data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
         if b"\x00" in data:
-            raise CsvInputError(NOT_TEXT) from None
+            raise CsvInputError(str(NOT_TEXT)) from None
         try:
             text, encoding = data.decode("cp1252"), "cp1252"
         except UnicodeDecodeError:
-            raise CsvInputError(NOT_TEXT) from None
+            raise CsvInputError(str(NOT_TEXT)) from None
     if "\x00" in text:
-        raise CsvInputError("The file is not a text file: upload a CSV file.")
+        raise CsvInputError(_("The file is not a text file: upload a CSV file."))
     return text, encoding
 
 
@@ -72,27 +77,39 @@ def csv_read(data: bytes, *, max_rows: int | None = None, reserved_columns: tupl
     """
     text, encoding = _decode(data)
     if not text.strip():
-        raise CsvInputError("The file is empty.")
+        raise CsvInputError(_("The file is empty."))
     first_line = text.lstrip("\r\n").split("\n", 1)[0]
     delimiter = max(DELIMITERS, key=first_line.count) if any(d in first_line for d in DELIMITERS) else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next((row for row in reader if any(cell.strip() for cell in row)), None)
         if header is None:
-            raise CsvInputError("The file is empty.")
+            raise CsvInputError(_("The file is empty."))
         columns = _header_columns(header, reserved_columns)
         rows: list[dict[str, str]] = []
         ragged: dict[int, str] = {}
+        lines: list[int] = []
+        line = reader.line_num + 1  # where the next record starts (a quoted cell may span lines)
         for cells in reader:
+            start, line = line, reader.line_num + 1
             if not any(cell.strip() for cell in cells):
                 continue
             if max_rows is not None and len(rows) >= max_rows:
-                raise CsvInputError(f"The file has more than {max_rows:,} rows; split it into smaller files.")
+                raise CsvInputError(
+                    _("The file has more than %(count)s rows; split it into smaller files.")
+                    % {"count": number_format(max_rows, force_grouping=True)}
+                )
             if len(cells) > len(columns) and any(cell.strip() for cell in cells[len(columns) :]):
-                ragged[len(rows)] = f"The row has {len(cells)} cells; the header names {len(columns)} columns."
+                ragged[len(rows)] = _("The row has %(cells)s cells; the header names %(columns)s columns.") % {
+                    "cells": len(cells),
+                    "columns": len(columns),
+                }
             rows.append(dict(zip(columns, cells, strict=False)))
+            lines.append(start)
     except csv.Error as exc:
-        raise CsvInputError(f"Line {reader.line_num} cannot be read as CSV: {exc}.") from None
+        raise CsvInputError(
+            _("Line %(line)s cannot be read as CSV: %(problem)s.") % {"line": reader.line_num, "problem": exc}
+        ) from None
     return CsvFile(
         columns=columns,
         rows=rows,
@@ -100,6 +117,7 @@ def csv_read(data: bytes, *, max_rows: int | None = None, reserved_columns: tupl
         bom=data.startswith(codecs.BOM_UTF8),
         encoding=encoding,
         ragged=ragged,
+        lines=lines,
     )
 
 
@@ -109,13 +127,16 @@ def _header_columns(header: list[str], reserved: tuple[str, ...]) -> list[str]:
         columns.pop()
     for position, name in enumerate(columns, start=1):
         if not name:
-            raise CsvInputError(f"Column {position} has no name in the header line.")
+            raise CsvInputError(_("Column %(position)s has no name in the header line.") % {"position": position})
     duplicates = sorted({name for name in columns if columns.count(name) > 1})
     if duplicates:
-        raise CsvInputError(f"The header names these columns twice: {', '.join(duplicates)}.")
+        raise CsvInputError(_("The header names these columns twice: %(names)s.") % {"names": ", ".join(duplicates)})
     taken = [name for name in columns if name in reserved]
     if taken:
-        raise CsvInputError(f"The file already has a column named {', '.join(taken)}, which scoring writes: rename it.")
+        raise CsvInputError(
+            _("The file already has a column named %(names)s, which scoring writes: rename it.")
+            % {"names": ", ".join(taken)}
+        )
     return columns
 
 

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 export DJANGO_SETTINGS_MODULE=riskoffice.settings
 
+$PY manage.py compile_locales -v 0  # French and English: locale/*.po -> .mo (pure Python)
 $PY manage.py migrate --no-input -v 0
 $PY manage.py seed_demo --individuals 4000
 $PY manage.py train_model --if-no-champion

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connections
+from django.utils import translation
 from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
@@ -318,6 +319,18 @@ def fresh_rate_limits() -> Iterator[None]:
 def fast_password_hashing(settings) -> None:
     """Client secrets and passwords are hashed with PBKDF2 in production; tests need no such cost."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def english_back_office(settings) -> Iterator[None]:
+    """The specifications read the back-office in English, though a new visitor gets French (tests/test_i18n.py).
+
+    A request with no language cookie and no Accept-Language is answered in English, and so is code run outside
+    a request. tests/test_i18n.py overrides this fixture to see the French default.
+    """
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield
 
 
 # --- a real browser -----------------------------------------------------------------------------------------

@@ -150,10 +150,17 @@ def test_a_dossier_not_yet_scored_has_no_outcome(api):
 def test_an_outcome_on_a_refused_credit_is_refused_with_409_and_nothing_is_written(api, scored, senior):
     """No credit was granted, so there is no repayment or default to learn from (issue 9)."""
     from dossiers.services import dossier_override
+    from tests.test_four_eyes import reason_code
 
     dossier = Dossier.objects.get(pk=scored)
-    if dossier.decision != "refuse":
-        dossier_override(dossier=dossier, decision="refuse", reason="Sanctioned sector.", user=senior)
+    if dossier.decision != "refuse":  # refusing lowers exposure: final at once
+        dossier_override(
+            dossier=dossier,
+            decision="refuse",
+            reason_code=reason_code("adverse_information"),
+            reason="Sanctioned sector.",
+            user=senior,
+        )
 
     response = api.post(outcome_url(scored), {"status": "repaid", "occurred_on": today()})
 

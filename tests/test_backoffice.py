@@ -19,6 +19,7 @@ from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from scoring.model.synthetic import siren_from_number
 from tests.conftest import PASSWORD
+from tests.test_four_eyes import reason_code
 
 pytestmark = pytest.mark.django_db
 
@@ -281,9 +282,9 @@ def test_an_override_with_a_reason_changes_the_decision_and_is_recorded_and_audi
     login(client, analyst)
     original = dossier.decision
     target = other_decision(original)
-    response = client.post(
-        f"{detail_url(dossier)}override", {"decision": target, "reason": "  Guarantor signed in branch.  "}, follow=True
-    )
+    # Refusing lowers exposure: final at once (four eyes: tests/test_four_eyes.py).
+    data = {"decision": target, "reason_code": reason_code().pk, "reason": "  Guarantor signed in branch.  "}
+    response = client.post(f"{detail_url(dossier)}override", data, follow=True)
     assert response.status_code == 200
     assert response.redirect_chain == [(detail_url(dossier), 302)]
 
@@ -310,7 +311,8 @@ def test_an_override_with_a_reason_changes_the_decision_and_is_recorded_and_audi
 
 def test_overriding_to_the_decision_already_in_force_is_refused_with_a_clear_error(client, analyst, dossier):
     login(client, analyst)
-    response = client.post(f"{detail_url(dossier)}override", {"decision": dossier.decision, "reason": "Same again"})
+    data = {"decision": dossier.decision, "reason_code": reason_code().pk, "reason": "Same again"}
+    response = client.post(f"{detail_url(dossier)}override", data)
     assert response.status_code == 400
     assert f"The decision is already {dossier.get_decision_display().lower()}." in response.content.decode()
     assert not Override.objects.exists()

@@ -13,6 +13,7 @@ from dossiers.services import dossier_create, dossier_score
 from dossiers.tasks import score_pending
 from riskoffice.audit import Actor
 from tests.conftest import ARTIFACTS, PASSWORD
+from tests.test_four_eyes import reason_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -40,6 +41,11 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
 
     page = browser_page
     dossier = scored_dossier
+    # Granted, so that lowering it to a guarantee is final at once; an override that raises exposure waits for
+    # a second, senior analyst (tests/test_four_eyes_browser.py).
+    Dossier.objects.filter(pk=dossier.pk).update(decision="accept")
+    dossier.refresh_from_db()
+    code = reason_code("guarantee_obtained")
     score = dossier.scores.get()
     company = dossier.applicant_name
 
@@ -77,11 +83,12 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     # An override with no reason: the browser holds the form back (the field is required).
     # Overridden to another decision that grants credit: outcomes are recorded only where credit was granted.
     target = "guarantee" if dossier.decision == "accept" else "accept"
-    target_label = dict(Dossier._meta.get_field("decision").choices)[target]
+    target_label = str(dict(Dossier._meta.get_field("decision").choices)[target])
     override_form = page.get_by_test_id("override-form")
     override_form.get_by_label("New decision").select_option(target)
+    override_form.get_by_label("Reason code").select_option(str(code.pk))
     override_form.get_by_role("button", name="Override").click()
-    reason = override_form.get_by_label("Reason")
+    reason = override_form.get_by_label("Reason", exact=True)
     assert reason.evaluate("el => el.validity.valueMissing") is True
     expect(page).to_have_url(f"{live_server.url}/dossiers/{dossier.pk}/")
     assert not Override.objects.exists()
@@ -94,7 +101,9 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
 
     # With a reason, the decision in force changes and the override is listed under the analyst's name.
     page.get_by_test_id("override-form").get_by_label("New decision").select_option(target)
-    page.get_by_test_id("override-form").get_by_label("Reason").fill("Personal guarantee from the managing director.")
+    page.get_by_test_id("override-form").get_by_label("Reason code").select_option(str(code.pk))
+    reason = page.get_by_test_id("override-form").get_by_label("Reason", exact=True)
+    reason.fill("Personal guarantee from the managing director.")
     page.get_by_test_id("override-form").get_by_role("button", name="Override").click()
     expect(page.get_by_role("status")).to_have_text("Decision overridden.")
     expect(page.get_by_test_id("decision")).to_have_text(target_label)

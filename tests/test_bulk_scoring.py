@@ -186,7 +186,7 @@ def test_a_french_excel_file_with_bom_semicolons_and_decimal_commas_is_read_and_
 
 def test_requested_amount_and_naf_code_columns_feed_the_policy_knockouts(tmp_path, champion, senior):
     values = {**policy_values(policy_current("b2b")), "max_amount": 50_000, "sanctioned_naf_codes": ["92.00Z"]}
-    policy_create_version(segment="b2b", values=values, user=senior)
+    policy_create_version(segment="b2b", values=values, note="A cap and a sanctioned sector.", user=senior)
     rows = portfolio_rows(3)
     for row in rows:
         row["naf_code"] = ""
@@ -335,6 +335,39 @@ def test_running_the_job_scores_every_row_and_the_download_returns_the_csv(clien
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="portfolio-scored.csv"'
     assert response.content == bytes(job.output_csv)
+
+
+def test_a_french_excel_windows_1252_file_is_uploaded_scored_and_comes_back_in_utf8_for_excel(
+    client, analyst, champion, enqueued
+):
+    """Excel's plain "CSV (séparateur : point-virgule)": Windows-1252, semicolons, decimal commas, CRLF."""
+    rows = [
+        {"entreprise": name, **row}
+        for name, row in zip(
+            ["Société Générale d'Électricité", "Bâtiment Œuvre"], portfolio_rows(2, seed=5), strict=True
+        )
+    ]
+    text = csv_bytes(rows, delimiter=";", decimal_comma=True).decode()  # csv writes CRLF line ends
+    data = text.encode("cp1252")
+    assert data.decode("cp1252") == text and b"\xe9" in data  # é as one Windows-1252 byte: not UTF-8
+    login(client, analyst)
+
+    response = upload(client, data, name="portefeuille-été.csv")
+
+    assert response.status_code == 302, response.content.decode()
+    job = BulkScoringJob.objects.get()
+    assert job.rows_total == 2
+    bulk_job_run(job_id=job.pk)
+    output = client.get(f"/scoring/bulk/{job.pk}/download").content
+    assert output.startswith(codecs.BOM_UTF8)  # UTF-8 with a BOM, so that Excel shows the accents
+    columns, scored = read_output(output, delimiter=";")
+    assert columns[0] == "entreprise"
+    assert [row["entreprise"] for row in scored] == ["Société Générale d'Électricité", "Bâtiment Œuvre"]
+    policy = policy_current("b2b")
+    for row, out in zip(rows, scored, strict=True):
+        assert out["error"] == ""
+        pd = float(out["probability_of_default"].replace(",", "."))
+        assert abs(pd - expected_for(champion, policy, row)["pd"]) < 1e-9
 
 
 def test_a_finished_job_is_not_run_again(job):

@@ -91,14 +91,50 @@ def test_a_category_never_seen_in_training_is_explained_like_a_missing_value(loa
 # --- factors ------------------------------------------------------------------------------------
 
 
-def test_the_factors_are_the_top_four_contributions_by_absolute_value(loaded, companies) -> None:
+def test_the_factors_are_the_top_four_of_each_kind_by_absolute_value(loaded, companies) -> None:
     for features in companies:
         explanation = engine.explain_one(loaded, features)
         factors = engine.factors_from(explanation, features)
 
-        ranked = sorted(explanation.contributions, key=lambda n: abs(explanation.contributions[n]), reverse=True)
-        assert len(factors) == 4
-        assert [f["feature"] for f in factors] == ranked[:4]
+        for direction in ("increases_risk", "decreases_risk", "missing"):
+            kind = [
+                name
+                for name, value in sorted(explanation.contributions.items(), key=lambda i: abs(i[1]), reverse=True)
+                if value != 0
+                and (
+                    is_missing(features.get(name))
+                    if direction == "missing"
+                    else not is_missing(features.get(name)) and (value > 0) == (direction == "increases_risk")
+                )
+            ]
+            assert [f["feature"] for f in factors if f["direction"] == direction] == kind[:4]
+
+
+def test_a_score_always_carries_what_raised_its_risk_even_when_lowering_factors_weigh_more() -> None:
+    contributions = dict.fromkeys(FEATURE_NAMES, 0.0)
+    contributions.update(
+        revenue=-0.9, equity_ratio=-0.8, company_age_years=-0.7, headcount=-0.6, net_margin=-0.5, payment_delays_12m=0.1
+    )
+    explanation = Explanation(probability_of_default=0.05, base_value=-3.0, contributions=contributions)
+    features = {
+        "revenue": 2e6,
+        "equity_ratio": 0.4,
+        "company_age_years": 20.0,
+        "headcount": 40.0,
+        "net_margin": 0.1,
+        "payment_delays_12m": 3,
+    }
+
+    factors = engine.factors_from(explanation, features)
+
+    assert [f["feature"] for f in factors] == [
+        "revenue",
+        "equity_ratio",
+        "company_age_years",
+        "headcount",
+        "payment_delays_12m",
+    ]
+    assert factors[-1]["direction"] == "increases_risk"
 
 
 def test_factors_are_ordered_by_decreasing_absolute_contribution(loaded, companies) -> None:
@@ -109,22 +145,27 @@ def test_factors_are_ordered_by_decreasing_absolute_contribution(loaded, compani
         assert sizes == sorted(sizes, reverse=True)
 
 
-def test_a_factor_states_its_direction_from_the_sign_of_its_contribution(loaded, companies) -> None:
+def test_a_factor_states_its_direction_from_the_sign_of_its_contribution_unless_its_value_is_missing(
+    loaded, companies
+) -> None:
     for features in companies:
         explanation = engine.explain_one(loaded, features)
         for factor in engine.factors_from(explanation, features):
             contribution = explanation.contributions[factor["feature"]]
-            assert factor["direction"] == ("increases_risk" if contribution > 0 else "decreases_risk")
+            if is_missing(features.get(factor["feature"])):
+                assert factor["direction"] == "missing"
+            else:
+                assert factor["direction"] == ("increases_risk" if contribution > 0 else "decreases_risk")
             assert factor["contribution"] == round(contribution, 6)
 
 
-def test_a_missing_feature_among_the_top_factors_is_reported_as_missing_data(loaded, companies) -> None:
+def test_a_missing_feature_among_the_factors_is_reported_as_missing_data(loaded, companies) -> None:
     seen_missing = 0
     for features in companies:
         for factor in engine.factors_from(engine.explain_one(loaded, features), features):
             if is_missing(features.get(factor["feature"])):
                 seen_missing += 1
-                assert factor["missing"] is True
+                assert factor["missing"] is True and factor["direction"] == "missing"
                 assert factor["value"] is None
                 assert factor["text"]["fr"].startswith("Donnée manquante : ")
                 assert factor["text"]["en"].startswith("Missing data: ")
@@ -134,20 +175,34 @@ def test_a_missing_feature_among_the_top_factors_is_reported_as_missing_data(loa
     assert seen_missing > 0, "the portfolio should have some company whose missing data weighs in"
 
 
-def test_missing_data_is_a_factor_of_its_own_when_it_weighs_most() -> None:
-    contributions = dict.fromkeys(FEATURE_NAMES, 0.01)
-    contributions.update(avg_balance_12m=0.9, revenue=-0.5, payment_delays_12m=0.3, company_age_years=-0.2)
+def test_missing_data_is_a_factor_of_its_own_whatever_the_sign_of_its_contribution() -> None:
+    contributions = dict.fromkeys(FEATURE_NAMES, 0.0)
+    contributions.update(
+        avg_balance_12m=0.9, revenue=-0.5, payment_delays_12m=0.3, company_age_years=-0.2, debt_to_ebitda=-0.4
+    )
     explanation = Explanation(probability_of_default=0.1, base_value=-3.0, contributions=contributions)
-    features = {"avg_balance_12m": None, "revenue": 250_000.0, "payment_delays_12m": 2, "company_age_years": 12.0}
+    features = {
+        "avg_balance_12m": None,
+        "debt_to_ebitda": float("nan"),
+        "revenue": 250_000.0,
+        "payment_delays_12m": 2,
+        "company_age_years": 12.0,
+    }
 
     factors = engine.factors_from(explanation, features)
 
-    assert [f["feature"] for f in factors] == ["avg_balance_12m", "revenue", "payment_delays_12m", "company_age_years"]
-    assert factors[0]["missing"] is True
+    assert [(f["feature"], f["direction"]) for f in factors] == [
+        ("avg_balance_12m", "missing"),
+        ("revenue", "decreases_risk"),
+        ("debt_to_ebitda", "missing"),
+        ("payment_delays_12m", "increases_risk"),
+        ("company_age_years", "decreases_risk"),
+    ]
     assert factors[0]["text"] == {
-        "fr": "Donnée manquante : solde moyen (12 mois)",
-        "en": "Missing data: average balance (12 months)",
+        "fr": "Donnée manquante : solde moyen (12 mois) (non disponible)",
+        "en": "Missing data: average balance (12 months) (not available)",
     }
+    assert factors[2]["text"]["en"] == "Missing data: debt to EBITDA (not available)"
 
 
 def test_a_factor_carries_both_labels_and_the_value(loaded, companies) -> None:
@@ -159,10 +214,49 @@ def test_a_factor_carries_both_labels_and_the_value(loaded, companies) -> None:
     assert factor["value"] == (None if is_missing(features[feature.name]) else features[feature.name])
 
 
-def test_factors_from_honours_a_smaller_top(loaded, companies) -> None:
+def test_factors_from_with_a_top_gives_exactly_the_largest_contributions_whatever_their_kind(loaded, companies) -> None:
     explanation = engine.explain_one(loaded, companies[0])
+    ranked = sorted(explanation.contributions, key=lambda n: abs(explanation.contributions[n]), reverse=True)
 
-    assert len(engine.factors_from(explanation, companies[0], top=3)) == 3
+    assert [f["feature"] for f in engine.factors_from(explanation, companies[0], top=3)] == ranked[:3]
+
+
+# --- the order that fits the decision -------------------------------------------------------------------------
+
+MIXED = [
+    {"feature": "revenue", "direction": "decreases_risk", "missing": False, "contribution": -0.9},
+    {"feature": "avg_balance_12m", "direction": "missing", "missing": True, "contribution": -0.6},
+    {"feature": "payment_delays_12m", "direction": "increases_risk", "missing": False, "contribution": 0.3},
+    {"feature": "company_age_years", "direction": "decreases_risk", "missing": False, "contribution": -0.2},
+    {"feature": "naf_section", "direction": "increases_risk", "missing": False, "contribution": 0.5},
+]
+
+
+def order(decision: str | None) -> list[str]:
+    return [f["feature"] for f in engine.factors_in_decision_order(MIXED, decision)]
+
+
+@pytest.mark.parametrize("decision", ["guarantee", "refuse"])
+def test_a_guarantee_or_a_refusal_leads_with_what_raised_the_risk_then_missing_data_then_what_lowered_it(decision):
+    assert order(decision) == ["naf_section", "payment_delays_12m", "avg_balance_12m", "revenue", "company_age_years"]
+
+
+def test_an_accept_leads_with_what_lowered_the_risk():
+    assert order("accept") == ["revenue", "company_age_years", "naf_section", "payment_delays_12m", "avg_balance_12m"]
+
+
+def test_a_referral_leads_with_the_missing_data():
+    assert order("refer") == ["avg_balance_12m", "naf_section", "payment_delays_12m", "revenue", "company_age_years"]
+
+
+def test_without_a_decision_the_factors_come_largest_first():
+    assert order(None) == ["revenue", "avg_balance_12m", "naf_section", "payment_delays_12m", "company_age_years"]
+
+
+def test_a_factor_stored_before_missing_was_a_direction_comes_out_as_missing():
+    legacy = [{"feature": "revenue", "direction": "decreases_risk", "missing": True, "contribution": -0.4}]
+
+    assert engine.factors_in_decision_order(legacy, "accept")[0]["direction"] == "missing"
 
 
 # --- reason texts -------------------------------------------------------------------------------

@@ -73,6 +73,22 @@ class Objects:
         return scored_dossier(self.fixture("marketplace"))
 
     @cached_property
+    def pending_override(self) -> Override:
+        """The analyst (alice) asked to accept the dossier the policy refused: it awaits a senior analyst."""
+        from dossiers.services import dossier_override
+        from tests.test_four_eyes import reason_code
+
+        Dossier.objects.filter(pk=self.dossier.pk).update(decision="refuse")
+        self.dossier.refresh_from_db()
+        return dossier_override(
+            dossier=self.dossier,
+            decision="accept",
+            reason_code=reason_code(),
+            reason="Guarantee obtained.",
+            user=self.fixture("analyst"),
+        )
+
+    @cached_property
     def job(self) -> BulkScoringJob:
         """A bulk job the analyst (alice) uploaded, scored to the end so that its file can be downloaded."""
         self.fixture("champion")
@@ -131,6 +147,12 @@ def world_state() -> tuple:
 
 ACTORS = ("anonymous", "outsider", "analyst", "other_analyst", "senior", "auditor", "admin")
 
+
+def _review_kwargs(o: Objects) -> dict[str, Any]:
+    """The override awaiting approval: a senior analyst other than its author (alice) approves or rejects it."""
+    return {"pk": o.pending_override.dossier_id, "override_pk": o.pending_override.pk}
+
+
 # url kind -> (URL name, its kwargs, the text that only someone allowed in may see)
 BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
     "queue": ("dossiers:queue", lambda o: {}, lambda o: o.dossier.company.siren),
@@ -139,6 +161,9 @@ BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
     "malformed dossier id": ("dossiers:detail", lambda o: {"pk": "not-a-uuid"}, None),
     "override": ("dossiers:override", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
     "override unknown dossier": ("dossiers:override", lambda o: {"pk": UNKNOWN_ID}, None),
+    "override approve": ("dossiers:override-approve", _review_kwargs, lambda o: o.dossier.company.siren),
+    "override reject": ("dossiers:override-reject", _review_kwargs, lambda o: o.dossier.company.siren),
+    "override approve unknown": ("dossiers:override-approve", lambda o: {"pk": UNKNOWN_ID, "override_pk": 987}, None),
     "outcome": ("dossiers:outcome", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
     "statement": ("dossiers:statement", lambda o: {"pk": o.dossier.pk}, lambda o: o.dossier.company.siren),
     "bulk": ("scoring:bulk", lambda o: {}, None),
@@ -159,6 +184,9 @@ BACKOFFICE_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("malformed dossier id", "GET"):            (302,    403,     404,    404,         404,   404,    404),
     ("override", "POST"):                       (302,    403,     400,    400,         400,   403,    403),
     ("override unknown dossier", "POST"):       (302,    403,     404,    404,         404,   403,    403),
+    ("override approve", "POST"):               (302,    403,     403,    403,         400,   403,    403),
+    ("override reject", "POST"):                (302,    403,     403,    403,         400,   403,    403),
+    ("override approve unknown", "POST"):       (302,    403,     403,    403,         404,   403,    403),
     ("outcome", "POST"):                        (302,    403,     400,    400,         400,   403,    403),
     ("statement", "POST"):                      (302,    403,     400,    400,         400,   403,    403),
     ("bulk", "GET"):                            (302,    403,     200,    200,         200,   200,    403),

@@ -148,7 +148,8 @@ def b2b_policy(**overrides: object) -> PolicyVersion:
 
 
 def clean_features(**overrides: object) -> dict:
-    return {"revenue": 1_000_000.0, "open_insolvency_proceeding": 0, **overrides}
+    """Accounts and bank data on file (thin data is referred: tests/test_policy_refer.py)."""
+    return {"revenue": 1_000_000.0, "avg_balance_12m": 20_000.0, "open_insolvency_proceeding": 0, **overrides}
 
 
 @pytest.mark.parametrize("pd", [0.0001, 0.01, 0.0299])

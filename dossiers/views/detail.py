@@ -9,23 +9,34 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import get_language
 from django.views.decorators.http import require_POST
 
-from riskoffice.audit import Actor, audit_history
+from riskoffice.audit import audit_history
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
 from riskoffice.scoping import get_or_404
 from riskoffice.web import apply_service_errors, require_role
-from scoring.model.features import FEATURES_BY_NAME, format_value
+from scoring.model.engine import factors_in_decision_order
+from scoring.model.features import FEATURES_BY_NAME, format_value, is_missing
 from scoring.selectors import statements_for_user
 from scoring.sources import describe_flags
 
 from .. import selectors, services
-from ..forms import OutcomeForm, OverrideForm, StatementForm
-from ..models import Dossier
+from ..forms import OutcomeCorrectionForm, OutcomeForm, OverrideForm, OverrideReviewForm, StatementForm
+from ..models import Dossier, Override
+from ..outcomes import outcome_corrections
+from ..overrides import override_can_review, overrides_listed
 from ..representation import score_representation
+from . import challenge
+
+
+def _page_language() -> str:
+    """The catalogue's language for the active one: French labels and values unless the reader chose English."""
+    return "en" if (get_language() or "").startswith("en") else "fr"
 
 
 def _contribution_bars(score) -> list[dict]:
+    lang = _page_language()
     features = score.snapshot.features
     biggest = max((abs(v) for v in score.contributions.values()), default=0) or 1.0
     bars = []
@@ -34,11 +45,13 @@ def _contribution_bars(score) -> list[dict]:
         bars.append(
             {
                 "name": name,
-                "label": feature.label_en if feature else name,
-                "value": format_value(feature, features.get(name), "en") if feature else features.get(name),
+                "label": (feature.label_en if lang == "en" else feature.label_fr) if feature else name,
+                "value": format_value(feature, features.get(name), lang) if feature else features.get(name),
                 "contribution": value,
                 "width": round(100 * abs(value) / biggest, 1),
                 "raises": value > 0,
+                # A missing value is named as missing, never as lowering risk, whatever its sign.
+                "missing": is_missing(features.get(name)),
             }
         )
     return bars
@@ -47,13 +60,26 @@ def _contribution_bars(score) -> list[dict]:
 def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
     score = selectors.latest_score(dossier)
     history = audit_history(dossier)
+    outcome = getattr(dossier, "outcome", None)
+    overrides = overrides_listed(dossier)
+    pending_override = next((o for o in overrides if o.status == Override.Status.PENDING), None)
     return {
         "dossier": dossier,
         "score": score,
-        "summary": score_representation(dossier, score, lang="en"),
+        "summary": score_representation(dossier, score, lang=_page_language()),
         "bars": _contribution_bars(score) if score else [],
-        "overrides": dossier.overrides.select_related("decided_by"),
-        "outcome": getattr(dossier, "outcome", None),
+        # The reasons in the order that fits the decision in force (scoring.model.engine).
+        "reasons": factors_in_decision_order(score.factors, dossier.decision or score.decision) if score else [],
+        # Overrides (dossiers/views/overrides.py): the list, the one awaiting approval, and who may review it.
+        "overrides": overrides,
+        "pending_override": pending_override,
+        "can_review": pending_override is not None and override_can_review(request.user, pending_override),
+        "review_form": forms.get("review_form") or OverrideReviewForm(),
+        "outcome": outcome,
+        # Outcomes (dossiers/views/outcomes.py): the correction form filled in with the outcome, past corrections.
+        "correction_form": forms.get("correction_form")
+        or (OutcomeCorrectionForm.for_outcome(outcome) if outcome else None),
+        "outcome_corrections": outcome_corrections(history),
         "history": history,
         "override_form": forms.get("override_form") or OverrideForm(),
         "outcome_form": forms.get("outcome_form") or OutcomeForm(),
@@ -62,7 +88,11 @@ def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
         if dossier.company_id
         else [],
         "data_notices": describe_flags(score.data_flags, score.snapshot.provenance) if score else [],
+        # The open exposure on the dossier's SIREN, one aggregate query (templates/dossiers/detail/_exposure.html).
+        "exposure": selectors.company_exposure(request.user, dossier.company if dossier.company_id else None),
         "can_decide": has_any_role(request.user, CAN_DECIDE),
+        # Challenge form and score history (dossiers/views/challenge.py).
+        **challenge.challenge_context(dossier, score, forms.get("challenge_form")),
     }
 
 
@@ -100,40 +130,6 @@ def _dossier_form_post(
             return redirect("dossiers:detail", pk=dossier.pk)
     context = _detail_context(request, dossier, **{form_key: form})
     return render(request, "dossiers/detail.html", context, status=400)
-
-
-@login_required
-@require_POST
-def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
-    return _dossier_form_post(
-        request,
-        pk,
-        form_class=OverrideForm,
-        form_key="override_form",
-        success="Decision overridden.",
-        act=lambda dossier, data, user: services.dossier_override(
-            dossier=dossier, decision=data["decision"], reason=data["reason"], user=user
-        ),
-    )
-
-
-@login_required
-@require_POST
-def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
-    return _dossier_form_post(
-        request,
-        pk,
-        form_class=OutcomeForm,
-        form_key="outcome_form",
-        success="Outcome recorded.",
-        act=lambda dossier, data, user: services.outcome_record(
-            dossier=dossier,
-            status=data["status"],
-            occurred_on=data["occurred_on"],
-            amounts={name: data.get(name) for name in OutcomeForm.AMOUNTS},
-            actor=Actor(user=user),
-        ),
-    )
 
 
 @login_required

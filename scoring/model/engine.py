@@ -196,27 +196,90 @@ def explain_many(loaded: LoadedModel, feature_rows: list[dict[str, Any]]) -> lis
     return explanations
 
 
-def factors_from(explanation: Explanation, features: dict[str, Any], top: int = TOP_FACTORS) -> list[dict[str, Any]]:
-    """The top reasons by absolute contribution, in French and English, with direction and value."""
-    ranked = sorted(explanation.contributions.items(), key=lambda item: abs(item[1]), reverse=True)
-    factors = []
-    for name, contribution in ranked[:top]:
-        value = features.get(name)
-        missing = is_missing(value)
-        factors.append(
-            {
-                "feature": name,
-                "label": {"en": FEATURES_BY_NAME[name].label_en, "fr": FEATURES_BY_NAME[name].label_fr}
-                if name in FEATURES_BY_NAME
-                else {"en": name, "fr": name},
-                "value": None if missing else value,
-                "missing": missing,
-                "direction": "increases_risk" if contribution > 0 else "decreases_risk",
-                "contribution": round(contribution, 6),
-                "text": {
-                    "en": factor_text(name, value, contribution, "en") if name in FEATURES_BY_NAME else name,
-                    "fr": factor_text(name, value, contribution, "fr") if name in FEATURES_BY_NAME else name,
-                },
+# A factor's direction. A feature whose value is missing is "missing", whatever the sign of its
+# contribution: the model routed the gap somewhere, but an absence of data is never a reason that lowers
+# risk, and it is never phrased as one.
+RAISES, LOWERS, MISSING = "increases_risk", "decreases_risk", "missing"
+
+# The decisions whose reasons lead with what raised the risk: the principal reasons an applicant is owed
+# after a refusal or a request for a guarantee; a referral leads with the data that was missing.
+_ORDER_BY_DECISION: dict[str, tuple[str, ...]] = {
+    "accept": (LOWERS, RAISES, MISSING),
+    "guarantee": (RAISES, MISSING, LOWERS),
+    "refuse": (RAISES, MISSING, LOWERS),
+    "refer": (MISSING, RAISES, LOWERS),
+}
+
+
+def _lower_first(label: str) -> str:
+    """'Days in overdraft' -> 'days in overdraft' inside a sentence; an acronym ('EBITDA') keeps its case."""
+    return label if label[:2].isupper() else label[:1].lower() + label[1:]
+
+
+def _factor(name: str, value: Any, contribution: float) -> dict[str, Any]:
+    feature = FEATURES_BY_NAME.get(name)
+    missing = is_missing(value)
+    if feature is None:
+        label = {"en": name, "fr": name}
+        text = {"en": name, "fr": name}
+    else:
+        label = {"en": feature.label_en, "fr": feature.label_fr}
+        if missing:
+            text = {
+                "en": f"Missing data: {_lower_first(feature.label_en)} (not available)",
+                "fr": f"Donnée manquante : {_lower_first(feature.label_fr)} (non disponible)",
             }
-        )
-    return factors
+        else:
+            text = {lang: factor_text(name, value, contribution, lang) for lang in ("en", "fr")}
+    return {
+        "feature": name,
+        "label": label,
+        "value": None if missing else value,
+        "missing": missing,
+        "direction": MISSING if missing else (RAISES if contribution > 0 else LOWERS),
+        "contribution": round(contribution, 6),
+        "text": text,
+    }
+
+
+def factors_from(explanation: Explanation, features: dict[str, Any], top: int | None = None) -> list[dict[str, Any]]:
+    """The reasons of a score, in French and English, with direction and value, largest contribution first.
+
+    By default, up to ``TOP_FACTORS`` of each kind: what raised the risk, what lowered it, and the data that
+    was missing (features without a contribution are left out). A score that the policy turns into a
+    guarantee or a refusal then always carries the reasons that raised its risk, even when risk-lowering
+    ones weigh more; ``factors_in_decision_order`` orders them for the decision. With ``top``, exactly the
+    ``top`` largest contributions whatever their kind (a fixed number of columns, as the bulk CSV has).
+    """
+    ranked = sorted(explanation.contributions.items(), key=lambda item: abs(item[1]), reverse=True)
+    factors = [_factor(name, features.get(name), contribution) for name, contribution in ranked]
+    if top is not None:
+        return factors[:top]
+    kept: list[dict[str, Any]] = []
+    per_kind: dict[str, int] = {}
+    for factor in factors:
+        if factor["contribution"] == 0 or per_kind.get(factor["direction"], 0) >= TOP_FACTORS:
+            continue
+        per_kind[factor["direction"]] = per_kind.get(factor["direction"], 0) + 1
+        kept.append(factor)
+    return kept
+
+
+def factor_direction(factor: dict[str, Any]) -> str:
+    """A stored factor's direction; factors stored before "missing" existed say so in their ``missing`` flag."""
+    return MISSING if factor.get("missing") else factor["direction"]
+
+
+def factors_in_decision_order(factors: list[dict[str, Any]], decision: str | None) -> list[dict[str, Any]]:
+    """Stored factors in the order that fits the decision, each group largest first.
+
+    An accept leads with what lowered the risk; a guarantee or a refusal with what raised it (the principal
+    reasons an applicant is owed), then the missing data, then what lowered it; a referral with the missing
+    data. Factors stored before "missing" was a direction of its own come out with it.
+    """
+    order = _ORDER_BY_DECISION.get(decision or "")
+    normalised = [{**factor, "direction": factor_direction(factor)} for factor in factors]
+    by_size = sorted(normalised, key=lambda f: abs(f["contribution"]), reverse=True)
+    if order is None:
+        return by_size
+    return sorted(by_size, key=lambda f: order.index(f["direction"]) if f["direction"] in order else len(order))

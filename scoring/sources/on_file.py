@@ -8,6 +8,7 @@ proceedings) are recorded by partners, analysts or monitoring.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -171,3 +172,154 @@ def _counts_visible(events: list[dict[str, Any]], dossier: Any) -> dict[str, Any
 def has_events(result: SourceResult) -> bool:
     data = result.data or {}
     return bool(data.get("payment_delays_12m") or data.get("sepa_incidents_12m") or data.get("insolvency_proceeding"))
+
+
+# --- what analysts supplied in a challenge ---------------------------------------------------------
+
+ANALYST = "analyst"
+
+
+@dataclass(frozen=True)
+class AnalystField:
+    """A data point an analyst may read off a document and supply: the feature, and where the sources put it."""
+
+    feature: str
+    place: str  # the GatheredData attribute: company, bank or events
+    key: str
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+
+
+def _fields(*fields: AnalystField) -> dict[str, AnalystField]:
+    return {f.feature: f for f in fields}
+
+
+_BANK = (
+    AnalystField("avg_balance_12m", "bank", "avg_balance_12m"),
+    AnalystField("min_balance_12m", "bank", "min_balance_12m"),
+    AnalystField("months_negative_balance_12m", "bank", "months_negative_balance_12m", 0, 12, integer=True),
+    AnalystField("days_overdraft_12m", "bank", "days_overdraft_12m", 0, 366, integer=True),
+    AnalystField("rejected_sepa_debits_12m", "bank", "rejected_sepa_debits_12m", 0, 1000, integer=True),
+)
+# Per segment, the data points a challenge may carry: read off a registry extract (Kbis), bank
+# statements, payslips or a creditor's letter. Derived features (ratios) follow from these. A company's
+# accounts (revenue and the ratios) are corrected with a whole statement, never figure by figure here.
+ANALYST_FIELDS: dict[str, dict[str, AnalystField]] = {
+    "b2b": _fields(
+        AnalystField("company_age_years", "company", "age_years", 0, 300),
+        AnalystField("headcount", "company", "headcount", 0, 1_000_000, integer=True),
+        *_BANK,
+        AnalystField("payment_delays_12m", "events", "payment_delays_12m", 0, 1000, integer=True),
+        AnalystField("max_payment_delay_days", "events", "max_payment_delay_days", 0, 3650, integer=True),
+    ),
+    "b2c": _fields(
+        AnalystField("monthly_income", "bank", "avg_monthly_inflows", 0),
+        *_BANK,
+        AnalystField("late_repayments_12m", "events", "late_repayments_12m", 0, 1000, integer=True),
+        AnalystField("account_history_months", "bank", "oldest_account_months", 0, 1200, integer=True),
+    ),
+}
+
+
+def analyst_value_error(field: AnalystField, value: Any) -> str:
+    """What is wrong with a value an analyst supplied for ``field`` (empty when nothing is)."""
+    from django.utils.translation import gettext as _
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return _("Enter a number.")
+    if number != number or number in (float("inf"), float("-inf")):
+        return _("Enter a number.")
+    if field.integer and number != int(number):
+        return _("Enter a whole number.")
+    if field.minimum is not None and number < field.minimum:
+        return _("Cannot be below %(minimum)s.") % {"minimum": f"{field.minimum:g}"}
+    if field.maximum is not None and number > field.maximum:
+        return _("Cannot be above %(maximum)s.") % {"maximum": f"{field.maximum:g}"}
+    return ""
+
+
+@dataclass(frozen=True)
+class AnalystSupplied:
+    """The data points a dossier's challenges supplied, the latest value of each, and the challenges they came from."""
+
+    values: dict[str, Any]
+    references: list[str]
+    at: Any
+
+
+def analyst_values_for(dossiers: list[Any]) -> dict[Any, AnalystSupplied]:
+    """What the dossiers' challenges supplied, in one query: {dossier pk: supplied} for those that supplied any."""
+    from dossiers.models import Challenge
+
+    rows = (
+        Challenge.objects.filter(dossier_id__in=[d.pk for d in dossiers])
+        .exclude(feature_values={})
+        .order_by("created_at", "pk")  # a later challenge's value replaces an earlier one's
+        .values_list("dossier_id", "feature_values", "source_reference", "created_at")
+    )
+    merged: dict[Any, dict[str, Any]] = {}
+    for dossier_id, values, reference, at in rows:
+        entry = merged.setdefault(dossier_id, {"values": {}, "references": [], "at": at})
+        entry["values"].update(values)
+        entry["references"].append(reference)
+        entry["at"] = at
+    return {pk: AnalystSupplied(**entry) for pk, entry in merged.items()}
+
+
+def analyst_values_apply(gathered: Any, segment: str, supplied: AnalystSupplied | None) -> None:
+    """What analysts put on file, over what the sources gathered (provenance ``analyst``).
+
+    A statement on file answers for the sandbox's "no published accounts": that flag goes.
+    """
+    if any(r.source == STATEMENTS and r.status == "ok" for r in gathered.results):
+        gathered.results = [r for r in gathered.results if r.source != f"sandbox.{STATEMENTS}" or r.status == "ok"]
+    fields = ANALYST_FIELDS.get(segment, {})
+    values = {name: value for name, value in (supplied.values if supplied else {}).items() if name in fields}
+    if not values:
+        return
+    for name, value in values.items():
+        field = fields[name]
+        setattr(gathered, field.place, {**(getattr(gathered, field.place) or {}), field.key: value})
+    gathered.results.append(
+        SourceResult(
+            ANALYST,
+            "ok",
+            supplied.at,
+            data=values,
+            detail=f"{', '.join(sorted(values))} supplied by an analyst ({'; '.join(supplied.references)})"[:300],
+        )
+    )
+
+
+# A source's flag as the catalogue names its features' source.
+_CATALOGUE_SOURCE = {
+    "registry": "company registry",
+    "bodacc": "BODACC",
+    "open_banking": "open banking",
+    "financial_statements": "financial statements",
+    "negative_events": "negative events",
+    "events": "negative events",
+}
+
+
+def analyst_flags(
+    flags: list[str], features: dict[str, Any], segment: str, supplied: AnalystSupplied | None
+) -> list[str]:
+    """The data flags left once the analyst filled a source's gaps: a source none of whose features is missing
+    any more, the analyst having supplied some of them, is no longer reported missing."""
+    from scoring.model.features import catalogue_for, is_missing
+
+    names = set(supplied.values) & set(ANALYST_FIELDS.get(segment, {})) if supplied else set()
+    if not names:
+        return flags
+    kept = []
+    for flag in flags:
+        label = _CATALOGUE_SOURCE.get(flag.partition(":")[2].removeprefix("sandbox."))
+        fed = {f.name for f in catalogue_for(segment) if f.source == label}
+        if fed & names and not any(is_missing(features.get(name)) for name in fed):
+            continue
+        kept.append(flag)
+    return kept

@@ -94,6 +94,16 @@ class Command(BaseCommand):
                     actor=Actor(client=client),
                 )
                 dossier_score(dossier_id=dossier.pk)
+            # A customer that keeps coming back: its open exposure adds up on the company page.
+            for amount in (18000, 42000, 7500):
+                dossier = dossier_create(
+                    partner=partner,
+                    siren=SAMPLE_SIRENS[0],
+                    requested_amount=Decimal(amount),
+                    bank_tokens=["sandbox-token"],
+                    actor=Actor(client=client),
+                )
+                dossier_score(dossier_id=dossier.pk)
         self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
         self.stdout.write(f"""
   Back-office   {base_url}/dossiers/
