@@ -216,7 +216,10 @@ class ScoredIndividualDoc(serializers.Serializer):
 class FactorDoc(serializers.Serializer):
     feature = serializers.CharField(help_text="The feature's name, e.g. `avg_balance_12m`.")
     text = serializers.CharField(help_text="The reason in French, or English with `Accept-Language: en`.")
-    direction = serializers.ChoiceField(choices=["increases_risk", "decreases_risk"])
+    direction = serializers.ChoiceField(
+        choices=["increases_risk", "decreases_risk", "missing"],
+        help_text="`missing`: the data was not available; it is never counted as lowering the risk.",
+    )
     contribution = serializers.FloatField(help_text="Exact SHAP contribution, in log-odds.")
     value = serializers.JSONField(allow_null=True, help_text="The feature's value; null when missing.")
 
@@ -262,7 +265,7 @@ class ScoreDoc(serializers.Serializer):
     recommendation = serializers.ChoiceField(choices=_DECISIONS, allow_null=True, help_text="The policy's.")
     decision_overridden = serializers.BooleanField(required=False, help_text="Present once scored.")
     recommended_limit = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
-    explainability = FactorDoc(many=True, help_text="The four largest contributions, largest first.")
+    explainability = FactorDoc(many=True, help_text="Up to four reasons of each kind, ordered for the decision.")
     score_version = serializers.IntegerField(
         required=False, help_text="Present once scored: 1 for the application, then one more per re-score."
     )

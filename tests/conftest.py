@@ -66,6 +66,14 @@ def reference_data(db) -> None:
     for segment, values in defaults.items():
         if not PolicyVersion.objects.filter(segment=segment).exists():
             PolicyVersion.objects.create(segment=segment, version=1, is_current=True, **values)
+    # The override reason codes live in a data migration too.
+    from dossiers.models import OverrideReason
+
+    seed = import_module("dossiers.migrations.0007_challenge_four_eyes_assignment").REASON_CODES
+    for position, (code, label_fr, label_en) in enumerate(seed):
+        OverrideReason.objects.get_or_create(
+            code=code, defaults={"label_fr": label_fr, "label_en": label_en, "position": position}
+        )
 
 
 @pytest.fixture

@@ -265,6 +265,7 @@ def database_proxy() -> Iterator[TcpProxy]:
 
 def logged_in_back_office(base_url: str, user) -> requests.Session:
     session = requests.Session()
+    session.headers["Accept-Language"] = "en"  # the back-office is French by default; these tests read English
     session.get(f"{base_url}/login/", timeout=30)
     response = session.post(
         f"{base_url}/login/",

@@ -12,6 +12,7 @@ from dossiers.models import Dossier, Outcome, Override
 from dossiers.services import dossier_create, dossier_score
 from dossiers.tasks import score_pending
 from riskoffice.audit import Actor
+from scoring.model.engine import factors_in_decision_order
 from tests.conftest import ARTIFACTS, PASSWORD
 from tests.test_four_eyes import reason_code
 
@@ -61,7 +62,7 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     expect(row).to_have_count(1)
     expect(row).to_contain_text(str(score.score))
 
-    # The dossier shows the score, the PD, the recommendation and four reasons in French and English.
+    # The dossier shows the score, the PD, the recommendation and its reasons (ordered for the decision), fr and en.
     row.get_by_role("link", name=company).click()
     expect(page).to_have_url(f"{live_server.url}/dossiers/{dossier.pk}/")
     expect(page.get_by_test_id("score")).to_have_text(str(score.score))
@@ -69,8 +70,9 @@ def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome
     expect(page.get_by_test_id("recommendation")).to_have_text(score.get_decision_display())
     expect(page.get_by_test_id("decision")).to_have_text(dossier.get_decision_display())
     factors = page.get_by_test_id("factors").locator("li")
-    expect(factors).to_have_count(4)
-    for i, factor in enumerate(score.factors):
+    ordered = factors_in_decision_order(score.factors, dossier.decision)
+    expect(factors).to_have_count(len(ordered))
+    for i, factor in enumerate(ordered):
         expect(factors.nth(i).locator(".fr")).to_have_text(factor["text"]["fr"])
         expect(factors.nth(i).locator(".en")).to_have_text(factor["text"]["en"])
 

@@ -91,10 +91,7 @@ def expected_for(champion, policy, row: dict[str, Any]) -> dict[str, Any]:
         "band": band_for(pd),
         "decision": decision.decision,
         "rules_fired": "|".join(decision.rules_fired),
-        "factors": [
-            ("raises risk: " if f["direction"] == "increases_risk" else "lowers risk: ") + f["text"]["en"]
-            for f in factors
-        ],
+        "factors": [f"{bulk.FACTOR_PREFIX[f['direction']]}: " + f["text"]["en"] for f in factors],
     }
 
 

@@ -206,7 +206,7 @@ class World:
             "sanctioned_naf_codes": ["92.00Z"],
             "max_amount": None,
         }
-        return policy_create_version(segment="b2b", values=values, user=self.senior)
+        return policy_create_version(segment="b2b", values=values, note=f"Version {n}.", user=self.senior)
 
     def partner_client(self, n: int) -> PartnerClient:
         """Another partner, whose client asked for one score this month: a row of the usage page."""
@@ -349,6 +349,7 @@ def _company(w: World) -> str:
 def _queue_search(w: World) -> str:
     number = w.dossier.company.siren
     return reverse("dossiers:queue") + f"?q={number[:3]}+{number[3:6]}+{number[6:]}&size=100"
+
 
 # fmt: off
 LISTS: dict[str, ListRow] = {
@@ -524,7 +525,9 @@ PAGES: dict[str, Row] = {
     "bulk upload": Row("POST", _url("scoring:bulk"), "analyst", 302, 12,
                        lambda w: {"segment": "b2b", "file": w.upload()}),
     "policy form": Row("GET", _policy_new, "senior", 200, 6),
-    "policy, new version": Row("POST", _policy_new, "senior", 302, 14, lambda w: POLICY),
+    # A new version is previewed on past dossiers before it is published (the preview is the costly step).
+    "policy, new version": Row("POST", _policy_new, "senior", 200, 14, lambda w: {
+        **POLICY, "note": "Tighter accept.", "min_data_sources": "1", "refer_when_thin": "on", "action": "preview"}),
     "login page": Row("GET", _url("login"), "anonymous", 200, 2),
     "healthz": Row("GET", _url("healthz"), "anonymous", 200, 0),
     "readyz": Row("GET", _beat(), "anonymous", 200, 5),

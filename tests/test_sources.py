@@ -1005,7 +1005,7 @@ def scored(marketplace, champion) -> Dossier:
 def test_an_analyst_records_a_statement_from_the_dossier_page_and_sees_it_listed(client, analyst, scored):
     login(client, analyst)
     page = client.get(f"/dossiers/{scored.pk}/").content.decode()
-    assert 'data-testid="statement-form"' in page
+    assert 'data-testid="challenge-statement"' in page
 
     response = client.post(
         f"/dossiers/{scored.pk}/statement",

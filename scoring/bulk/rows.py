@@ -169,9 +169,12 @@ def score_rows(
             }
         )
         for column, factor in zip(FACTOR_COLUMNS, factors, strict=False):
-            direction = "raises risk" if factor["direction"] == "increases_risk" else "lowers risk"
+            direction = FACTOR_PREFIX.get(factor["direction"], "lowers risk")
             result[column] = f"{direction}: {factor['text']['en']}"
     return results
+
+
+FACTOR_PREFIX = {"increases_risk": "raises risk", "decreases_risk": "lowers risk", "missing": "missing data"}
 
 
 def score_csv(

@@ -39,9 +39,10 @@ FROM generate_series(1, 10000) g;
 INSERT INTO scoring_featuresnapshot (features, provenance, collected_at, dossier_id)
 SELECT '{"revenue": 1}', '{}', created_at, id FROM dossiers_dossier WHERE status = 'scored';
 INSERT INTO scoring_score (probability_of_default, score, band, decision, recommended_limit, rules_fired, base_value,
-  contributions, factors, created_at, dossier_id, model_version_id, policy_version_id, snapshot_id, data_flags)
+  contributions, factors, created_at, dossier_id, model_version_id, policy_version_id, snapshot_id, data_flags,
+  version, trigger)
 SELECT 0.03, 700, 'B', CASE WHEN d.decision = '' THEN 'accept' ELSE d.decision END, NULL, '[]', -3.1, '{"revenue": 0.1}', '[]',
-       d.created_at + interval '1 second', d.id, 1, 1, s.id, '[]'
+       d.created_at + interval '1 second', d.id, 1, 1, s.id, '[]', 1, 'application'
 FROM dossiers_dossier d JOIN scoring_featuresnapshot s ON s.dossier_id = d.id;
 
 INSERT INTO riskoffice_auditevent (at, actor_system, action, object_type, object_id, before, after, actor_client_id, actor_user_id)
