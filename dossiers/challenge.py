@@ -31,15 +31,15 @@ from django.utils.translation import gettext as _
 
 from alerts.services import events_publish
 from riskoffice.audit import Actor, audit_record
-from scoring.models import FinancialStatement, Score
+from scoring.models import Score
 from scoring.selectors import champion_for, policy_current
 from scoring.sources.on_file import ANALYST_FIELDS, analyst_value_error, statements_on_file
-from scoring.statements import statement_errors, statement_figures
+from scoring.statements import statement_figures
 
 from .batch import lease_until, scoring_wake_up
 from .models import Challenge, Dossier, Override
 from .selectors import latest_score
-from .services import dossier_score_here
+from .services import dossier_score_here, statement_add
 
 logger = logging.getLogger(__name__)
 
@@ -141,22 +141,9 @@ def _statement_correct(
     dossier: Dossier, values: dict[str, Any], user: AbstractBaseUser
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """A statement read from the applicant's accounts, recorded for the company: (the one it supersedes, it)."""
-    if not dossier.company_id:
-        raise ValidationError(_("Financial statements belong to a company's dossier."))
-    errors = statement_errors(values)
-    if errors:
-        raise ValidationError(
-            {name if name == NON_FIELD_ERRORS else f"statement_{name}": e for name, e in errors.items()}
-        )
     previous = statements_on_file(dossier)
+    statement = statement_add(dossier=dossier, values=values, user=user, error_prefix="statement_")
     fiscal_year_end, figures = values["fiscal_year_end"], statement_figures(values)
-    statement = FinancialStatement.objects.create(
-        company_id=dossier.company_id,
-        fiscal_year_end=fiscal_year_end,
-        source=FinancialStatement.Source.ANALYST,
-        supplied_by_user=user,
-        **figures,
-    )
     before = {"detail": previous.detail, **(previous.data or {})} if previous.status == "ok" else None
     return before, {"statement_id": statement.pk, **_jsonable({"fiscal_year_end": fiscal_year_end, **figures})}
 

@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import Partner
@@ -148,22 +149,34 @@ def _dossier_open(
     return dossier
 
 
+def statement_add(
+    *, dossier: Dossier, values: dict[str, Any], user: AbstractBaseUser, error_prefix: str = ""
+) -> FinancialStatement:
+    """Check and store a statement an analyst read from the applicant's accounts; the caller audits it.
+
+    ``error_prefix`` names the form's fields when the statement is part of a larger form (a challenge's).
+    """
+    if not dossier.company_id:
+        raise ValidationError(_("Financial statements belong to a company's dossier."))
+    errors = statement_errors(values)
+    if errors:
+        raise ValidationError(
+            {name if name == NON_FIELD_ERRORS else f"{error_prefix}{name}": e for name, e in errors.items()}
+        )
+    return FinancialStatement.objects.create(
+        company_id=dossier.company_id,
+        fiscal_year_end=values["fiscal_year_end"],
+        source=FinancialStatement.Source.ANALYST,
+        supplied_by_user=user,
+        **statement_figures(values),
+    )
+
+
 @transaction.atomic
 def statement_record(*, dossier: Dossier, values: dict[str, Any], user: AbstractBaseUser) -> FinancialStatement:
     """Record a financial statement an analyst read from the applicant's accounts, for the dossier's company."""
-    if not dossier.company_id:
-        raise ValidationError("Financial statements belong to a company's dossier.")
-    errors = statement_errors(values)
-    if errors:
-        raise ValidationError(errors)
+    statement = statement_add(dossier=dossier, values=values, user=user)
     fiscal_year_end, figures = values["fiscal_year_end"], statement_figures(values)
-    statement = FinancialStatement.objects.create(
-        company_id=dossier.company_id,
-        fiscal_year_end=fiscal_year_end,
-        source=FinancialStatement.Source.ANALYST,
-        supplied_by_user=user,
-        **figures,
-    )
     audit_record(
         actor=Actor(user=user),
         action="dossier.statement_recorded",

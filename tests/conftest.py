@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import import_module
 from pathlib import Path
@@ -66,7 +67,11 @@ def reference_data(db) -> None:
     for segment, values in defaults.items():
         if not PolicyVersion.objects.filter(segment=segment).exists():
             PolicyVersion.objects.create(segment=segment, version=1, is_current=True, **values)
-    # The override reason codes live in a data migration too.
+    override_reasons_seed()
+
+
+def override_reasons_seed() -> None:
+    """The override reason codes, which live in a data migration too."""
     from dossiers.models import OverrideReason
 
     seed = import_module("dossiers.migrations.0007_challenge_four_eyes_assignment").REASON_CODES
@@ -388,3 +393,29 @@ def browser_page(monkeypatch) -> Iterator:
         # ORM calls made while Playwright's loop ran opened connections of their own: close them here,
         # or PostgreSQL refuses to drop the test database ("accessed by other users").
         connections.close_all()
+
+
+@pytest.fixture
+def committed_dossier(champion, marketplace, monkeypatch):
+    """A scored B2B dossier for tests that commit (browser tests): scored here, never by a worker."""
+    from dossiers.services import dossier_create, dossier_score
+    from dossiers.tasks import score_pending
+    from riskoffice.audit import Actor
+
+    # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
+    monkeypatch.setattr(score_pending, "delay", lambda *args, **kwargs: None)
+    dossier = dossier_create(
+        partner=marketplace.partner,
+        siren="552100554",
+        requested_amount=Decimal("25000"),
+        bank_tokens=["t"],
+        actor=Actor(client=marketplace.api_client),
+    )
+    assert dossier_score(dossier_id=dossier.pk) is not None
+    dossier.refresh_from_db()
+    return dossier
+
+
+def login(client, user) -> None:
+    """Sign a named actor in to the back-office through Django's test client."""
+    assert client.login(username=user.username, password=PASSWORD)

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
-from dossiers.models import Dossier
-from dossiers.services import dossier_create, dossier_score
-from dossiers.tasks import score_pending
-from riskoffice.audit import Actor
 from tests.conftest import ARTIFACTS, PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -79,21 +73,6 @@ CONTRAST_JS = """
 """
 
 
-@pytest.fixture
-def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
-    monkeypatch.setattr(score_pending, "delay", lambda *args, **kwargs: None)  # scored here, not by a worker
-    dossier = dossier_create(
-        partner=marketplace.partner,
-        siren="552100554",
-        requested_amount=Decimal("25000"),
-        bank_tokens=["t"],
-        actor=Actor(client=marketplace.api_client),
-    )
-    assert dossier_score(dossier_id=dossier.pk) is not None
-    dossier.refresh_from_db()
-    return dossier
-
-
 def log_in(page, url: str, user) -> None:
     page.goto(url)
     page.locator("#id_username").fill(user.username)  # the labels are French or English
@@ -108,7 +87,7 @@ def page_width(page) -> int:
 
 @pytest.mark.parametrize("language", ["en", "fr"])
 def test_at_390_px_neither_the_queue_nor_the_dossier_scrolls_sideways(
-    live_server, browser_page, analyst, scored_dossier, language
+    live_server, browser_page, analyst, committed_dossier, language
 ):
     """French labels run longer: both languages fit a 390 px phone."""
     from playwright.sync_api import expect
@@ -117,12 +96,12 @@ def test_at_390_px_neither_the_queue_nor_the_dossier_scrolls_sideways(
     page.set_viewport_size(PHONE)
     page.context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
     log_in(page, f"{live_server.url}/dossiers/", analyst)
-    expect(page.locator("table.grid tbody tr", has_text=scored_dossier.applicant_name)).to_have_count(1)
+    expect(page.locator("table.grid tbody tr", has_text=committed_dossier.applicant_name)).to_have_count(1)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"queue-390-{language}.png"), full_page=True)
     assert page_width(page) <= PHONE["width"], "the queue scrolls sideways"
 
-    page.goto(f"{live_server.url}/dossiers/{scored_dossier.pk}/")
+    page.goto(f"{live_server.url}/dossiers/{committed_dossier.pk}/")
     expect(page.get_by_test_id("factors")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / f"dossier-390-{language}.png"), full_page=True)
     assert page_width(page) <= PHONE["width"], "the dossier scrolls sideways"
@@ -147,10 +126,10 @@ def test_the_skip_link_is_the_first_stop_and_leads_to_the_content(live_server, b
     assert page.evaluate("document.activeElement.id") == "content"
 
 
-def test_coloured_text_reaches_wcag_aa_contrast(live_server, browser_page, analyst, scored_dossier):
+def test_coloured_text_reaches_wcag_aa_contrast(live_server, browser_page, analyst, committed_dossier):
     """Bands, decisions, statuses, tags, muted text and flashes: 4.5:1 or more against what is behind them."""
     page = browser_page
-    log_in(page, f"{live_server.url}/dossiers/{scored_dossier.pk}/", analyst)
+    log_in(page, f"{live_server.url}/dossiers/{committed_dossier.pk}/", analyst)
 
     measured = page.evaluate(CONTRAST_JS, COLOURED)
 

@@ -18,7 +18,7 @@ from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from scoring.model.synthetic import siren_from_number
-from tests.conftest import PASSWORD
+from tests.conftest import login
 from tests.test_four_eyes import reason_code
 
 pytestmark = pytest.mark.django_db
@@ -45,10 +45,6 @@ def scored_dossier(marketplace, siren: str = SIREN) -> Dossier:
 
 def other_decision(decision: str) -> str:
     return "refuse" if decision != "refuse" else "accept"
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def detail_url(dossier: Dossier) -> str:

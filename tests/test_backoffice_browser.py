@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from dossiers.models import Dossier, Outcome, Override
-from dossiers.services import dossier_create, dossier_score
-from dossiers.tasks import score_pending
-from riskoffice.audit import Actor
 from scoring.model.engine import factors_in_decision_order
 from tests.conftest import ARTIFACTS, PASSWORD
 from tests.test_four_eyes import reason_code
@@ -19,29 +15,13 @@ from tests.test_four_eyes import reason_code
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def scored_dossier(champion, marketplace, monkeypatch) -> Dossier:
-    # This test commits, so dossier_create's on_commit would enqueue a scoring task; score it here instead.
-    monkeypatch.setattr(score_pending, "delay", lambda *args, **kwargs: None)
-    dossier = dossier_create(
-        partner=marketplace.partner,
-        siren="552100554",
-        requested_amount=Decimal("25000"),
-        bank_tokens=["t"],
-        actor=Actor(client=marketplace.api_client),
-    )
-    assert dossier_score(dossier_id=dossier.pk) is not None
-    dossier.refresh_from_db()
-    return dossier
-
-
 def test_an_analyst_logs_in_reads_a_dossier_overrides_it_and_records_the_outcome(
-    live_server, browser_page, analyst, scored_dossier
+    live_server, browser_page, analyst, committed_dossier
 ):
     from playwright.sync_api import expect
 
     page = browser_page
-    dossier = scored_dossier
+    dossier = committed_dossier
     # Granted, so that lowering it to a guarantee is final at once; an override that raises exposure waits for
     # a second, senior analyst (tests/test_four_eyes_browser.py).
     Dossier.objects.filter(pk=dossier.pk).update(decision="accept")

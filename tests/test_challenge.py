@@ -27,7 +27,7 @@ from scoring.model.registry import model_register
 from scoring.model.synthetic import siren_from_number
 from scoring.models import FinancialStatement, ModelVersion, Score
 from scoring.selectors import champion_for
-from tests.conftest import PASSWORD, _user, trained_once
+from tests.conftest import _user, login, trained_once
 
 pytestmark = pytest.mark.django_db
 
@@ -69,10 +69,6 @@ def b2c_champion(reference_data) -> ModelVersion:
     return champion_for("b2c") or model_register(
         segment="b2c", trained=trained_once("b2c"), trained_by="tests", promote=True
     )
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def challenge_url(dossier) -> str:

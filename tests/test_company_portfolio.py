@@ -20,17 +20,13 @@ from dossiers.services import dossier_create, dossier_score, outcome_record
 from riskoffice.audit import Actor
 from scoring.model.synthetic import siren_from_number
 from scoring.models import CompanyScore, FinancialStatement, PortfolioRun, Score
-from tests.conftest import PASSWORD, _user
+from tests.conftest import _user, login
 
 pytestmark = pytest.mark.django_db
 
 SIREN = "552100554"
 OTHER_SIREN = "732829320"
 ROW = re.compile(r'<tr data-dossier="([0-9a-f-]{36})"')
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def company_url(siren: str = SIREN) -> str:

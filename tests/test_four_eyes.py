@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from importlib import import_module
 
 import pytest
 from django.contrib.auth.models import User
@@ -29,7 +28,7 @@ from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from riskoffice.roles import ADMIN, ANALYST, SENIOR_ANALYST
 from scoring.models import Score
-from tests.conftest import PASSWORD, _user
+from tests.conftest import _user, login, override_reasons_seed
 
 pytestmark = pytest.mark.django_db
 
@@ -40,11 +39,7 @@ REASON = "Personal guarantee from the managing director."
 
 def reason_code(code: str = "guarantee_obtained") -> OverrideReason:
     """One of the reason codes migration 0007 seeds, made sure of: transactional tests truncate the seed away."""
-    seed = import_module("dossiers.migrations.0007_challenge_four_eyes_assignment").REASON_CODES
-    for position, (each, label_fr, label_en) in enumerate(seed):
-        OverrideReason.objects.get_or_create(
-            code=each, defaults={"label_fr": label_fr, "label_en": label_en, "position": position}
-        )
+    override_reasons_seed()
     return OverrideReason.objects.get(code=code)
 
 
@@ -73,10 +68,6 @@ def dossier_given(
     Dossier.objects.filter(pk=dossier.pk).update(decision=decision)
     dossier.refresh_from_db()
     return dossier
-
-
-def login(client, user: User) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def detail_url(dossier: Dossier) -> str:

@@ -25,7 +25,7 @@ from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.templatetags.riskoffice_tags import eur, pct
 from scoring.model.features import FEATURES_BY_NAME
-from tests.conftest import PASSWORD, ROOT
+from tests.conftest import ROOT, login
 
 pytestmark = pytest.mark.django_db
 
@@ -52,10 +52,6 @@ def dossier(champion, marketplace) -> Dossier:
     assert dossier_score(dossier_id=dossier.pk) is not None
     dossier.refresh_from_db()
     return dossier
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def percent(value: float, digits: int, decimal_mark: str) -> str:

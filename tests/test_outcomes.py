@@ -22,7 +22,7 @@ from dossiers.models import Dossier, Outcome, OutcomeImport
 from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from tests.conftest import PASSWORD, make_partner_client
+from tests.conftest import PASSWORD, login, make_partner_client
 
 pytestmark = pytest.mark.django_db
 
@@ -69,10 +69,6 @@ def webhook(marketplace):
         actor=Actor(client=marketplace.api_client),
     )
     return endpoint
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def today() -> str:

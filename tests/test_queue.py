@@ -27,7 +27,7 @@ from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from scoring.model.synthetic import siren_from_number
 from scoring.models import Score
-from tests.conftest import PASSWORD, _user, make_partner_client
+from tests.conftest import _user, login, make_partner_client
 
 pytestmark = pytest.mark.django_db
 
@@ -37,10 +37,6 @@ ROW = re.compile(r'<tr data-dossier="([0-9a-f-]{36})"')
 
 def siren(n: int) -> str:
     return siren_from_number(41_000_000 + n)
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def listed(client, params: dict | None = None) -> list[str]:

@@ -91,7 +91,7 @@ def dossier_challenge(request: HttpRequest, pk: str) -> HttpResponse:
         else:
             _rescored_message(request, dossier_rescore(dossier_id=dossier.pk), _("Challenge recorded."))
             return redirect("dossiers:detail", pk=dossier.pk)
-    context = detail._detail_context(request, dossier, challenge_form=form)
+    context = detail.detail_context(request, dossier, challenge_form=form)
     return render(request, "dossiers/detail.html", context, status=400)
 
 
@@ -105,7 +105,7 @@ def dossier_retry(request: HttpRequest, pk: str) -> HttpResponse:
         retry_record(dossier=dossier, user=request.user)
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-        return render(request, "dossiers/detail.html", detail._detail_context(request, dossier), status=400)
+        return render(request, "dossiers/detail.html", detail.detail_context(request, dossier), status=400)
     _rescored_message(request, dossier_rescore(dossier_id=dossier.pk), _("Retry recorded."))
     return redirect("dossiers:detail", pk=dossier.pk)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from riskoffice.audit import audit_history
@@ -57,7 +59,7 @@ def _contribution_bars(score) -> list[dict]:
     return bars
 
 
-def _detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
+def detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
     score = selectors.latest_score(dossier)
     history = audit_history(dossier)
     outcome = getattr(dossier, "outcome", None)
@@ -104,42 +106,45 @@ def dossier_detail(request: HttpRequest, pk: str) -> HttpResponse:
         "outcome__recorded_by", "outcome__reported_by_client__partner"
     )
     dossier = get_or_404(dossiers, pk)
-    return render(request, "dossiers/detail.html", _detail_context(request, dossier))
+    return render(request, "dossiers/detail.html", detail_context(request, dossier))
 
 
-def _dossier_form_post(
+def dossier_form_post(
     request: HttpRequest,
     pk: str,
     *,
     form_class: type,
     form_key: str,
-    success: str,
+    success: str | Callable[[Any], str],
     act: Callable[[Dossier, dict, object], object],
 ) -> HttpResponse:
-    """The shape of every decision form on the dossier page: scope, validate, call the service, redirect or 400."""
+    """The shape of every decision form on the dossier page: scope, validate, call the service, redirect or 400.
+
+    ``success`` is the message, or makes it from what the service returned.
+    """
     require_role(request, CAN_DECIDE)
     dossier = get_or_404(selectors.dossiers_for_user(request.user), pk)
     form = form_class(request.POST)
     if form.is_valid():
         try:
-            act(dossier, form.cleaned_data, request.user)
+            result = act(dossier, form.cleaned_data, request.user)
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
-            messages.success(request, success)
+            messages.success(request, success(result) if callable(success) else success)
             return redirect("dossiers:detail", pk=dossier.pk)
-    context = _detail_context(request, dossier, **{form_key: form})
+    context = detail_context(request, dossier, **{form_key: form})
     return render(request, "dossiers/detail.html", context, status=400)
 
 
 @login_required
 @require_POST
 def dossier_statement(request: HttpRequest, pk: str) -> HttpResponse:
-    return _dossier_form_post(
+    return dossier_form_post(
         request,
         pk,
         form_class=StatementForm,
         form_key="statement_form",
-        success="Financial statement recorded; it is used from the next scoring.",
+        success=_("Financial statement recorded; it is used from the next scoring."),
         act=lambda dossier, data, user: services.statement_record(dossier=dossier, values=data, user=user),
     )

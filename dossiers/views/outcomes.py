@@ -20,7 +20,7 @@ from .. import outcome_import, selectors
 from ..forms import OutcomeCorrectionForm, OutcomeForm, OutcomeImportForm
 from ..models import OutcomeImport
 from ..outcomes import outcome_correct, outcome_record
-from .detail import _detail_context, _dossier_form_post
+from .detail import detail_context, dossier_form_post
 
 # Who sees imports: those who may record outcomes, and auditors, who read them.
 CAN_VIEW_IMPORTS = CAN_DECIDE | {AUDITOR}
@@ -32,7 +32,7 @@ ENCODINGS = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 (BOM)", "cp1252": "Windows-12
 @require_POST
 def dossier_outcome(request: HttpRequest, pk: str) -> HttpResponse:
     """A new outcome, or the write-off of a default; anything else already recorded is a correction."""
-    return _dossier_form_post(
+    return dossier_form_post(
         request,
         pk,
         form_class=OutcomeForm,
@@ -73,7 +73,7 @@ def dossier_outcome_correct(request: HttpRequest, pk: str) -> HttpResponse:
             return redirect("dossiers:detail", pk=dossier.pk)
     elif getattr(dossier, "outcome", None) is None:  # the form is shown only beside an outcome: say why it failed
         form.add_error(None, _("This dossier has no outcome to correct: record one instead."))
-    context = _detail_context(request, dossier, correction_form=form)
+    context = detail_context(request, dossier, correction_form=form)
     return render(request, "dossiers/detail.html", context, status=400)
 
 

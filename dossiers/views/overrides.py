@@ -12,42 +12,38 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from riskoffice.roles import CAN_DECIDE, SENIOR_ANALYST
+from riskoffice.roles import SENIOR_ANALYST
 from riskoffice.scoping import get_or_404
 from riskoffice.web import apply_service_errors, require_role
 
 from .. import overrides, selectors
 from ..forms import OverrideForm, OverrideReviewForm
 from ..models import Dossier, Override
-from .detail import _detail_context
+from .detail import detail_context, dossier_form_post
 
 
 @login_required
 @require_POST
 def dossier_override(request: HttpRequest, pk: str) -> HttpResponse:
     """Ask for an override: final at once, or pending until another senior analyst approves it."""
-    require_role(request, CAN_DECIDE)
-    dossier = get_or_404(selectors.dossiers_for_user(request.user), pk)
-    form = OverrideForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            override = overrides.dossier_override(
-                dossier=dossier,
-                decision=data["decision"],
-                reason_code=data["reason_code"],
-                reason=data["reason"],
-                user=request.user,
-            )
-        except ValidationError as error:
-            apply_service_errors(form, error)
-        else:
-            if override.status == Override.Status.PENDING:
-                messages.success(request, _("Override recorded: it awaits the approval of another senior analyst."))
-            else:
-                messages.success(request, _("Decision overridden."))
-            return redirect("dossiers:detail", pk=dossier.pk)
-    return render(request, "dossiers/detail.html", _detail_context(request, dossier, override_form=form), status=400)
+    return dossier_form_post(
+        request,
+        pk,
+        form_class=OverrideForm,
+        form_key="override_form",
+        success=lambda override: (
+            _("Override recorded: it awaits the approval of another senior analyst.")
+            if override.status == Override.Status.PENDING
+            else _("Decision overridden.")
+        ),
+        act=lambda dossier, data, user: overrides.dossier_override(
+            dossier=dossier,
+            decision=data["decision"],
+            reason_code=data["reason_code"],
+            reason=data["reason"],
+            user=user,
+        ),
+    )
 
 
 @login_required
@@ -80,4 +76,4 @@ def _override_review(
         else:
             messages.success(request, success)
             return redirect("dossiers:detail", pk=dossier.pk)
-    return render(request, "dossiers/detail.html", _detail_context(request, dossier, review_form=form), status=400)
+    return render(request, "dossiers/detail.html", detail_context(request, dossier, review_form=form), status=400)
