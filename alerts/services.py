@@ -52,6 +52,9 @@ EVENT_TYPES = (
     "decision.overridden",  # an override became final (at once, or once a second analyst approved it)
     "outcome.recorded",  # repaid, defaulted or written off, from the back-office, a CSV import or the API
     "outcome.corrected",  # an outcome corrected with a reason
+    "human_review.requested",  # a person asked for a human to review an automated decision (GDPR Art. 22)
+    "human_review.completed",  # an analyst reviewed it: the decision confirmed or changed
+    "data_subject.erased",  # a person's data were erased or anonymised: delete your copy too
 )
 
 

@@ -105,6 +105,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from our static files (no CDN)
     "axes",
     "riskoffice",
+    "riskoffice.register",
+    "riskoffice.accesslog",
+    "riskoffice.subjects",
     "dossiers",
     "scoring",
     "alerts",
@@ -124,6 +127,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Every read of personal data and every administrative change, after authentication (user or client known).
+    "riskoffice.accesslog.middleware.AccessLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: refuses logins (back-office and admin) after repeated failures.
     "axes.middleware.AxesMiddleware",
@@ -453,6 +458,11 @@ PORTFOLIO_LEASE_SECONDS = env_int("PORTFOLIO_LEASE_SECONDS", 15)
 PORTFOLIO_MOVE_THRESHOLD = env_int("PORTFOLIO_MOVE_THRESHOLD", 20)
 # A chunk that failed this many times fails its run (the error is kept on the chunk and the run).
 PORTFOLIO_MAX_ATTEMPTS = env_int("PORTFOLIO_MAX_ATTEMPTS", 5)
+# Retention per data category, as the GDPR register sets it (riskoffice.register.retention).
+CELERY_BEAT_SCHEDULE["apply-retention"] = {
+    "task": "riskoffice.register.tasks.apply_retention",
+    "schedule": timedelta(hours=24),
+}
 CELERY_BEAT_SCHEDULE["requeue-portfolio-chunks"] = {
     "task": "scoring.portfolio.requeue_portfolio_chunks",
     "schedule": timedelta(seconds=env_int("PORTFOLIO_SWEEP_SECONDS", 5)),

@@ -41,6 +41,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("dossiers/", include("dossiers.urls")),
     path("scoring/", include("scoring.urls")),
+    path("privacy/", include("riskoffice.subjects.urls")),
+    path("register/", include("riskoffice.register.urls")),
+    path("access-log/", include("riskoffice.accesslog.urls")),
     path("admin/", admin.site.urls),
     # The language switch (POST to set_language): a cookie, read by riskoffice.middleware.LocaleMiddleware.
     path("i18n/", include("django.conf.urls.i18n")),
