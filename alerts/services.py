@@ -334,7 +334,7 @@ def _event_subject(client: ApiClient, *, siren: str, reference: str) -> dict[str
     if siren:
         company, _ = Company.objects.get_or_create(siren=siren, defaults={"vat": vat_for_siren(siren)})
         return {"company": company, "individual": None}
-    individual, _ = Individual.objects.get_or_create(partner_id=client.partner_id, reference=reference)
+    individual, _ = Individual.objects.get_or_create_for_reference(client.partner_id, reference)
     return {"company": None, "individual": individual}
 
 
@@ -356,7 +356,7 @@ def _event_audit(event: NegativeEvent) -> dict[str, Any]:
         "kind": event.kind,
         "occurred_on": event.occurred_on.isoformat(),
         "siren": event.company.siren if event.company_id else None,
-        "individual_reference": event.individual.reference if event.individual_id else None,
+        "individual_id": event.individual_id,  # never the reference itself: audit rows are not encrypted
         "amount": None if event.amount is None else str(event.amount),
         "days_late": event.days_late,
         "reason_code": event.reason_code,

@@ -31,7 +31,7 @@ from scoring.statements import statement_errors
 from . import selectors, services
 from .batch import scoring_admission_check
 from .identifiers import normalise_vat, siren_error, vat_error
-from .models import Dossier, Outcome
+from .models import Dossier, Individual, Outcome
 from .representation import outcome_representation, score_representation
 
 
@@ -418,13 +418,15 @@ def score_list_queryset(client: Any, filters: dict[str, Any]) -> QuerySet[Dossie
     dossiers = selectors.dossiers_for_client(client).select_related("outcome")
     lookups = {
         "siren": "company__siren",
-        "reference": "individual__reference",
+        "reference": "individual__in",
         "status": "status",
         "created_after": "created_at__gte",
         "created_before": "created_at__lt",
     }
     if "reference" in filters:  # a partner's individuals are its own: the unique (partner, reference) index serves
         dossiers = dossiers.filter(individual__partner_id=client.partner_id)
+    if "reference" in filters:  # encrypted: found by its keyed digest (dossiers.models.IndividualQuerySet)
+        filters = {**filters, "reference": Individual.objects.matching_reference(filters["reference"])}
     return dossiers.filter(**{lookups[name]: value for name, value in filters.items()})
 
 

@@ -52,6 +52,7 @@ from django.utils import timezone
 from alerts.services import events_publish
 from riskoffice.audit import Actor, audit_record, audit_records
 from riskoffice.queueing import enqueue
+from riskoffice.subjects.review import human_reviews_prefetch
 from scoring.assessment import Assessment, AssessmentUnavailable, assess_many
 from scoring.models import FeatureSnapshot, Score
 
@@ -202,6 +203,7 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tupl
     dossiers = list(
         Dossier.objects.select_for_update(of=("self",))
         .select_related("company", "individual", "partner", "outcome")  # the event's body reads the outcome
+        .prefetch_related(human_reviews_prefetch())  # and the human review, if one was asked for
         .annotate(**_versioning())
         .filter(pk__in=list(assessments), status=Dossier.Status.PENDING)
         .order_by("pk")  # one lock order for every batch: two batches never deadlock

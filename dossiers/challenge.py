@@ -113,8 +113,7 @@ def dossier_challenge(
         before={**before, "score_version": score.version if score else None},
         after={
             **after,
-            "challenge_id": challenge.pk,
-            "justification": justification,
+            "challenge_id": challenge.pk,  # the justification is on the challenge, encrypted: never copied here
             "source_reference": source_reference,
         },
     )

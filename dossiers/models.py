@@ -6,10 +6,11 @@ import json
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils.translation import gettext_lazy as _
 from django_cryptography.fields import encrypt
 
+from riskoffice.keys import reference_digest, reference_digests
 from scoring.models import DEFAULT_OUTCOMES, Decision, Segment
 
 __all__ = [
@@ -42,22 +43,70 @@ class Company(models.Model):
         return f"{self.name or 'Company'} ({self.siren})"
 
 
+class IndividualQuerySet(models.QuerySet):
+    """Every lookup by reference goes through here: the reference is encrypted, its keyed digest is searchable.
+
+    A reference matches if its digest under any key of the ring does (during a key rotation both are on file).
+    """
+
+    def matching_reference(self, reference: str) -> IndividualQuerySet:
+        """Individuals (of any partner: filter further) known by exactly ``reference``."""
+        return self.filter(reference_digest__in=reference_digests(reference))
+
+    def matching_references(self, references) -> IndividualQuerySet:
+        return self.filter(reference_digest__in=[d for r in references for d in reference_digests(r)])
+
+    def for_reference(self, partner, reference: str) -> Individual | None:
+        """The partner's individual known by ``reference`` (``partner`` an object, an id or None), or None."""
+        return self.filter(partner_id=getattr(partner, "pk", partner)).matching_reference(reference).first()
+
+    def get_or_create_for_reference(self, partner, reference: str) -> tuple[Individual, bool]:
+        """The partner's individual known by ``reference``, created if new (race-safe: the digest is unique)."""
+        partner_id = getattr(partner, "pk", partner)
+        found = self.for_reference(partner_id, reference)
+        if found is not None:
+            return found, False
+        try:
+            with transaction.atomic():
+                return self.create(partner_id=partner_id, reference=reference), True
+        except IntegrityError:
+            return self.filter(partner_id=partner_id).matching_reference(reference).get(), False
+
+
 class Individual(models.Model):
-    """A natural person, known only by the partner's internal reference: no name, no national id."""
+    """A natural person, known only by the partner's internal reference: no name, no national id.
+
+    The reference is encrypted; ``reference_digest`` (HMAC-SHA256 under the keyring's lookup key, computed on
+    save) is what lookups and the uniqueness per partner use: see ``IndividualQuerySet.for_reference``.
+    """
 
     partner = models.ForeignKey(
         "riskoffice.Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="individuals"
     )
-    reference = models.CharField(max_length=100)
+    reference = encrypt(models.CharField(max_length=100))
+    reference_digest = models.CharField(max_length=64, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the person's data was erased on request (Art. 17): the row stays so the dossiers keep their history.
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    objects = IndividualQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["partner", "reference"], name="individual_unique_reference_per_partner"),
+            models.UniqueConstraint(
+                fields=["partner", "reference_digest"], name="individual_unique_reference_per_partner"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Individual {self.reference}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.reference_digest = reference_digest(self.reference)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "reference" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "reference_digest"}
+        super().save(*args, **kwargs)
 
 
 class Dossier(models.Model):
@@ -91,6 +140,8 @@ class Dossier(models.Model):
     status_detail = models.CharField(max_length=300, blank=True)
     decision = models.CharField(max_length=10, choices=Decision.choices, blank=True)
     decision_overridden = models.BooleanField(default=False)
+    # Set when the dossier's personal data was anonymised (erasure or end of retention).
+    anonymised_at = models.DateTimeField(null=True, blank=True)
     # The applicant's name and NAF code as this dossier's own sources gave them: a sandbox dossier's
     # invented identity stays here and never reaches the Company row that every partner shares.
     applicant_name = models.CharField(max_length=200, blank=True)
@@ -207,7 +258,7 @@ class Override(models.Model):
     reason_code = models.ForeignKey(
         OverrideReason, null=True, blank=True, on_delete=models.PROTECT, related_name="overrides"
     )
-    reason = models.TextField()
+    reason = encrypt(models.TextField())  # analyst free text: encrypted (riskoffice/crypto.py)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.FINAL)
     # Why it needs four eyes (codes, docs/backoffice.md): empty for an override that is final at once.
@@ -216,7 +267,7 @@ class Override(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    review_note = models.TextField(blank=True)
+    review_note = encrypt(models.TextField(blank=True))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -226,11 +277,6 @@ class Override(models.Model):
             models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="override_pending_idx"),
         ]
         constraints = [
-            models.CheckConstraint(
-                condition=~models.Q(reason=""),
-                name="override_has_reason",
-                violation_error_message="An override needs a reason.",
-            ),
             models.CheckConstraint(
                 condition=~models.Q(from_decision=models.F("to_decision")),
                 name="override_changes_decision",
@@ -267,7 +313,7 @@ class Challenge(models.Model):
 
     dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="challenges")
     raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    justification = models.TextField()
+    justification = encrypt(models.TextField())  # analyst free text: encrypted
     source_reference = models.CharField(max_length=200, help_text="The document the corrections come from.")
     corrections = models.JSONField(default=dict, blank=True)
     # Data points the analyst supplied or corrected, by feature name: read by every later scoring.
@@ -277,11 +323,6 @@ class Challenge(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.CheckConstraint(
-                condition=~models.Q(justification=""),
-                name="challenge_has_justification",
-                violation_error_message="A challenge needs a justification.",
-            ),
             models.CheckConstraint(
                 condition=~models.Q(source_reference=""),
                 name="challenge_has_source",

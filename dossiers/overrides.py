@@ -126,7 +126,6 @@ def dossier_override(
             after={
                 "to_decision": decision,
                 "reason_code": code.code,
-                "reason": reason,
                 "approval_reasons": approval_reasons,
                 "override_id": override.pk,
             },
@@ -168,7 +167,6 @@ def override_reject(*, override: Override, note: str, user: AbstractBaseUser) ->
             "status": override.status,
             "decision": dossier.decision,
             "rejected_decision": override.to_decision,
-            "note": note,
         },
     )
     return override
@@ -240,11 +238,10 @@ def _override_put_in_force(dossier: Dossier, override: Override, *, user: Abstra
         "decision": dossier.decision,
         "overridden": True,
         "reason_code": override.reason_code.code,
-        "reason": override.reason,
-        "override_id": override.pk,
+        "override_id": override.pk,  # the texts (reason, note) are on the override, encrypted: never copied here
     }
     if four_eyes:
-        after |= {"approval_reasons": override.approval_reasons, "note": override.review_note}
+        after |= {"approval_reasons": override.approval_reasons}
     audit_record(actor=Actor(user=user), action=action, obj=dossier, before=before, after=after)
     if dossier.partner_id:
         overridden_at = override.reviewed_at if four_eyes else override.created_at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from riskoffice.subjects.review import dossier_decision_final, latest_review, review_representation
 from scoring.model.engine import factors_in_decision_order
 from scoring.models import Score
 
@@ -67,6 +68,9 @@ def score_representation(dossier: Dossier, score: Score | None, *, lang: str = "
         "policy_version": None,
         "scored_at": None,
         "outcome": _outcome_of(dossier),
+        # GDPR Art. 22: a person may ask for a human review; while it is open the decision is not final.
+        "human_review": review_representation(latest_review(dossier)),
+        "decision_final": dossier_decision_final(dossier),
     }
     if dossier.status == Dossier.Status.FAILED:
         body["error"] = dossier.status_detail

@@ -20,9 +20,11 @@ from django.utils import timezone
 from alerts.models import NegativeEvent
 from riskoffice.models import ApiClient
 from riskoffice.roles import CAN_READ_DOSSIERS, has_any_role
+from riskoffice.subjects.models import SubjectRequest
+from riskoffice.subjects.review import human_reviews_prefetch
 from scoring.models import DEFAULT_OUTCOMES, CompanyScore, Score
 
-from .models import Company, Decision, Dossier, Override
+from .models import Company, Decision, Dossier, Individual, Override
 
 
 def _scores_with_versions() -> QuerySet[Score]:
@@ -50,12 +52,15 @@ def dossiers_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Dossie
     """Back-office staff with a role see every dossier; anyone else sees none."""
     if not has_any_role(user, CAN_READ_DOSSIERS):
         return Dossier.objects.none()
-    return _with_latest_score(Dossier.objects.all())
+    # The human reviews: the page and the API say whether the decision is final (riskoffice/subjects/review.py).
+    return _with_latest_score(Dossier.objects.all()).prefetch_related(human_reviews_prefetch())
 
 
 def dossiers_for_client(client: ApiClient) -> QuerySet[Dossier]:
     """A partner's API client sees its partner's dossiers only."""
-    return _with_latest_score(Dossier.objects.filter(partner_id=client.partner_id))
+    return _with_latest_score(Dossier.objects.filter(partner_id=client.partner_id)).prefetch_related(
+        human_reviews_prefetch()
+    )
 
 
 def latest_score(dossier: Dossier) -> Score | None:
@@ -90,6 +95,14 @@ def _awaiting_approval() -> Exists:
     return Exists(Override.objects.filter(dossier_id=OuterRef("pk"), status=Override.Status.PENDING))
 
 
+def _human_review_open(field: str) -> Subquery:
+    """A column of the dossier's open human review (subjectrequest_one_open_review_per_dossier: at most one)."""
+    reviews = SubjectRequest.objects.filter(
+        dossier_id=OuterRef("pk"), kind=SubjectRequest.Kind.HUMAN_REVIEW, status=SubjectRequest.Status.OPEN
+    )
+    return Subquery(reviews.values(field)[:1])
+
+
 def siren_in(text: str) -> str | None:
     """The SIREN a search names, typed with or without spaces ("552 100 554"), else None."""
     digits = re.sub(r"[\s.]", "", text)
@@ -102,7 +115,9 @@ def _search(text: str) -> Q:
     if siren:
         return Q(company__siren=siren)
     condition = (
-        Q(applicant_name__icontains=text) | Q(company__name__icontains=text) | Q(individual__reference__iexact=text)
+        Q(applicant_name__icontains=text)
+        | Q(company__name__icontains=text)
+        | Q(individual__in=Individual.objects.matching_reference(text))
     )
     # The start of a dossier number as the pages print it (hyphens included): at least four characters.
     id_prefix = text.lower()
@@ -125,6 +140,7 @@ class QueueFilters:
     partner_id: int | None = None
     awaiting_approval: bool = False
     mine: bool = False
+    human_review: bool = False  # an open human review (GDPR Art. 22), soonest deadline first
     received_from: date | None = None
     received_to: date | None = None
     amount_min: Decimal | None = None
@@ -206,7 +222,12 @@ def queue_dossiers(user: AbstractBaseUser | AnonymousUser, filters: QueueFilters
     sort = filters.sort if filters.sort in QUEUE_SORTS else "-received"
     if sort.endswith("score"):
         dossiers = dossiers.annotate(latest_score=_latest_score_of_dossier("score"))
-    return dossiers.filter(*conditions).order_by(*QUEUE_SORTS[sort])
+    ordering = QUEUE_SORTS[sort]
+    if filters.human_review:  # the deadline first: the review due soonest leads, the chosen sort breaks ties
+        dossiers = dossiers.annotate(review_due_at=_human_review_open("due_at"))
+        conditions.append(Q(review_due_at__isnull=False))
+        ordering = (F("review_due_at").asc(), *ordering)
+    return dossiers.filter(*conditions).order_by(*ordering)
 
 
 def queue_tab_counts(user: AbstractBaseUser | AnonymousUser, *, cap: int | None = None) -> dict[str, int]:

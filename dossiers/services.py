@@ -102,14 +102,14 @@ def dossier_create_individual(
     References are the partner's own: the same reference from two partners is two people.
     ``score_here`` as for ``dossier_create``.
     """
-    individual, _ = Individual.objects.get_or_create(partner=partner, reference=reference)
+    individual, _ = Individual.objects.get_or_create_for_reference(partner, reference)
     dossier = _dossier_open(partner, actor, requested_amount, bank_tokens, individual=individual, score_here=score_here)
     audit_record(
         actor=actor,
         action="dossier.created",
         obj=dossier,
         after={
-            "individual_reference": reference,
+            "individual_id": individual.pk,  # never the reference itself: audit rows are not encrypted
             "requested_amount": str(requested_amount),
             "bank_tokens": len(bank_tokens),
         },

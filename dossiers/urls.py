@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import challenge, company, detail, outcomes, overrides, portfolio, queue
+from .views import challenge, company, detail, human_review, outcomes, overrides, portfolio, queue
 
 app_name = "dossiers"
 urlpatterns = [
@@ -22,4 +22,10 @@ urlpatterns = [
     path("<str:pk>/statement", detail.dossier_statement, name="statement"),
     path("<str:pk>/challenge", challenge.dossier_challenge, name="challenge"),
     path("<str:pk>/retry", challenge.dossier_retry, name="retry"),
+    path("<str:pk>/human-review", human_review.human_review_record, name="human-review"),
+    path(
+        "<str:pk>/human-review/<int:review_pk>/complete",
+        human_review.human_review_complete,
+        name="human-review-complete",
+    ),
 ]

@@ -64,6 +64,7 @@ class HasClientScope(BasePermission):
             client = token.application.api_client
         except ApiClient.DoesNotExist:
             return False
+        request._request.accesslog_client = client  # who asked, for the access log (riskoffice.accesslog)
         if not client.is_active:  # its tokens were revoked when it was disabled; this holds even if one was not
             raise exceptions.NotAuthenticated("This client is disabled.")
         method = "GET" if request.method == "HEAD" else request.method  # Django answers HEAD with get()

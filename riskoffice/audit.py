@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import models
+from django.db import connection, models
 
 from .models import ApiClient, AuditEvent
 
@@ -71,3 +71,15 @@ def audit_history(obj: models.Model, *, newest_first: bool = True) -> models.Que
         .select_related("actor_user", "actor_client__partner", "actor_client__application")
         .order_by(*order)
     )
+
+
+def audit_redaction_allow() -> None:
+    """Let this transaction rewrite audit rows' ``before``/``after`` (GDPR erasure), and nothing else.
+
+    The audit trail is append-only: on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0007), but
+    lets an UPDATE through when it changes only ``before``/``after`` in a transaction that called this first.
+    Call it inside ``transaction.atomic()``: the setting ends with the transaction (SET LOCAL).
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL riskoffice.audit_redact = 'on'")

@@ -54,11 +54,24 @@ def _check_model() -> str | None:
     return None if champion_for("b2b") else "model: no champion model for b2b (run manage.py train_model)"
 
 
+def _check_register() -> str | None:
+    """Reported, never failing readiness: a gap in the GDPR register must not take production down."""
+    from riskoffice.register.selectors import register_gaps
+
+    try:
+        gaps = len(register_gaps())
+    except Exception as exc:  # noqa: BLE001 - reported, like the other checks, never a 500
+        return f"register: not checked ({type(exc).__name__})"
+    return f"{gaps} gap(s): run manage.py gdpr_register --check" if gaps else None
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database()}
     if checks["database"] is None:
         checks.update(broker=_check_broker(), workers=_check_workers(), model=_check_model())
     ready = all(problem is None for problem in checks.values())
+    if checks["database"] is None:
+        checks["register"] = _check_register()
     body = {
         "status": "ok" if ready else "unavailable",
         "checks": {name: problem or "ok" for name, problem in checks.items()},

@@ -98,6 +98,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_idx"),
             # The admin's audit trail: its action filter's values, and one action's events, newest first.
             models.Index(fields=["action", "-at"], name="audit_action_idx"),
+            # The auditor's audit-trail search by object id alone (riskoffice.accesslog.selectors.audit_search).
+            models.Index(fields=["object_id", "-at"], name="audit_object_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(

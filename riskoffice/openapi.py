@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.utils.decorators import method_decorator
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
@@ -245,6 +247,31 @@ class OutcomeDoc(serializers.Serializer):
         ref_name = "Outcome"
 
 
+class HumanReviewDoc(serializers.Serializer):
+    """A request for human review of the decision (riskoffice.subjects.review.review_representation)."""
+
+    id = serializers.IntegerField(help_text="The request's id.")
+    status = serializers.ChoiceField(choices=["open", "completed"], help_text="`open` until a human answers it.")
+    requested_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField(help_text="One month after the request (GDPR Art. 12(3)).")
+    completed_at = serializers.DateTimeField(allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=["confirmed", "changed"],
+        allow_null=True,
+        help_text="Once completed: the decision `confirmed`, or `changed` by an analyst's override.",
+    )
+
+    class Meta:
+        ref_name = "HumanReview"
+
+
+class HumanReviewAnswerDoc(HumanReviewDoc):
+    links = serializers.DictField(child=serializers.URLField(), help_text="`score`: the score's URL.")
+
+    class Meta:
+        ref_name = "HumanReviewRequestAnswer"
+
+
 class ScoreDoc(serializers.Serializer):
     """The dossier with its latest score (dossiers.representation.score_representation)."""
 
@@ -277,6 +304,12 @@ class ScoreDoc(serializers.Serializer):
     scored_at = serializers.DateTimeField(allow_null=True)
     error = serializers.CharField(required=False, help_text="Only when `status` is `failed`.")
     outcome = OutcomeDoc(allow_null=True, help_text="What became of the credit, once reported.")
+    human_review = HumanReviewDoc(
+        allow_null=True, help_text="The open request for human review, else the latest completed one, else null."
+    )
+    decision_final = serializers.BooleanField(
+        help_text="False until scored, and while a human review is open: the decision may still change."
+    )
 
     class Meta:
         ref_name = "Score"
@@ -406,6 +439,58 @@ class DecisionOverriddenDoc(serializers.Serializer):
 
     class Meta:
         ref_name = "DecisionOverriddenEvent"
+
+
+class HumanReviewRequestedDataDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The dossier (score) id.")
+    request_id = serializers.IntegerField()
+    channel = serializers.ChoiceField(
+        choices=["partner_api", "back_office"], help_text="Through your API call, or recorded by an analyst."
+    )
+    decision = serializers.ChoiceField(choices=_DECISIONS, help_text="The decision in force, now not final.")
+    requested_at = serializers.DateTimeField()
+    due_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "HumanReviewRequested"
+
+
+class HumanReviewRequestedEventDoc(serializers.Serializer):
+    """A person asked for a human to review the decision; it is not final until the review is completed."""
+
+    type = serializers.ChoiceField(choices=["human_review.requested"])
+    timestamp = serializers.DateTimeField()
+    data = HumanReviewRequestedDataDoc()
+
+    class Meta:
+        ref_name = "HumanReviewRequestedEvent"
+
+
+class HumanReviewCompletedDataDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The dossier (score) id.")
+    request_id = serializers.IntegerField()
+    outcome = serializers.ChoiceField(choices=["confirmed", "changed"])
+    decision = serializers.ChoiceField(choices=_DECISIONS, help_text="The decision in force, now final.")
+    previous_decision = serializers.ChoiceField(
+        choices=_DECISIONS, help_text="Before the override, when `changed`; else the same as `decision`."
+    )
+    requested_at = serializers.DateTimeField()
+    completed_at = serializers.DateTimeField()
+    reviewed_by_role = serializers.ChoiceField(choices=["analyst", "senior_analyst"])
+
+    class Meta:
+        ref_name = "HumanReviewCompleted"
+
+
+class HumanReviewCompletedEventDoc(serializers.Serializer):
+    """An analyst completed the review: the decision confirmed, or changed (a `decision.overridden` came first)."""
+
+    type = serializers.ChoiceField(choices=["human_review.completed"])
+    timestamp = serializers.DateTimeField()
+    data = HumanReviewCompletedDataDoc()
+
+    class Meta:
+        ref_name = "HumanReviewCompletedEvent"
 
 
 class OutcomeEventDataDoc(serializers.Serializer):
@@ -565,6 +650,23 @@ OUTCOME_PROBLEMS = {
         ("dossier-not-scored", "Dossier not scored", "Only a scored dossier has an outcome."),
     ]
 }
+HUMAN_REVIEW_PROBLEMS = {
+    409: [
+        ("dossier-not-scored", "Dossier not scored", "Only a scored dossier has a decision to review."),
+        (
+            "idempotency-key-in-flight",
+            "Idempotency key in flight",
+            "The first request with this Idempotency-Key is still being answered; retry after Retry-After.",
+        ),
+    ],
+    422: [
+        (
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "This Idempotency-Key was used with another request body.",
+        )
+    ],
+}
 EVENT_PROBLEMS = {
     409: [
         (
@@ -669,6 +771,18 @@ SCORE_EXAMPLE = {
     "policy_version": "b2b-policy-v1",
     "scored_at": "2026-03-02T10:15:01.480000+01:00",
     "outcome": None,
+    "human_review": None,
+    "decision_final": True,
+}
+
+HUMAN_REVIEW_EXAMPLE = {
+    "id": 311,
+    "status": "open",
+    "requested_at": "2026-03-09T14:02:00+01:00",
+    "due_at": "2026-04-09T14:02:00+02:00",
+    "completed_at": None,
+    "outcome": None,
+    "links": {"score": f"https://api.riskoffice.example/api/v1/scores/{SCORE_ID}"},
 }
 
 SCORE_ACCEPTED_EXAMPLE = {
@@ -921,6 +1035,24 @@ def _event_callback(name: str, summary: str, description: str, body: type) -> Op
     )
 
 
+HUMAN_REVIEW_CALLBACKS = [
+    _event_callback(
+        "human_review.requested",
+        "A human review was asked for",
+        "Sent when a person asks (through `POST /scores/{id}/human-review`, or by phone or mail to an analyst) "
+        "for a human to review the decision: it is not final until `human_review.completed`. No statement "
+        "is sent.",
+        HumanReviewRequestedEventDoc,
+    ),
+    _event_callback(
+        "human_review.completed",
+        "A human review was completed",
+        "Sent when an analyst completes the review: the decision `confirmed`, or `changed` by an override "
+        "(whose `decision.overridden` was sent first). The decision is final again. No note is sent.",
+        HumanReviewCompletedEventDoc,
+    ),
+]
+
 EVENT_CALLBACKS = [
     SCORE_COMPLETED_CALLBACK,
     _event_callback(
@@ -937,6 +1069,7 @@ EVENT_CALLBACKS = [
         "approval when it raises it. An override awaiting approval is never sent.",
         DecisionOverriddenDoc,
     ),
+    *HUMAN_REVIEW_CALLBACKS,
     _event_callback(
         "outcome.recorded",
         "An outcome was recorded",
@@ -1063,6 +1196,52 @@ class ScoreOutcomeSchema(OpenApiViewExtension):
         )
 
 
+class ScoreHumanReviewSchema(OpenApiViewExtension):
+    target_class = "riskoffice.subjects.api.ScoreHumanReview"
+
+    def view_replacement(self) -> type:
+        from riskoffice.subjects.api import HumanReviewRequestSerializer
+
+        path = f"/api/v1/scores/{SCORE_ID}/human-review"
+        return _documented(
+            self.target,
+            ["scores"],
+            post=extend_schema(
+                operation_id="score_human_review_request",
+                summary="Ask for a human to review the decision",
+                description=(
+                    "Scope `scores:write`. GDPR Art. 22(3): the person the score is about asks for a human to "
+                    "review the automated decision, and may say what they contest (`statement`, optional, at "
+                    "most 4000 characters; shown to the analyst, never sent back). 202: the request, answered "
+                    "within one month (`due_at`); until then `GET /scores/{id}` shows `decision_final: false`. "
+                    "A request while one is open joins it: 200 with the same request. Only a scored dossier has "
+                    "a decision to review (409 `dossier-not-scored`). Safe to retry with an `Idempotency-Key`. "
+                    "Your webhooks hear `human_review.requested`, then `human_review.completed`."
+                ),
+                parameters=[SCORE_ID_PARAMETER, IDEMPOTENCY_KEY, LOCATION, IDEMPOTENT_REPLAYED, retry_after(409)],
+                request=HumanReviewRequestSerializer,
+                examples=[
+                    OpenApiExample(
+                        "with a statement",
+                        value={"statement": "The turnover used is from 2022; our 2024 accounts show 1.2 M€."},
+                        request_only=True,
+                    )
+                ],
+                responses={
+                    202: OpenApiResponse(
+                        HumanReviewAnswerDoc,
+                        description="Requested: a human answers by `due_at`.",
+                        examples=[OpenApiExample("requested", value=HUMAN_REVIEW_EXAMPLE, status_codes=[202])],
+                    ),
+                    200: OpenApiResponse(
+                        HumanReviewAnswerDoc, description="A review was already open: this request joins it."
+                    ),
+                    **problems(path, *POST_ERRORS, 404, 409, 422, slugs=HUMAN_REVIEW_PROBLEMS),
+                },
+            ),
+        )
+
+
 class EventCreateSchema(OpenApiViewExtension):
     target_class = "alerts.api.EventCreate"
 
@@ -1132,8 +1311,15 @@ class _AnonymousReader:
 
 
 class SwaggerView(_AnonymousReader, SpectacularSwaggerView):
-    pass
+    template_name = "api/swagger_ui.html"  # drf-spectacular's, its inline style and script with the CSP nonce
 
 
+# Redoc's bundle writes its styles into <style> elements it creates (styled-components) and runs its search in a
+# worker from a blob: URL. On this public page only (no session, no personal data), styles may be inline and the
+# worker may come from blob:; scripts stay 'self' only, and nothing may be fetched from elsewhere.
+REDOC_CSP = {"style-src": ["'self'", "'unsafe-inline'"], "worker-src": ["'self'", "blob:"]}
+
+
+@method_decorator(csp_replace(REDOC_CSP), name="dispatch")
 class RedocView(_AnonymousReader, SpectacularRedocView):
     template_name = "api/redoc.html"  # drf-spectacular's, without its Google Fonts links

@@ -6,8 +6,10 @@ Two environments, chosen by ``RISKOFFICE_ENV``:
   generated once and kept in ``var/``, Celery on kombu's filesystem transport
   (a real worker and beat, no service to install).
 - ``production``: refuses to start without ``SECRET_KEY``,
-  ``FIELD_ENCRYPTION_KEY`` and ``ALLOWED_HOSTS``; webhook URLs that resolve to
-  private addresses are refused.
+  ``FIELD_ENCRYPTION_KEY`` and ``ALLOWED_HOSTS``, and without ``DATABASE_URL``
+  and ``CELERY_BROKER_URL`` unless ``RISKOFFICE_ALLOW_EMBEDDED=1`` says that
+  SQLite and the filesystem broker are meant; HTTPS only (HSTS, SSL redirect,
+  secure cookies); webhook URLs that resolve to private addresses are refused.
 
 ``DATABASE_URL`` and ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis in
 either environment.
@@ -62,13 +64,21 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _private_dir(path: Path) -> Path:
+    """A directory under var/ only its owner may enter: it holds secrets, the dev database and the broker."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)  # also when an older version created it world-readable
+    return path
+
+
 def _dev_secret(filename: str) -> str:
     """A secret generated on first use and kept under var/ so restarts keep sessions and data."""
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / filename
+    path = _private_dir(VAR_DIR) / filename
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        # Created owner-only (no window in which another user could read it).
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 
@@ -79,15 +89,36 @@ PRODUCTION = RISKOFFICE_ENV == "production"
 
 if PRODUCTION:
     _missing = [n for n in ("SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ALLOWED_HOSTS") if not env_str(n)]
+    if env_str("FIELD_ENCRYPTION_KEYS") or env_str("FIELD_ENCRYPTION_KEY_PROVIDER"):  # a keyring instead (keys.py)
+        _missing = [n for n in _missing if n != "FIELD_ENCRYPTION_KEY"]
     if _missing:
         raise ImproperlyConfigured(f"production settings need {', '.join(_missing)} in the environment")
+    # SQLite and kombu's filesystem broker are the newcomer's defaults; production uses them only when told to.
+    if not env_bool("RISKOFFICE_ALLOW_EMBEDDED", False):
+        _embedded = [n for n in ("DATABASE_URL", "CELERY_BROKER_URL") if not env_str(n)]
+        if _embedded:
+            raise ImproperlyConfigured(
+                f"production settings need {' and '.join(_embedded)} (PostgreSQL and Redis); without them "
+                "production would run on SQLite and the filesystem broker. Set RISKOFFICE_ALLOW_EMBEDDED=1 "
+                "if that is really meant (docs/security.md)."
+            )
     SECRET_KEY = env_str("SECRET_KEY")
-    # Field encryption has its own key so that SECRET_KEY can rotate without
-    # making stored bank tokens unreadable (see docs/security.md).
-    CRYPTOGRAPHY_KEY = env_str("FIELD_ENCRYPTION_KEY")
 else:
     SECRET_KEY = env_str("SECRET_KEY") or _dev_secret("secret_key")
-    CRYPTOGRAPHY_KEY = env_str("FIELD_ENCRYPTION_KEY") or _dev_secret("field_encryption_key")
+# Field-encryption keyring (riskoffice/keys.py, docs/security.md): current key first, then older keys still
+# readable. FIELD_ENCRYPTION_KEYS="new,old" or the single FIELD_ENCRYPTION_KEY; without either (dev only) the key
+# file, one key per line, newest first. FIELD_ENCRYPTION_KEY_PROVIDER (a dotted path) plugs another source (KMS).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", []) or [k for k in [env_str("FIELD_ENCRYPTION_KEY")] if k]
+FIELD_ENCRYPTION_KEY_FILE = Path(env_str("FIELD_ENCRYPTION_KEY_FILE") or VAR_DIR / "field_encryption_key")
+FIELD_ENCRYPTION_WRAPPED_KEYS = env_list("FIELD_ENCRYPTION_WRAPPED_KEYS", [])
+FIELD_ENCRYPTION_KEY_UNWRAP = env_str("FIELD_ENCRYPTION_KEY_UNWRAP")
+FIELD_ENCRYPTION_KEY_PROVIDER = env_str("FIELD_ENCRYPTION_KEY_PROVIDER") or (
+    f"riskoffice.keys.{'Environment' if FIELD_ENCRYPTION_KEYS or PRODUCTION else 'KeyFile'}KeyProvider"
+)
+if FIELD_ENCRYPTION_KEY_PROVIDER.endswith(".KeyFileKeyProvider") and not env_str("FIELD_ENCRYPTION_KEY_FILE"):
+    _dev_secret("field_encryption_key")  # generated on first use
+# django-cryptography's own default key; every encrypted field is given the keyring at start-up (crypto.py).
+CRYPTOGRAPHY_KEY = FIELD_ENCRYPTION_KEYS[0] if FIELD_ENCRYPTION_KEYS else None
 
 DEBUG = env_bool("DEBUG", not PRODUCTION)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
@@ -104,6 +135,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc assets, served from our static files (no CDN)
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",  # TOTP devices for two-factor sign-in (riskoffice/twofactor.py)
     "riskoffice",
     "riskoffice.register",
     "riskoffice.accesslog",
@@ -115,6 +148,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below), with a per-request nonce.
+    "csp.middleware.CSPMiddleware",
     # Before anything reads a body or asks the database: 413 for oversized API bodies, 503 for outages.
     "riskoffice.middleware.RequestBodyLimitMiddleware",
     "riskoffice.middleware.DatabaseUnavailableMiddleware",
@@ -127,6 +162,12 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute session timeouts (SESSION_IDLE_TIMEOUT_MINUTES, SESSION_ABSOLUTE_TIMEOUT_HOURS).
+    "riskoffice.signin.SessionTimeoutMiddleware",
+    # request.user.is_verified(): whether this session passed a second factor (django-otp)...
+    "django_otp.middleware.OTPMiddleware",
+    # ...and, until it has, the back-office and the admin send whoever must use one to the two-factor step.
+    "riskoffice.signin.TwoFactorMiddleware",
     # Every read of personal data and every administrative change, after authentication (user or client known).
     "riskoffice.accesslog.middleware.AccessLogMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -161,7 +202,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'riskoffice.sqlite3'}"),
+        env_str("DATABASE_URL", f"sqlite:///{_private_dir(VAR_DIR) / 'riskoffice.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
         # A persistent connection is checked before a request reuses it: after an outage the first
         # request reconnects instead of failing on a dead socket.
@@ -177,6 +218,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         timeout=20,
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     )
+    # The default file (in var/, itself 0700) is created owner-only before SQLite opens it; its -wal and
+    # -shm files take the same mode.
+    _sqlite_file = Path(DATABASES["default"]["NAME"])
+    if not env_str("DATABASE_URL") and not _sqlite_file.exists():
+        os.close(os.open(_sqlite_file, os.O_WRONLY | os.O_CREAT, 0o600))
     # Tests that start a worker process need the test database on disk, not in memory.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-riskoffice.sqlite3")}
 # Behind PgBouncer in transaction mode (docs/scaling.md): no server-side cursor may outlive a statement.
@@ -212,11 +258,62 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dossiers:queue"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Sessions: a back-office session ends after SESSION_IDLE_TIMEOUT_MINUTES without a request, and in any
+# case SESSION_ABSOLUTE_TIMEOUT_HOURS after sign-in (riskoffice.signin.SessionTimeoutMiddleware).
+SESSION_IDLE_TIMEOUT_MINUTES = env_int("SESSION_IDLE_TIMEOUT_MINUTES", 30)
+SESSION_ABSOLUTE_TIMEOUT_HOURS = env_int("SESSION_ABSOLUTE_TIMEOUT_HOURS", 10)
+if SESSION_IDLE_TIMEOUT_MINUTES < 1 or SESSION_ABSOLUTE_TIMEOUT_HOURS < 1:
+    raise ImproperlyConfigured("SESSION_IDLE_TIMEOUT_MINUTES and SESSION_ABSOLUTE_TIMEOUT_HOURS must be at least 1")
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_TIMEOUT_HOURS * 3600  # the cookie never outlives the absolute timeout
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
+
+# --- Two-factor sign-in (django-otp, TOTP): required for admins (superusers included) and senior analysts,
+# offered to everyone else (riskoffice/twofactor.py). A wrong code makes the device wait 1, 2, 4, 8... s
+# (times OTP_TOTP_THROTTLE_FACTOR) before the next try; TWO_FACTOR_FAILURE_LIMIT wrong codes sign the session out.
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "riskoffice")
+OTP_TOTP_THROTTLE_FACTOR = env_int("OTP_TOTP_THROTTLE_FACTOR", 1)
+TWO_FACTOR_FAILURE_LIMIT = env_int("TWO_FACTOR_FAILURE_LIMIT", 5)
+
+# --- HTTP security headers -------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Production is served over HTTPS only: HSTS, a redirect from http://, cookies marked Secure. Behind a
+# TLS-terminating proxy, SECURE_PROXY_SSL_HEADER names the header the proxy sets (and overwrites) to say the
+# client spoke HTTPS: "X-Forwarded-Proto" by default in production, "" when gunicorn itself terminates TLS.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000) if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# "preload" in the header only allows submitting the domain to browsers' preload lists (a manual step).
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over plain HTTP
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER", "X-Forwarded-Proto" if PRODUCTION else None)
+if _proxy_ssl_header and _proxy_ssl_header.lower() != "none":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+# Content-Security-Policy (django-csp): everything from our own origin only; the few inline <script>/<style>
+# blocks carry the request's nonce ({{ request.csp_nonce }}). Inline style="" attributes (bar widths, chart
+# sizes) stay allowed: attributes cannot carry a nonce, and they cannot run script. No frame may embed us.
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 # --- Cache: rate-limit counters, shared by every process ---------------------------
 # CACHE_URL (redis://…) in production and CI; the embedded default keeps them in files under var/,
@@ -240,6 +337,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# The address a login comes from: REMOTE_ADDR, or behind TRUSTED_PROXY_COUNT proxies the address the outermost
+# of them saw (riskoffice.signin.client_ip). Behind a proxy, REMOTE_ADDR is the proxy's for everyone.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "riskoffice.signin.client_ip"
 
 # --- API -------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -269,6 +370,7 @@ SPECTACULAR_SETTINGS = {
         "ScoreStatusEnum": ["pending", "scored", "failed"],
         "DecisionEnum": ["accept", "guarantee", "refuse", "refer"],
         "OutcomeStatusEnum": ["repaid", "defaulted", "written_off"],
+        "HumanReviewStatusEnum": ["open", "completed"],
         "EventKindEnum": ["insolvency_proceeding", "payment_delay", "sepa_incident", "debt_collection"],
         "WebhookEventTypeEnum": [
             "score.completed",
@@ -446,7 +548,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        # At DEBUG, oauthlib logs each issued token in clear: never below INFO, whatever LOG_LEVEL says.
+        "oauthlib": {"level": "INFO"},
+        "oauth2_provider": {"level": "INFO"},
+    },
 }
 
 # --- Portfolio re-score (issue 8) ---

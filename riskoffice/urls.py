@@ -9,8 +9,9 @@ from oauth2_provider import views as oauth2_views
 from alerts import api as alerts_api
 from dossiers import api as dossiers_api
 
-from . import health, openapi
+from . import health, openapi, twofactor
 from .api import problem_response
+from .subjects import api as subjects_api
 from .throttling import ThrottledTokenView
 
 api_patterns = (
@@ -18,6 +19,7 @@ api_patterns = (
         path("scores", dossiers_api.ScoreListCreate.as_view(), name="scores"),
         path("scores/<str:pk>", dossiers_api.ScoreDetail.as_view(), name="score-detail"),
         path("scores/<str:pk>/outcome", dossiers_api.ScoreOutcome.as_view(), name="score-outcome"),
+        path("scores/<str:pk>/human-review", subjects_api.ScoreHumanReview.as_view(), name="score-human-review"),
         path("events", alerts_api.EventCreate.as_view(), name="events"),
         path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
         path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
@@ -39,6 +41,8 @@ urlpatterns = [
     path("api/v1/", include(api_patterns)),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("two-factor/", twofactor.two_factor, name="two-factor"),
+    path("two-factor/verify/", twofactor.two_factor_verify, name="two-factor-verify"),
     path("dossiers/", include("dossiers.urls")),
     path("scoring/", include("scoring.urls")),
     path("privacy/", include("riskoffice.subjects.urls")),

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django_cryptography.fields import encrypt
 
 
 class Segment(models.TextChoices):
@@ -134,7 +135,9 @@ class FeatureSnapshot(models.Model):
     """What the sources said about a dossier when it was scored (derived values only, never bank lines)."""
 
     dossier = models.ForeignKey("dossiers.Dossier", on_delete=models.CASCADE, related_name="feature_snapshots")
-    features = models.JSONField()
+    # Bank-derived aggregates and the rest of the inputs: encrypted at rest (riskoffice/crypto.py); raw SQL
+    # readers (the portfolio re-score) decrypt with riskoffice.crypto.decrypt_json.
+    features = encrypt(models.JSONField())
     provenance = models.JSONField(default=dict, help_text="Per source: name, fetched_at, status.")
     collected_at = models.DateTimeField()
 
@@ -170,7 +173,8 @@ class Score(models.Model):
     rules_fired = models.JSONField(default=list)
     base_value = models.FloatField(help_text="SHAP base value (log-odds).")
     contributions = models.JSONField(help_text="Exact TreeSHAP contribution per feature (log-odds).")
-    factors = models.JSONField(help_text="Top reasons, ordered by absolute contribution.")
+    # The reasons quote feature values (income, balances…): encrypted like the snapshot.
+    factors = encrypt(models.JSONField(help_text="Top reasons, ordered by absolute contribution."))
     data_flags = models.JSONField(default=list, help_text="Sources that failed or had nothing: the analyst is told.")
     version = models.PositiveSmallIntegerField(default=1, help_text="1 for the application, then one per re-score.")
     trigger = models.CharField(max_length=12, choices=Trigger.choices, default=Trigger.APPLICATION)
@@ -262,7 +266,11 @@ class SourceCache(models.Model):
 
 
 class BulkScoringJob(models.Model):
-    """A CSV scored row by row with the segment's champion; input and output kept in the database."""
+    """A CSV scored row by row with the segment's champion; input and output kept encrypted in the database.
+
+    The files expire (``scoring.bulk.retention.expire_bulk_files``): both are then emptied and
+    ``files_expired_at`` says when; the job, its counts and its audit rows stay.
+    """
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -273,8 +281,10 @@ class BulkScoringJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     segment = models.CharField(max_length=3, choices=Segment.choices)
     filename = models.CharField(max_length=200)
-    input_csv = models.BinaryField()
-    output_csv = models.BinaryField(null=True, blank=True)
+    # Every column of the partner's file: encrypted with the keyring (riskoffice/crypto.py), expired by retention.
+    input_csv = encrypt(models.BinaryField(null=True, blank=True))
+    output_csv = encrypt(models.BinaryField(null=True, blank=True))
+    files_expired_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)

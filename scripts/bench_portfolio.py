@@ -179,6 +179,8 @@ def seed(n: int, model_version: ModelVersion) -> dict[str, float]:
     now = timezone.now()
     collected = now - timedelta(days=30)
     jittered = ("revenue", "avg_balance_12m", "min_balance_12m")
+    snapshot_features = FeatureSnapshot._meta.get_field("features")
+    empty_factors = Score._meta.get_field("factors").get_db_prep_save([], connection)
     for block_start in range(0, n, BLOCK):
         t0 = time.perf_counter()
         ids = np.arange(block_start + 1, min(n, block_start + BLOCK) + 1)
@@ -218,7 +220,11 @@ def seed(n: int, model_version: ModelVersion) -> dict[str, float]:
         copy_rows(
             FeatureSnapshot,
             ["id", "dossier_id", "features", "collected_at"],
-            ((i, d, json.dumps(f), collected) for i, d, f in zip(id_list, dossier_ids, features, strict=True)),
+            # Features are encrypted at rest (bank aggregates): written as the model field writes them.
+            (
+                (i, d, snapshot_features.get_db_prep_save(f, connection), collected)
+                for i, d, f in zip(id_list, dossier_ids, features, strict=True)
+            ),
         )
         copy_rows(
             Score,
@@ -250,7 +256,7 @@ def seed(n: int, model_version: ModelVersion) -> dict[str, float]:
                     "accept",
                     0.0,
                     "{}",
-                    "[]",
+                    empty_factors,
                     collected,
                 )
                 for i, d, pd in zip(id_list, dossier_ids, pds, strict=True)

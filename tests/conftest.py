@@ -29,10 +29,12 @@ from django.contrib.auth.models import Group, User
 from django.core.cache import cache
 from django.db import connections
 from django.utils import translation
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
+from riskoffice.signin import two_factor_required
 from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
 from scoring.model.training import TrainedModel, train_segment
 from scoring.models import ModelVersion, PolicyVersion
@@ -416,6 +418,65 @@ def committed_dossier(champion, marketplace, monkeypatch):
     return dossier
 
 
-def login(client, user) -> None:
-    """Sign a named actor in to the back-office through Django's test client."""
-    assert client.login(username=user.username, password=PASSWORD)
+# --- signing in: the password form, then the second factor for whoever needs one -------------------------------
+
+
+def totp_device(user: User):
+    """The user's authenticator app: their confirmed TOTP device, given to them if they have none yet."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+
+
+def totp_code_for(key: bytes, *, step: int = 30, t0: int = 0, digits: int = 6, drift: int = 0, after: int = -1) -> str:
+    """What an authenticator app holding ``key`` shows now (RFC 6238), for a time step later than ``after``.
+
+    A device accepts each time step once: when the current one was used already (the same person signed in
+    twice within 30 s), the app's next code is the one for the next step, which the device accepts early.
+    When that was used too, this waits for the app to show a new code.
+    """
+    from django_otp.oath import hotp
+
+    while True:
+        now = int((time.time() - t0) // step) + drift
+        if after < now + 1:
+            return f"{hotp(key, max(now, after + 1), digits):0{digits}d}"
+        time.sleep(1)  # a third sign-in of the same person within one 30-second step
+
+
+def totp_code(device) -> str:
+    """The code the user's authenticator app shows now, for the device as the database holds it."""
+    device.refresh_from_db()
+    return totp_code_for(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift, after=device.last_t
+    )
+
+
+def login(client, user, password: str = PASSWORD) -> None:
+    """Sign a named actor in through the login form, then through the two-factor form when they need it."""
+    response = client.post("/login/", {"username": user.get_username(), "password": password})
+    assert response.status_code == 302, f"the login form refused {user}: {response.status_code}"
+    if two_factor_required(user) or TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        response = client.post("/two-factor/verify/", {"code": totp_code(totp_device(user))})
+        assert response.status_code == 302 and "/two-factor/" not in response["Location"], (
+            f"the two-factor form refused {user}'s code: {response.status_code}"
+        )
+
+
+def pass_second_factor(page, user) -> None:
+    """In the browser, after the password: the code from the user's app, when their role or device asks for one.
+
+    On the verify form the app is the device the user already has; on the enrolment form the app is set up from
+    the secret the page shows, as a person would type it in.
+    """
+    from playwright.sync_api import expect
+
+    if not (two_factor_required(user) or TOTPDevice.objects.filter(user=user, confirmed=True).exists()):
+        return
+    expect(page.get_by_role("heading", name="Two-factor sign-in")).to_be_visible()
+    if "/two-factor/verify/" in page.url:
+        page.get_by_label("Code").fill(totp_code(totp_device(user)))
+        page.get_by_role("button", name="Verify").click()
+    else:
+        secret = page.get_by_test_id("two-factor-secret").inner_text().replace(" ", "")
+        page.get_by_label("Code").fill(totp_code_for(base64.b32decode(secret)))
+        page.get_by_role("button", name="Confirm").click()

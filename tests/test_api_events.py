@@ -92,7 +92,7 @@ def test_a_sepa_incident_on_an_individual_is_filed_under_the_partners_reference(
     assert response.json()["subject"] == {"individual": {"reference": "cust-0042"}}
     assert response.json()["reason_code"] == "AM04"
     event = NegativeEvent.objects.get()
-    assert event.individual == Individual.objects.get(partner=api.partner.partner, reference="cust-0042")
+    assert event.individual == Individual.objects.for_reference(api.partner.partner, "cust-0042")
     assert event.company is None
 
 

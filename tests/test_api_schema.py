@@ -169,6 +169,7 @@ def test_every_request_example_is_accepted_by_the_api(client, api, champion):
     assert documented == {
         ("post", "/api/v1/scores"),
         ("post", "/api/v1/scores/{id}/outcome"),
+        ("post", "/api/v1/scores/{id}/human-review"),
         ("post", "/api/v1/events"),
         ("post", "/api/v1/webhooks"),
     }
@@ -280,7 +281,7 @@ def test_the_live_api_answers_as_its_schema_says(live_server, fuzzing_client, mo
         failure = _fuzz(result.ok(), live_server.url, fuzzing_client, mode)
         if failure:
             failures.append(failure)
-    assert operations == 8
+    assert operations == 9
     assert not failures, "\n\n".join(failures)
 
 

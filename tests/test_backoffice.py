@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -132,7 +133,7 @@ def test_the_first_account_made_by_createsuperuser_reads_the_queue_as_an_admin_a
     """A fresh install's first admin (no group yet) is not shown "Forbidden"; deciding still takes an analyst's role."""
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "first-admin-password-1")
     call_command("createsuperuser", "--no-input", "--username", "root", "--email", "root@example.com")
-    assert client.login(username="root", password="first-admin-password-1")
+    login(client, User.objects.get(username="root"), password="first-admin-password-1")
 
     assert client.get("/dossiers/").status_code == 200
     assert client.get(detail_url(dossier)).status_code == 200

@@ -28,7 +28,7 @@ from scoring.policy.apply import policy_apply
 from scoring.policy.scale import band_for, score_for
 from scoring.policy.versions import policy_create_version, policy_values
 from scoring.selectors import policy_current
-from tests.conftest import ARTIFACTS, PASSWORD, trained_once
+from tests.conftest import ARTIFACTS, PASSWORD, login, trained_once
 
 pytestmark = pytest.mark.django_db
 
@@ -258,10 +258,6 @@ def test_a_segment_without_a_champion_is_a_command_error(tmp_path, champion):
 
 
 # --- the back-office ---------------------------------------------------------------------------------
-
-
-def login(client, user: User) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def upload(client, data: bytes, *, name: str = "portfolio.csv", segment: str = "b2b"):

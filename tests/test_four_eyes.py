@@ -238,7 +238,6 @@ def test_a_pending_override_leaves_the_decision_in_force_tells_the_partner_nothi
     assert event.after == {
         "to_decision": "accept",
         "reason_code": "guarantee_obtained",
-        "reason": REASON,
         "approval_reasons": ["refuse_to_grant", "above_recommended_limit"],
         "override_id": override.pk,
     }
@@ -285,7 +284,7 @@ def test_approval_by_another_senior_analyst_puts_the_override_in_force_and_tells
     assert event.actor_user == senior
     assert event.before == {"decision": "refuse", "overridden": False}
     assert event.after["decision"] == "accept" and event.after["overridden"] is True
-    assert event.after["override_id"] == pending.pk and event.after["note"] == "Guarantee seen, signed."
+    assert event.after["override_id"] == pending.pk and "note" not in event.after  # texts stay encrypted
 
     body = response.content.decode()
     assert "Override approved: now in force." in body
@@ -313,7 +312,6 @@ def test_rejection_leaves_the_decision_in_force_is_audited_and_shown(client, sen
         "status": "rejected",
         "decision": "refuse",
         "rejected_decision": "accept",
-        "note": "No guarantee on file.",
     }
     body = response.content.decode()
     assert "Override rejected: the decision in force stays." in body
@@ -421,7 +419,6 @@ def test_an_override_that_lowers_exposure_is_final_at_once_and_tells_the_partner
         "decision": "refuse",
         "overridden": True,
         "reason_code": "adverse_information",
-        "reason": REASON,
         "override_id": override.pk,
     }
 

@@ -14,7 +14,7 @@ from dossiers.models import Dossier, Override
 from dossiers.services import dossier_create, dossier_score
 from dossiers.tasks import score_pending
 from riskoffice.audit import Actor
-from tests.conftest import ARTIFACTS, PASSWORD
+from tests.conftest import ARTIFACTS, PASSWORD, pass_second_factor
 from tests.test_four_eyes import reason_code
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -52,6 +52,7 @@ def log_in(page, base_url: str, user, next_url: str) -> None:
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    pass_second_factor(page, user)
     from playwright.sync_api import expect
 
     expect(page).to_have_url(f"{base_url}{next_url}")

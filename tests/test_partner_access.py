@@ -26,7 +26,7 @@ from dossiers.services import dossier_score
 from riskoffice.models import ApiClient, AuditEvent, Partner
 from riskoffice.throttling import ThrottledTokenView
 from scoring.model.synthetic import siren_from_number
-from tests.conftest import ALL_SCOPES, PASSWORD, make_partner_client, obtain_token
+from tests.conftest import ALL_SCOPES, PASSWORD, login, make_partner_client, obtain_token
 from tests.test_sources import apis, live_partner, quiet_sources  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -101,8 +101,7 @@ def test_the_command_prints_the_secret_once_with_a_warning():
 def admin_client(client, reference_data):
     from django.contrib.auth.models import User
 
-    User.objects.create_superuser("root", "root@example.com", PASSWORD)
-    assert client.login(username="root", password=PASSWORD)
+    login(client, User.objects.create_superuser("root", "root@example.com", PASSWORD))
     return client
 
 

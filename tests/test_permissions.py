@@ -41,7 +41,7 @@ from riskoffice.models import AuditEvent
 from riskoffice.roles import ADMIN, ANALYST
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
-from tests.conftest import ALL_SCOPES, PASSWORD, PartnerClient, _user, make_partner_client, obtain_token
+from tests.conftest import ALL_SCOPES, PartnerClient, _user, login, make_partner_client, obtain_token
 from tests.test_backoffice import scored_dossier
 from tests.test_bulk_scoring import csv_bytes, portfolio_rows
 
@@ -277,7 +277,7 @@ def test_backoffice(client, request, objects, reference_data, kind, method, acto
     objects.fixture("analyst")  # the owner of the bulk job exists whoever asks
     if actor != "anonymous":
         user = request.getfixturevalue(ACTOR_FIXTURES[actor])
-        assert client.login(username=user.username, password=PASSWORD)
+        login(client, user)
     before = world_state()
 
     # An empty form: enough to tell "let in, the form said no" (400) from "kept out" (403).
@@ -311,7 +311,7 @@ def test_backoffice(client, request, objects, reference_data, kind, method, acto
 def test_the_bulk_page_lists_a_job_only_to_those_who_may_open_it(client, request, objects, actor, listed):
     objects.job  # noqa: B018 - alice's job exists
     user = request.getfixturevalue(ACTOR_FIXTURES[actor])
-    assert client.login(username=user.username, password=PASSWORD)
+    login(client, user)
 
     response = client.get(reverse("scoring:bulk"))
 
@@ -391,7 +391,7 @@ def _headers(client, request, who: str, scope: str) -> dict[str, str]:
         return {"HTTP_AUTHORIZATION": "Bearer not-a-token-we-issued"}
     if who == "back-office session":
         senior = request.getfixturevalue("senior")
-        assert client.login(username=senior.username, password=PASSWORD)
+        login(client, senior)
         return {}
     if who == "expired token":
         token = obtain_token(client, owner)

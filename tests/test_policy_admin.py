@@ -15,6 +15,7 @@ from riskoffice.models import AuditEvent
 from scoring.models import ModelVersion, PolicyVersion
 from scoring.policy.versions import policy_create_version, policy_values
 from scoring.selectors import policy_current
+from tests.conftest import login
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ MODEL = "/admin/scoring/modelversion/"
 def root(client, reference_data) -> User:
     """The first account of a fresh install, made the Django way (createsuperuser)."""
     user = User.objects.create_superuser("root", "root@example.org", "x")
-    client.force_login(user)
+    login(client, user, password="x")
     return user
 
 

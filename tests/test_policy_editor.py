@@ -18,7 +18,7 @@ from scoring.models import FeatureSnapshot, PolicyVersion, Score
 from scoring.policy.scale import band_for, score_for
 from scoring.policy.versions import policy_create_version, policy_values
 from scoring.selectors import policy_current
-from tests.conftest import ARTIFACTS, PASSWORD
+from tests.conftest import ARTIFACTS, PASSWORD, login, pass_second_factor
 
 pytestmark = pytest.mark.django_db
 
@@ -44,10 +44,6 @@ FORM_DEFAULTS = {
 def english(client) -> None:
     """The page texts these tests quote are the English ones."""
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-
-
-def login(client, user) -> None:
-    assert client.login(username=user.username, password=PASSWORD)
 
 
 def form_data(**changes: str | None) -> dict[str, str]:
@@ -473,6 +469,7 @@ def test_a_risk_manager_tightens_the_policy_in_the_browser(live_server, browser_
     page.get_by_label("Username").fill(senior.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    pass_second_factor(page, senior)
     expect(page.get_by_role("heading", name="Decision policy")).to_be_visible()
 
     page.get_by_test_id("new-version-b2b").click()

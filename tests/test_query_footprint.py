@@ -51,7 +51,7 @@ from scoring.model.registry import model_register
 from scoring.model.synthetic import siren_from_number
 from scoring.models import BulkScoringJob, ModelVersion, PolicyVersion
 from scoring.policy.versions import policy_create_version
-from tests.conftest import PASSWORD, PartnerClient, _user, make_partner_client, obtain_token, trained_once
+from tests.conftest import PartnerClient, _user, login, make_partner_client, obtain_token, trained_once
 from tests.test_bulk_scoring import csv_bytes, portfolio_rows
 from tests.test_four_eyes import reason_code
 
@@ -302,7 +302,7 @@ def caller(client, world: World, actor: str) -> Caller:
     if actor == "partner":
         return Caller(client, {"HTTP_AUTHORIZATION": f"Bearer {obtain_token(client, world.marketplace)}"})
     user = world.fixture(USERS[actor])
-    assert client.login(username=user.username, password=PASSWORD)
+    login(client, user)
     return Caller(client, {})
 
 

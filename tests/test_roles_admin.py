@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from riskoffice.roles import ADMIN, ANALYST, user_roles
-from tests.conftest import PASSWORD, _user
+from tests.conftest import PASSWORD, _user, login
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def first_superuser(reference_data) -> User:
 
 @pytest.fixture
 def admin_client(client, admin_user):
-    assert client.login(username=admin_user.username, password=PASSWORD)
+    login(client, admin_user)
     return client
 
 

@@ -29,7 +29,7 @@ from ..models import Dossier, Override
 from ..outcomes import outcome_corrections
 from ..overrides import override_can_review, overrides_listed
 from ..representation import score_representation
-from . import challenge
+from . import challenge, human_review
 
 
 def _page_language() -> str:
@@ -95,6 +95,10 @@ def detail_context(request: HttpRequest, dossier: Dossier, **forms) -> dict:
         "can_decide": has_any_role(request.user, CAN_DECIDE),
         # Challenge form and score history (dossiers/views/challenge.py).
         **challenge.challenge_context(dossier, score, forms.get("challenge_form")),
+        # Human review of the decision, GDPR Art. 22 (dossiers/views/human_review.py).
+        **human_review.human_review_context(
+            dossier, overrides, forms.get("review_record_form"), forms.get("review_complete_form")
+        ),
     }
 
 

@@ -138,6 +138,7 @@ class QueueFilterForm(forms.Form):
     )
     awaiting = forms.BooleanField(required=False, label=gettext_lazy("Awaiting approval"))
     mine = forms.BooleanField(required=False, label=gettext_lazy("Assigned to me"))
+    review = forms.BooleanField(required=False, label=gettext_lazy("Human review requested"))
     received_from = forms.DateField(
         required=False, label=gettext_lazy("Received from"), widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -179,6 +180,7 @@ class QueueFilterForm(forms.Form):
             partner_id=data.get("partner"),
             awaiting_approval=bool(data.get("awaiting")),
             mine=bool(data.get("mine")),
+            human_review=bool(data.get("review")),
             received_from=data.get("received_from"),
             received_to=data.get("received_to"),
             amount_min=data.get("amount_min"),
@@ -261,6 +263,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "sort": filters.sort,
             "status": filters.status,
             "is_senior": has_any_role(request.user, {SENIOR_ANALYST}),
+            "now": now,  # an open human review past its deadline is shown overdue
             "filtered": filters != selectors.QueueFilters(tab=filters.tab, sort=filters.sort),
         },
     )

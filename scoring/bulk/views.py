@@ -122,6 +122,8 @@ def bulk_job_download(request: HttpRequest, pk: str) -> HttpResponse:
     job = get_or_404(bulk_jobs_for_user(request.user), pk)
     if job.status != BulkScoringJob.Status.DONE:
         raise Http404(_("This job has no scored file yet."))
+    if job.files_expired_at is not None or job.output_csv is None:
+        raise Http404(_("This job's files have expired and were deleted."))
     response = HttpResponse(bytes(job.output_csv), content_type="text/csv; charset=utf-8")
     filename = f"{PurePath(job.filename).stem or 'file'}-scored.csv"
     response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=filename)

@@ -21,7 +21,6 @@ probe of ``cscore_company_latest_idx``). It is written in SQL that PostgreSQL an
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from django.utils import timezone
 
 from alerts.models import NegativeEvent
 from dossiers.models import Dossier
+from riskoffice.crypto import decrypt_json
 from riskoffice.models import ApiClient
 from scoring.model import engine
 from scoring.models import CompanyScore, FeatureSnapshot, PortfolioRun, Score
@@ -240,7 +240,7 @@ def chunk_features(raw: list[tuple[Any, ...]]) -> ChunkRows:
     """Parse each snapshot, merge the events recorded since, and pick the previous score."""
     read = ChunkRows()
     for company_id, features, d_score, d_band, p_score, p_band, run_is_newer, *counts in raw:
-        features = json.loads(features) if isinstance(features, (str, bytes)) else dict(features)
+        features = dict(decrypt_json(features))  # the snapshot's features are encrypted (riskoffice/crypto.py)
         if any(counts):  # events recorded since the snapshot
             read.refreshed += events_refresh(features, *counts)
         read.company_ids.append(int(company_id))

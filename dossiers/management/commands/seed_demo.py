@@ -13,6 +13,8 @@ from django.utils import timezone
 from dossiers.identifiers import vat_for_siren
 from dossiers.models import Company, Dossier, Individual, Outcome
 from riskoffice.audit import Actor, audit_record
+from riskoffice.keys import reference_digest
+from riskoffice.management.devonly import refuse_in_production
 from scoring.model.features import jsonable_features
 from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
 from scoring.models import FeatureSnapshot
@@ -33,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true", help="Delete the existing synthetic history first.")
 
     def handle(self, *args, companies: int, individuals: int, seed: int, reset: bool, **options) -> None:
+        refuse_in_production("seed_demo")
         if companies < 200:
             raise CommandError("--companies must be at least 200 to train a model on.")
         if individuals and individuals < 200:
@@ -95,15 +98,22 @@ class Command(BaseCommand):
             if reset:
                 self._clear(history)
             # History files have no partner: their references live apart from every partner's own.
-            existing = set(
-                Individual.objects.filter(partner=None, reference__in=references).values_list("reference", flat=True)
-            )
+            # References are encrypted: found by their keyed digests (IndividualQuerySet), set on each new row.
+            existing = {
+                individual.reference
+                for individual in Individual.objects.filter(partner=None).matching_references(references)
+            }
             Individual.objects.bulk_create(
-                [Individual(partner=None, reference=reference) for reference in references if reference not in existing]
+                [
+                    Individual(partner=None, reference=reference, reference_digest=reference_digest(reference))
+                    for reference in references
+                    if reference not in existing
+                ]
             )
-            individual_ids = dict(
-                Individual.objects.filter(partner=None, reference__in=references).values_list("reference", "pk")
-            )
+            individual_ids = {
+                individual.reference: individual.pk
+                for individual in Individual.objects.filter(partner=None).matching_references(references)
+            }
             dossiers = Dossier.objects.bulk_create(
                 [
                     Dossier(

@@ -10,13 +10,17 @@ from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import Application
 
 from dossiers.models import Dossier
 from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
+from riskoffice.management.devonly import refuse_in_production
 from riskoffice.models import ApiClient, Partner
 from riskoffice.roles import ADMIN, ANALYST, AUDITOR, SENIOR_ANALYST
+from riskoffice.signin import TWO_FACTOR_REQUIRED_ROLES
+from riskoffice.twofactor import secret_of
 from scoring.model.synthetic import sandbox_company, siren_from_number
 
 # Two senior analysts: an override one of them asks for is approved by the other (four eyes).
@@ -45,6 +49,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
         parser.add_argument("--no-samples", action="store_true")
+
+    @transaction.atomic
+    def _authenticators(self) -> dict[str, TOTPDevice]:
+        """The demo's senior analysts and admin must sign in with a code: each gets an authenticator app (kept
+        across runs, so an app set up once keeps working)."""
+        devices = {}
+        for username, role in DEMO_USERS.items():
+            if role in TWO_FACTOR_REQUIRED_ROLES:
+                user = User.objects.get(username=username)
+                device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("-pk").first()
+                devices[username] = device or TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
+        return devices
 
     @transaction.atomic
     def _accounts(self) -> str:
@@ -78,7 +94,9 @@ class Command(BaseCommand):
         return client_secret
 
     def handle(self, *args, base_url: str, no_samples: bool, **options) -> None:
+        refuse_in_production("setup_demo")
         client_secret = self._accounts()
+        devices = self._authenticators()
         partner = Partner.objects.get(name="Demo Marketplace")
         client = ApiClient.objects.get(application__client_id=DEMO_CLIENT_ID)
         if not no_samples and not Dossier.objects.filter(partner=partner).exists():
@@ -109,6 +127,9 @@ class Command(BaseCommand):
   Back-office   {base_url}/dossiers/
   Users         {", ".join(DEMO_USERS)}   password: {DEMO_PASSWORD}
   Admin         {base_url}/admin/   (user admin)
+  Two-factor    {", ".join(devices)} sign in with a code after the password:
+                .venv/bin/python manage.py totp_code <user>   prints the current code, or add the secret to an
+                authenticator app: {"; ".join(f"{name} {secret_of(device)}" for name, device in devices.items())}
   Health        {base_url}/healthz   {base_url}/readyz
 
   Partner API (OAuth 2.0 client credentials)
