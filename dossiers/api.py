@@ -423,10 +423,11 @@ def score_list_queryset(client: Any, filters: dict[str, Any]) -> QuerySet[Dossie
         "created_after": "created_at__gte",
         "created_before": "created_at__lt",
     }
-    if "reference" in filters:  # a partner's individuals are its own: the unique (partner, reference) index serves
-        dossiers = dossiers.filter(individual__partner_id=client.partner_id)
-    if "reference" in filters:  # encrypted: found by its keyed digest (dossiers.models.IndividualQuerySet)
-        filters = {**filters, "reference": Individual.objects.matching_reference(filters["reference"])}
+    if "reference" in filters:
+        # Encrypted, so found by its keyed digest (dossiers.models.IndividualQuerySet); a partner's individuals are
+        # its own, so the unique (partner, reference_digest) index serves the look-up.
+        own = Individual.objects.filter(partner_id=client.partner_id)
+        filters = {**filters, "reference": own.matching_reference(filters["reference"])}
     return dossiers.filter(**{lookups[name]: value for name, value in filters.items()})
 
 

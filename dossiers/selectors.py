@@ -117,7 +117,9 @@ def _search(text: str) -> Q:
     condition = (
         Q(applicant_name__icontains=text)
         | Q(company__name__icontains=text)
-        | Q(individual__in=Individual.objects.matching_reference(text))
+        # References are encrypted and found by keyed digest, so only whole references match; an analyst's
+        # typing is forgiven its case by also trying the text in upper and lower case (references like "C-1042").
+        | Q(individual__in=Individual.objects.matching_references({text, text.upper(), text.lower()}))
     )
     # The start of a dossier number as the pages print it (hyphens included): at least four characters.
     id_prefix = text.lower()

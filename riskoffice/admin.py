@@ -161,7 +161,7 @@ class ApiClientAdmin(admin.ModelAdmin):
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        form = ApiClientCreateForm(request.POST or None)
+        form = ApiClientCreateForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:

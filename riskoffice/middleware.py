@@ -104,15 +104,24 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
-        if is_partner_path(request):
-            return database_unavailable_response(request, exception)
-        log_database_unavailable(request, exception)
-        # No request context: its processors (user, roles) would ask the database again.
-        page = loader.get_template("503.html").render()
-        response = HttpResponse(page, status=503)
-        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
-        response._has_been_logged = True  # the line above is the only one (Django would add an error line)
-        return response
+        return database_unavailable_page(request, exception)
+
+
+def database_unavailable_page(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """The 503 for a request that met an unreachable database: problem+json for partners, a page otherwise.
+
+    Also for middleware that asks the database before the view (the session's sign-in checks): an exception
+    raised there never reaches ``process_exception``.
+    """
+    if is_partner_path(request):
+        return database_unavailable_response(request, exception)
+    log_database_unavailable(request, exception)
+    # No request context: its processors (user, roles) would ask the database again.
+    page = loader.get_template("503.html").render()
+    response = HttpResponse(page, status=503)
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    response._has_been_logged = True  # the line above is the only one (Django would add an error line)
+    return response
 
 
 class LocaleMiddleware(locale.LocaleMiddleware):

@@ -17,13 +17,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_otp import user_has_device
 
+from .middleware import database_unavailable_page
 from .roles import ADMIN, SENIOR_ANALYST, user_roles
+
+# What an unreachable database raises (riskoffice.middleware answers it with a 503).
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 # Roles that may not reach the back-office or the admin without a second factor (superusers count as admins).
 TWO_FACTOR_REQUIRED_ROLES = {ADMIN, SENIOR_ANALYST}
@@ -91,11 +96,17 @@ class SessionTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated and self._expired(request):
+        try:
+            expired = request.user.is_authenticated and self._expired(request)
+        except DATABASE_AWAY as exception:  # the session and the user are read from the database
+            return database_unavailable_page(request, exception)
+        if expired:
             logout(request)
             messages.info(request, _("Your session has expired. Please log in again."))
             return redirect(_with_next("login", request))
         response = self.get_response(request)
+        if response.status_code >= 500:
+            return response  # e.g. the database is away: nothing to write into the session
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:  # a sign-in in this very request included
             now = time.time()
@@ -129,17 +140,22 @@ class TwoFactorMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = request.user
-        if (
-            user.is_authenticated
-            and not user.is_verified()
-            and request.path not in OPEN_PATHS
-            and not request.path.startswith(OPEN_PREFIXES)
-            and needs_second_factor(request)
-        ):
-            if user_has_device(user, confirmed=True):
-                return redirect(_with_next("two-factor-verify", request))
-            return redirect(_with_next("two-factor", request))
+        try:
+            if (
+                user.is_authenticated
+                and not user.is_verified()
+                and request.path not in OPEN_PATHS
+                and not request.path.startswith(OPEN_PREFIXES)
+                and needs_second_factor(request)
+            ):
+                if user_has_device(user, confirmed=True):
+                    return redirect(_with_next("two-factor-verify", request))
+                return redirect(_with_next("two-factor", request))
+        except DATABASE_AWAY as exception:  # roles and devices are read from the database
+            return database_unavailable_page(request, exception)
         response = self.get_response(request)
+        if response.status_code >= 500:
+            return response
         user = getattr(request, "user", None)  # None after a partner API call (DRF's unauthenticated user)
         if user is not None and user.is_authenticated and not two_factor_required(user):
             _remember_device(request)  # at sign-in, so that the pages after it need not ask

@@ -176,7 +176,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('two-factor-verify')}?{request.GET.urlencode()}")
     enrolling = current is None or request.method == "POST" or "replace" in request.GET
     device = device_enrol_start(user=user) if enrolling else None
-    form = CodeForm(request.POST or None)
+    form = CodeForm(request.POST if request.method == "POST" else None)
     if device is not None and request.method == "POST" and form.is_valid():
         verified_now, signed_out = _check(request, form, device)
         if signed_out is not None:
@@ -209,7 +209,7 @@ def two_factor_verify(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('two-factor')}?{request.GET.urlencode()}")
     if request.user.is_verified():
         return redirect(_next_url(request))
-    form = CodeForm(request.POST or None)
+    form = CodeForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         verified_now, signed_out = _check(request, form, device)
         if signed_out is not None:

@@ -380,6 +380,6 @@ def test_the_docs_pages_render_offline_in_a_browser(live_server, browser_page, p
     page.goto(f"{live_server.url}{path}")
     page.locator(rendered).first.wait_for()
     if path == "/api/docs/":
-        assert page.locator(".opblock").count() == 8  # every operation of the API
+        assert page.locator(".opblock").count() == 9  # every operation of the API
     assert not outside, f"the page reached outside: {outside}"
     assert not page.broken_resources

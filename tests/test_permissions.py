@@ -39,6 +39,7 @@ from dossiers.models import Dossier, Outcome, Override
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
 from riskoffice.roles import ADMIN, ANALYST
+from riskoffice.subjects.models import SubjectRequest
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
 from tests.conftest import ALL_SCOPES, PartnerClient, _user, login, make_partner_client, obtain_token
@@ -115,6 +116,23 @@ class Objects:
         return job
 
     @cached_property
+    def review(self):
+        """A human review of the dossier's decision the marketplace asked for (GDPR Art. 22), still open."""
+        from riskoffice.subjects.review import review_request
+
+        request, _ = review_request(self.dossier, client=self.fixture("marketplace").api_client)
+        return request
+
+    @cached_property
+    def erasure_request(self):
+        """An erasure request an admin recorded for the dossier's company, awaiting the preview's confirmation."""
+        from riskoffice.subjects.erasure import erasure_request_record
+
+        return erasure_request_record(
+            user=self.fixture("admin_user"), received_at=timezone.now(), company=self.dossier.company
+        )
+
+    @cached_property
     def webhook(self) -> WebhookEndpoint:
         """The marketplace's webhook endpoint."""
         owner: PartnerClient = self.fixture("marketplace")
@@ -146,6 +164,7 @@ def world_state() -> tuple:
             PolicyVersion,
             WebhookEndpoint,
             AuditEvent,
+            SubjectRequest,
         )
     )
     dossiers = Dossier.objects.order_by("pk").values_list(
@@ -165,7 +184,7 @@ def _review_kwargs(o: Objects) -> dict[str, Any]:
 
 
 # Buttons with no field to fill: an empty POST by someone let in does it (and redirects to the dossier).
-ACTIONS_WITHOUT_FORM = {"take", "release"}
+ACTIONS_WITHOUT_FORM = {"take", "release", "human review", "erasure"}
 
 # url kind -> (URL name, its kwargs, the text that only someone allowed in may see)
 BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
@@ -197,6 +216,22 @@ BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
     "policy": ("scoring:policy", lambda o: {}, None),
     "policy new": ("scoring:policy-new", lambda o: {"segment": "b2b"}, None),
     "policy new unknown segment": ("scoring:policy-new", lambda o: {"segment": "b2z"}, None),
+    "human review": ("dossiers:human-review", lambda o: {"pk": o.dossier.pk}, None),
+    "human review complete": (
+        "dossiers:human-review-complete",
+        lambda o: {"pk": o.review.dossier_id, "review_pk": o.review.pk},
+        lambda o: o.dossier.company.siren,
+    ),
+    "subject requests": ("subjects:requests", lambda o: {}, None),
+    "access request": ("subjects:access-new", lambda o: {}, None),
+    "erasure request": ("subjects:erasure-new", lambda o: {}, None),
+    "erasure": ("subjects:erasure", lambda o: {"pk": o.erasure_request.pk}, lambda o: o.dossier.company.siren),
+    "register csv": ("register:export-csv", lambda o: {}, None),
+    "register print": ("register:print", lambda o: {}, None),
+    "access log": ("accesslog:entries", lambda o: {}, None),
+    "access log csv": ("accesslog:entries-export", lambda o: {}, None),
+    "audit trail": ("accesslog:audit", lambda o: {}, None),
+    "audit trail csv": ("accesslog:audit-export", lambda o: {}, None),
     "admin": ("admin:index", lambda o: {}, None),
 }
 
@@ -234,6 +269,21 @@ BACKOFFICE_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("policy new", "GET"):                      (302,    403,     403,    403,         200,   403,    403),
     ("policy new", "POST"):                     (302,    403,     403,    403,         400,   403,    403),
     ("policy new unknown segment", "GET"):      (302,    403,     403,    403,         404,   403,    403),
+    ("human review", "POST"):                   (302,    403,     302,    302,         302,   403,    403),
+    ("human review complete", "POST"):          (302,    403,     400,    400,         400,   403,    403),
+    ("subject requests", "GET"):                (302,    403,     403,    403,         403,   403,    200),
+    ("access request", "GET"):                  (302,    403,     403,    403,         403,   403,    200),
+    ("access request", "POST"):                 (302,    403,     403,    403,         403,   403,    400),
+    ("erasure request", "GET"):                 (302,    403,     403,    403,         403,   403,    200),
+    ("erasure request", "POST"):                (302,    403,     403,    403,         403,   403,    400),
+    ("erasure", "GET"):                         (302,    403,     403,    403,         403,   403,    200),
+    ("erasure", "POST"):                        (302,    403,     403,    403,         403,   403,    302),
+    ("register csv", "GET"):                    (302,    403,     403,    403,         403,   200,    200),
+    ("register print", "GET"):                  (302,    403,     403,    403,         403,   200,    200),
+    ("access log", "GET"):                      (302,    403,     403,    403,         403,   200,    200),
+    ("access log csv", "GET"):                  (302,    403,     403,    403,         403,   200,    200),
+    ("audit trail", "GET"):                     (302,    403,     403,    403,         403,   200,    200),
+    ("audit trail csv", "GET"):                 (302,    403,     403,    403,         403,   200,    200),
     ("admin", "GET"):                           (302,    302,     302,    302,         302,   302,    200),
 }
 # fmt: on
@@ -284,7 +334,7 @@ def test_backoffice(client, request, objects, reference_data, kind, method, acto
     response = client.post(url, {}) if method == "POST" else client.get(url)
 
     assert response.status_code == expected, f"{method} {url} as {actor}"
-    body = response.content
+    body = b"".join(response.streaming_content) if response.streaming else response.content
     acted = expected == 302 and actor != "anonymous" and kind in ACTIONS_WITHOUT_FORM
     if expected == 302 and not acted:
         login_url = reverse("admin:login") if name.startswith("admin:") else reverse("login")
@@ -333,7 +383,6 @@ CLIENTS = (
 )
 
 # Buttons with no field to fill: an empty POST by someone let in does it (and redirects to the dossier).
-ACTIONS_WITHOUT_FORM = {"take", "release"}
 
 # url kind -> (URL name, its kwargs, the scope the endpoint requires, the owner's data no one else may see)
 API_URLS: dict[str, tuple[str, Any, str, Any]] = {
@@ -348,6 +397,8 @@ API_URLS: dict[str, tuple[str, Any, str, Any]] = {
     "webhooks": ("api:webhooks", lambda o: {}, "webhooks:manage", lambda o: o.webhook.url),
     "webhook": ("api:webhook-detail", lambda o: {"pk": o.webhook.pk}, "webhooks:manage", lambda o: WEBHOOK_URL),
     "unknown webhook": ("api:webhook-detail", lambda o: {"pk": 987654}, "webhooks:manage", None),
+    "human review": ("api:score-human-review", lambda o: {"pk": o.dossier.pk}, "scores:write", None),
+    "unknown human review": ("api:score-human-review", lambda o: {"pk": UNKNOWN_ID}, "scores:write", None),
 }
 
 # fmt: off
@@ -365,6 +416,8 @@ API_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("webhooks", "POST"):            (401,    401,    401,    401,    403,           403,          400,  400),
     ("webhook", "DELETE"):           (401,    401,    401,    401,    403,           403,          204,  404),
     ("unknown webhook", "DELETE"):   (401,    401,    401,    401,    403,           403,          404,  404),
+    ("human review", "POST"):        (401,    401,    401,    401,    403,           403,          202,  404),
+    ("unknown human review", "POST"):(401,    401,    401,    401,    403,           403,          404,  404),
 }
 # fmt: on
 
@@ -436,13 +489,15 @@ def test_api(client, request, objects, reference_data, kind, method, who, expect
         assert (secret in body) == (who == "owner" and expected == 200), "the owner's data, to the owner only"
     if expected == 204:
         assert not WebhookEndpoint.objects.filter(pk=objects.webhook.pk).exists()
+    elif expected == 202:  # a human review asked for (an empty body is a valid request: no statement)
+        assert objects.dossier.subject_requests.filter(kind="human_review", status="open").exists()
     elif method != "GET":
         assert world_state() == before, "a refused or invalid request changes nothing"
 
 
 # --- the matrix covers every URL --------------------------------------------------------------------
 
-COVERED_NAMESPACES = ("dossiers", "scoring", "api")
+COVERED_NAMESPACES = ("dossiers", "scoring", "api", "subjects", "register", "accesslog")
 
 
 def _url_names(patterns: list, namespace: str = "") -> set[str]:

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlencode
 
 from django.contrib import admin
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from riskoffice.signin import client_ip
@@ -68,9 +68,18 @@ class AccessLogMiddleware:
             entry = _entry_of(request, response)
             if entry is not None:
                 access_log_record(**entry)
+        except (OperationalError, InterfaceError) as exc:
+            # The database is away (DatabaseUnavailableMiddleware answered 503 and said so): one line, no
+            # traceback, telling the operator that an access went unrecorded.
+            logger.error(
+                "access log: could not record %s %s (%s: %s)",
+                request.method,
+                request.path,
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
         except DatabaseError:
-            # The answer stands (the database is likely away, and DatabaseUnavailableMiddleware says so); the
-            # operator is told that an access went unrecorded.
+            # The answer stands; the operator is told that an access went unrecorded, and why.
             logger.exception("access log: could not record %s %s", request.method, request.path)
         return response
 

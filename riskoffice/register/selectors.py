@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from .models import MANDATORY_TEXT_FIELDS, DataCategory, LegalBasis, ProcessingActivity
 from .retention import is_enforced
@@ -61,10 +61,15 @@ def register_gaps() -> list[Gap]:
         gaps.append(Gap("register", "no active processing activity"))
     for activity in activities:
         gaps.extend(Gap(str(activity), problem) for problem in _activity_gaps(activity))
-    for category in DataCategory.objects.filter(is_active=True).order_by("code"):
+    categories = (
+        DataCategory.objects.filter(is_active=True)
+        .annotate(active_uses=Count("activities", filter=Q(activities__is_active=True)))
+        .order_by("code")
+    )
+    for category in categories:  # one query, whatever the number of categories
         if not is_enforced(category):
             gaps.append(Gap(f"data category {category.code}", "no retention handler applies its period"))
-        if not category.activities.filter(is_active=True).exists():
+        if not category.active_uses:
             gaps.append(Gap(f"data category {category.code}", "no active processing activity uses it"))
     return gaps
 

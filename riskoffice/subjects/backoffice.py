@@ -103,7 +103,7 @@ def request_list(request: HttpRequest) -> HttpResponse:
 def access_new(request: HttpRequest) -> HttpResponse:
     """Record an access request and download the answer: everything held about the subject, as JSON."""
     require_role(request, CAN_HANDLE_REQUESTS)
-    form = SubjectForm(request.POST or None)
+    form = SubjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         answered, export = access_request_answer(
             user=request.user,
@@ -125,7 +125,7 @@ def access_new(request: HttpRequest) -> HttpResponse:
 def erasure_new(request: HttpRequest) -> HttpResponse:
     """Record an erasure request, then preview it before anything is erased."""
     require_role(request, CAN_HANDLE_REQUESTS)
-    form = SubjectForm(request.POST or None)
+    form = SubjectForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         recorded = erasure_request_record(
             user=request.user,
