@@ -386,6 +386,20 @@ class Outcome(models.Model):
         return self.status in self.DEFAULT_STATUSES
 
 
+class OutcomeCorrection(models.Model):
+    """Why an outcome was corrected: the analyst's free text, encrypted at rest. The audit row names it by id."""
+
+    outcome = models.ForeignKey(Outcome, on_delete=models.CASCADE, related_name="corrections")
+    reason = encrypt(models.TextField())
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Correction #{self.pk} of outcome {self.outcome_id}"
+
+
 class OutcomeImport(models.Model):
     """A CSV of outcomes imported from the back-office, with its report row by row."""
 

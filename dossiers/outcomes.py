@@ -23,7 +23,7 @@ from alerts.services import events_publish
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import AuditEvent
 
-from .models import Decision, Dossier, Outcome, Override
+from .models import Decision, Dossier, Outcome, OutcomeCorrection, Override
 
 OUTCOME_AMOUNTS = ("granted_amount", "outstanding_amount", "written_off_amount")
 GRANTED = (Decision.ACCEPT, Decision.GUARANTEE)
@@ -141,8 +141,14 @@ def outcome_correct(
     for name, value in corrected.items():
         setattr(outcome, name, value)
     outcome.save(update_fields=["status", "occurred_on", *OUTCOME_AMOUNTS, "updated_at"])
+    correction = OutcomeCorrection.objects.create(outcome=outcome, reason=reason)
+    # The reason stays on the correction, encrypted: the trail names it by id (docs/security.md).
     audit_record(
-        actor=actor, action="dossier.outcome_corrected", obj=dossier, before=before, after={**after, "reason": reason}
+        actor=actor,
+        action="dossier.outcome_corrected",
+        obj=dossier,
+        before=before,
+        after={**after, "correction_id": correction.pk},
     )
     _outcome_event(dossier, outcome, "outcome.corrected", source or _source_of(actor))
     return outcome
@@ -288,10 +294,10 @@ def outcome_corrections(history: Iterable[AuditEvent]) -> list[dict[str, Any]]:
         "written_off_amount": _("amount written off"),
     }
     statuses = dict(Outcome.Status.choices)
+    events = [event for event in history if event.action == "dossier.outcome_corrected"]
+    reasons = correction_reasons(events)
     corrections = []
-    for event in history:
-        if event.action != "dossier.outcome_corrected":
-            continue
+    for event in events:
         before, after = event.before or {}, event.after or {}
         changes = []
         for name, label in labels.items():
@@ -301,6 +307,13 @@ def outcome_corrections(history: Iterable[AuditEvent]) -> list[dict[str, Any]]:
                     was, now = statuses.get(was, was), statuses.get(now, now)
                 changes.append({"field": label, "was": was or "—", "now": now or "—"})
         corrections.append(
-            {"at": event.at, "by": event.actor_label, "reason": after.get("reason", ""), "changes": changes}
+            {"at": event.at, "by": event.actor_label, "reason": reasons.get(event.pk, ""), "changes": changes}
         )
     return corrections
+
+
+def correction_reasons(events: Iterable[AuditEvent]) -> dict[int, str]:
+    """The reason of each ``dossier.outcome_corrected`` event, by event id, read from its correction in one query."""
+    ids = {event.pk: (event.after or {}).get("correction_id") for event in events}
+    texts = dict(OutcomeCorrection.objects.filter(pk__in={i for i in ids.values() if i}).values_list("pk", "reason"))
+    return {event_id: texts.get(correction_id, "") for event_id, correction_id in ids.items()}

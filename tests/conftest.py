@@ -33,7 +33,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import Application
 
 from riskoffice.models import ApiClient, Partner
-from riskoffice.roles import ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
+from riskoffice.roles import ADMIN, ALL_ROLES, ANALYST, AUDITOR, SENIOR_ANALYST
 from riskoffice.signin import two_factor_required
 from scoring.model.synthetic import generate_b2c_portfolio, generate_portfolio
 from scoring.model.training import TrainedModel, train_segment
@@ -121,6 +121,15 @@ def auditor(reference_data) -> User:
 @pytest.fixture
 def outsider(reference_data) -> User:
     return _user("oscar.outsider", None)
+
+
+@pytest.fixture
+def admin_user(reference_data) -> User:
+    """An admin as setup_demo makes one: the admin role, and staff and superuser for the admin site."""
+    user = _user("ada.admin", ADMIN)
+    user.is_staff = user.is_superuser = True
+    user.save(update_fields=["is_staff", "is_superuser"])
+    return user
 
 
 # --- partners and their OAuth clients -------------------------------------------------

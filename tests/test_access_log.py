@@ -16,7 +16,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
@@ -25,8 +24,7 @@ from riskoffice.accesslog.models import AccessLogCheckpoint, AccessLogEntry
 from riskoffice.accesslog.services import access_log_record, accesslog_purge_before, accesslog_verify
 from riskoffice.audit import Actor, audit_record, audit_redaction_allow
 from riskoffice.models import AuditEvent
-from riskoffice.roles import ADMIN
-from tests.conftest import PASSWORD, _user, login, obtain_token
+from tests.conftest import PASSWORD, login, obtain_token
 from tests.test_backoffice import scored_dossier
 
 pytestmark = pytest.mark.django_db
@@ -59,14 +57,6 @@ TABLE = AccessLogEntry._meta.db_table
 @pytest.fixture
 def dossier(champion, marketplace):
     return scored_dossier(marketplace)
-
-
-@pytest.fixture
-def admin_user(reference_data) -> User:
-    user = _user("ada.admin", ADMIN)
-    user.is_staff = user.is_superuser = True
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 # --- what is logged ----------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dossiers.overrides import override_needs_approval
 from dossiers.services import dossier_create, dossier_override, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from riskoffice.roles import ADMIN, ANALYST, SENIOR_ANALYST
+from riskoffice.roles import ANALYST, SENIOR_ANALYST
 from scoring.models import Score
 from tests.conftest import _user, login, override_reasons_seed
 
@@ -101,14 +101,6 @@ def audit_actions(dossier: Dossier) -> list[str]:
 @pytest.fixture
 def second_senior(reference_data) -> User:
     return _user("sue.senior", SENIOR_ANALYST)
-
-
-@pytest.fixture
-def admin_user(reference_data) -> User:
-    user = _user("ada.admin", ADMIN)
-    user.is_staff = user.is_superuser = True
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 @pytest.fixture

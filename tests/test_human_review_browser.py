@@ -4,6 +4,7 @@ the deadline on the dossier's page, confirms the decision with a note, and the d
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from alerts.models import WebhookDelivery
 from alerts.services import webhook_endpoint_create
@@ -36,7 +37,9 @@ def test_an_analyst_reads_the_statement_and_confirms_the_decision(
     log_in(page, live_server.url, analyst, f"/dossiers/{committed_dossier.pk}/")
     panel = page.get_by_test_id("human-review")
     expect(panel.get_by_test_id("decision-not-final")).to_be_visible()
-    expect(panel.get_by_test_id("review-open")).to_contain_text(f"due {review.due_at:%Y-%m-%d}")
+    expect(panel.get_by_test_id("review-open")).to_contain_text(
+        f"due {timezone.localtime(review.due_at):%Y-%m-%d}"
+    )  # shown in Paris time
     expect(panel.get_by_test_id("review-statement")).to_have_text(STATEMENT)
     expect(page.get_by_test_id("decision-under-review")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)

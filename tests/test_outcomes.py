@@ -8,17 +8,19 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from alerts.models import WebhookDelivery
 from alerts.services import webhook_endpoint_create
 from dossiers import outcome_import
-from dossiers.models import Dossier, Outcome, OutcomeImport
+from dossiers.models import Dossier, Outcome, OutcomeCorrection, OutcomeImport
 from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
@@ -202,8 +204,14 @@ def test_an_analyst_corrects_an_outcome_with_a_reason_audited_with_before_and_af
         "occurred_on": today(),
         "granted_amount": "25000.00",
         "outstanding_amount": "18000.50",
-        "reason": "The partner reported the wrong status.",
+        "correction_id": OutcomeCorrection.objects.get().pk,
     }
+    # The reason is the analyst's free text: on the correction, encrypted, never in the trail.
+    assert OutcomeCorrection.objects.get().reason == "The partner reported the wrong status."
+    assert "wrong status" not in json.dumps(event.after)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reason FROM dossiers_outcomecorrection")
+        assert b"wrong status" not in bytes(cursor.fetchone()[0])
     # The partner hears of both, in the order they happened, from the back-office.
     assert events("outcome.recorded") == [
         {
@@ -409,7 +417,8 @@ def test_a_mixed_file_is_recorded_row_by_row_with_a_report_naming_each_refusal(c
     assert (corrected.status, corrected.written_off_amount) == ("written_off", Decimal("12345.67"))
     assert not Outcome.objects.filter(dossier__in=[book["refused"], book["other_partner"]]).exists()
     correction = AuditEvent.objects.get(action="dossier.outcome_corrected")
-    assert correction.after["reason"] == "Radié par le comité" and correction.actor_user == analyst
+    assert correction.actor_user == analyst
+    assert OutcomeCorrection.objects.get(pk=correction.after["correction_id"]).reason == "Radié par le comité"
     assert AuditEvent.objects.get(action="outcomes.imported").after == {
         "filename": "issues-mars.csv",
         "rows": 7,

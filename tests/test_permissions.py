@@ -38,7 +38,7 @@ from alerts.services import webhook_endpoint_create
 from dossiers.models import Dossier, Outcome, Override
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
-from riskoffice.roles import ADMIN, ANALYST
+from riskoffice.roles import ANALYST
 from riskoffice.subjects.models import SubjectRequest
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
@@ -298,15 +298,6 @@ BACKOFFICE_ROWS = [
 @pytest.fixture
 def other_analyst(reference_data) -> User:
     return _user("bob.analyst", ANALYST)
-
-
-@pytest.fixture
-def admin_user(reference_data) -> User:
-    """An admin as setup_demo makes one: the admin role, and staff and superuser for the admin site."""
-    user = _user("ada.admin", ADMIN)
-    user.is_staff = user.is_superuser = True
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 ACTOR_FIXTURES = {

@@ -46,13 +46,12 @@ from dossiers.services import dossier_create, dossier_override, dossier_score, o
 from dossiers.views import queue as dossier_views
 from riskoffice.audit import Actor
 from riskoffice.models import Heartbeat
-from riskoffice.roles import ADMIN
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.model.registry import model_register
 from scoring.model.synthetic import siren_from_number
 from scoring.models import BulkScoringJob, ModelVersion, PolicyVersion
 from scoring.policy.versions import policy_create_version
-from tests.conftest import PartnerClient, _user, login, make_partner_client, obtain_token, trained_once
+from tests.conftest import PartnerClient, login, make_partner_client, obtain_token, trained_once
 from tests.test_bulk_scoring import csv_bytes, portfolio_rows
 from tests.test_four_eyes import reason_code
 
@@ -266,15 +265,6 @@ class World:
 def world(request, settings) -> World:
     settings.WEBHOOK_ALLOW_PRIVATE_URLS = True  # no DNS lookup of the example hosts
     return World(request)
-
-
-@pytest.fixture
-def admin_user(reference_data) -> User:
-    """An admin as setup_demo makes one: the admin role, and staff and superuser for the admin site."""
-    user = _user("ada.admin", ADMIN)
-    user.is_staff = user.is_superuser = True
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 # --- sending a request and counting its queries ----------------------------------------------------------

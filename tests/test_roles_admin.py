@@ -7,22 +7,13 @@ import re
 import pytest
 from django.contrib.auth.models import Group, User
 
-from riskoffice.roles import ADMIN, ANALYST, user_roles
-from tests.conftest import PASSWORD, _user, login
+from riskoffice.roles import ANALYST, user_roles
+from tests.conftest import PASSWORD, login
 from tests.test_query_footprint import queries_of
 
 pytestmark = pytest.mark.django_db
 
 USERS = "/admin/auth/user/"
-
-
-@pytest.fixture
-def admin_user(reference_data) -> User:
-    """An admin as setup_demo makes one: the admin group, staff and superuser."""
-    user = _user("ada.admin", ADMIN)
-    user.is_staff = user.is_superuser = True
-    user.save(update_fields=["is_staff", "is_superuser"])
-    return user
 
 
 @pytest.fixture

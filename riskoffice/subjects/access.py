@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from alerts.models import NegativeEvent, WebhookDelivery
 from dossiers.identifiers import siren_error
 from dossiers.models import Company, Dossier, Individual, Outcome
+from dossiers.outcomes import correction_reasons
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import AuditEvent, Partner
 from scoring.model.features import catalogue_for
@@ -204,13 +205,19 @@ def _dossier(dossier: Dossier) -> dict[str, Any]:
             "written_off_amount": _amount(outcome.written_off_amount),
             "recorded_at": _iso(outcome.created_at),
         },
-        "outcome_corrections": [
-            {"at": _iso(e.at), "before": e.before, "after": e.after}
-            for e in AuditEvent.objects.filter(
-                object_type="dossiers.dossier", object_id=str(dossier.pk), action="dossier.outcome_corrected"
-            ).order_by("at")
-        ],
+        "outcome_corrections": _outcome_corrections(dossier),
     }
+
+
+def _outcome_corrections(dossier: Dossier) -> list[dict[str, Any]]:
+    """Each correction of the outcome: when, what it was, what it became, and why (the encrypted reason)."""
+    events = list(
+        AuditEvent.objects.filter(
+            object_type="dossiers.dossier", object_id=str(dossier.pk), action="dossier.outcome_corrected"
+        ).order_by("at")
+    )
+    reasons = correction_reasons(events)
+    return [{"at": _iso(e.at), "before": e.before, "after": e.after, "reason": reasons.get(e.pk, "")} for e in events]
 
 
 def _score(score: Score) -> dict[str, Any]:

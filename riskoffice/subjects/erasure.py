@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from alerts.models import NegativeEvent, WebhookDelivery
 from alerts.services import events_publish
-from dossiers.models import Challenge, Company, Dossier, Individual, Outcome, Override
+from dossiers.models import Challenge, Company, Dossier, Individual, Outcome, OutcomeCorrection, Override
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import AuditEvent
 
@@ -195,6 +195,7 @@ def anonymise_dossier(dossier: Dossier, *, actor: Actor, reason: str) -> bool:
     for challenge in challenges:
         challenge.justification = challenge.source_reference = ANONYMISED
         challenge.save(update_fields=["justification", "source_reference"])
+    OutcomeCorrection.objects.filter(outcome__dossier=dossier).update(reason=ANONYMISED)
     SubjectRequest.objects.filter(dossier=dossier).exclude(kind=SubjectRequest.Kind.ERASURE).update(
         statement="", resolution_note=""
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django_cryptography.fields import encrypt
 
 
 class SubjectRequest(models.Model):
@@ -47,19 +48,18 @@ class SubjectRequest(models.Model):
     requested_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    # The person's own words (their point of view, what they contest): personal, so the work on
-    # encryption may encrypt it.
-    statement = models.TextField(blank=True)
+    # The person's own words (their point of view, what they contest): personal, encrypted at rest.
+    statement = encrypt(models.TextField(blank=True))
     received_at = models.DateTimeField()
     due_at = models.DateTimeField(help_text="One month after receipt, or later once extended with a reason.")
-    extension_reason = models.TextField(blank=True)
+    extension_reason = encrypt(models.TextField(blank=True))
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # What was done: the human decision and its reasons, what was erased or kept and why.
     resolution = models.JSONField(default=dict, blank=True)
-    resolution_note = models.TextField(blank=True)
+    resolution_note = encrypt(models.TextField(blank=True))  # an analyst's free text: encrypted at rest
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
