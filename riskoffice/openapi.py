@@ -517,6 +517,37 @@ class OutcomeEventDoc(serializers.Serializer):
         ref_name = "OutcomeEvent"
 
 
+class ErasedScoreDoc(serializers.Serializer):
+    id = serializers.UUIDField(help_text="Your score (dossier) id.")
+    erased = serializers.BooleanField(help_text="False: kept under a legal retention period, until `kept_until`.")
+    kept_until = serializers.DateField(required=False, help_text="Only when kept.")
+    why_kept = serializers.CharField(required=False, help_text="Only when kept: the legal ground.")
+
+    class Meta:
+        ref_name = "ErasedScore"
+
+
+class DataSubjectErasedDataDoc(serializers.Serializer):
+    subject_type = serializers.ChoiceField(choices=["individual", "company"])
+    scores = ErasedScoreDoc(many=True, help_text="Your scores about the subject: never a name or a reference.")
+    erased = serializers.ListField(child=serializers.CharField(), help_text="What was erased.")
+    instruction = serializers.CharField()
+
+    class Meta:
+        ref_name = "DataSubjectErasedData"
+
+
+class DataSubjectErasedEventDoc(serializers.Serializer):
+    """A person's (or a sole trader's) data were erased or anonymised at their request (GDPR Art. 17)."""
+
+    type = serializers.ChoiceField(choices=["data_subject.erased"])
+    timestamp = serializers.DateTimeField()
+    data = DataSubjectErasedDataDoc()
+
+    class Meta:
+        ref_name = "DataSubjectErasedEvent"
+
+
 # --- headers ---------------------------------------------------------------------------------
 
 
@@ -1081,6 +1112,14 @@ EVENT_CALLBACKS = [
         "An outcome was corrected",
         "An analyst corrected an outcome, with a reason.",
         OutcomeEventDoc,
+    ),
+    _event_callback(
+        "data_subject.erased",
+        "A data subject's data were erased",
+        "Sent to every partner that sent or received data about the person when their data are erased or "
+        "anonymised (GDPR Art. 17): delete or anonymise your copy, keeping what you must by law. Carries your "
+        "score ids only, never a name or a reference.",
+        DataSubjectErasedEventDoc,
     ),
 ]
 

@@ -378,6 +378,9 @@ SPECTACULAR_SETTINGS = {
             "decision.overridden",
             "outcome.recorded",
             "outcome.corrected",
+            "human_review.requested",
+            "human_review.completed",
+            "data_subject.erased",
         ],
     },
     "POSTPROCESSING_HOOKS": [
