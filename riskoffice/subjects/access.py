@@ -360,7 +360,7 @@ def automated_decision_logic(segment: str) -> dict[str, Any]:
         "human_review": _(
             "You may ask for a human to review any automated decision, express your point of view and contest "
             "it: ask the partner that offered the credit, which forwards the request to riskoffice, or write to "
-            "the data protection officer. An analyst who did not take the decision reviews it within one month."
+            "the data protection officer. An analyst reviews it and answers within one month."
         ),
     }
 

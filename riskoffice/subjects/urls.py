@@ -4,7 +4,7 @@ from . import backoffice
 
 app_name = "subjects"
 urlpatterns: list = [
-    # Access and erasure requests (H3).
+    # Access and erasure requests, recorded and answered by admins.
     path("", backoffice.request_list, name="requests"),
     path("access/", backoffice.access_new, name="access-new"),
     path("erasure/", backoffice.erasure_new, name="erasure-new"),
