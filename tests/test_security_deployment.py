@@ -62,12 +62,10 @@ def test_only_the_redoc_page_relaxes_the_content_security_policy(client):
     back_office = client.get("/login/")["Content-Security-Policy"]
 
     def directive(policy: str, name: str) -> str:
-        return re.search(rf"{name} ([^;]*)", policy).group(1)
+        return re.search(rf"(?:^|; ?){name} ([^;]*)", policy).group(1)
 
     assert "'unsafe-inline'" in directive(redoc, "style-src") and "blob:" in directive(redoc, "worker-src")
-    assert (
-        directive(redoc, "script-src").split()[0] == "'self'" and "'unsafe-inline'" not in redoc.split("script-src")[1]
-    )
+    assert "'self'" in directive(redoc, "script-src") and "'unsafe-inline'" not in directive(redoc, "script-src")
     for policy in (swagger, back_office):
         assert "'unsafe-inline'" not in directive(policy, "style-src") and "blob:" not in policy
 
