@@ -393,6 +393,19 @@ class ScoreCompletedDoc(serializers.Serializer):
         ref_name = "ScoreCompletedEvent"
 
 
+def _event_doc(ref_name: str, types: list[str], data: type[serializers.Serializer], doc: str) -> type:
+    """A webhook event's envelope (``type``, ``timestamp``, ``data``) around the event's data, for the schema."""
+    fields = {
+        "__doc__": doc,
+        "__module__": __name__,
+        "Meta": type("Meta", (), {"ref_name": ref_name}),
+        "type": serializers.ChoiceField(choices=types),
+        "timestamp": serializers.DateTimeField(),
+        "data": data(),
+    }
+    return type(f"{ref_name}Doc", (serializers.Serializer,), fields)
+
+
 class DossierChallengedDataDoc(serializers.Serializer):
     id = serializers.UUIDField(help_text="The dossier (score) id.")
     challenge_id = serializers.IntegerField()
@@ -406,15 +419,12 @@ class DossierChallengedDataDoc(serializers.Serializer):
         ref_name = "DossierChallenged"
 
 
-class DossierChallengedDoc(serializers.Serializer):
-    """An analyst disputed the recommendation and corrected inputs; a `score.completed` with the new version follows."""
-
-    type = serializers.ChoiceField(choices=["dossier.challenged"])
-    timestamp = serializers.DateTimeField()
-    data = DossierChallengedDataDoc()
-
-    class Meta:
-        ref_name = "DossierChallengedEvent"
+DossierChallengedDoc = _event_doc(
+    "DossierChallengedEvent",
+    ["dossier.challenged"],
+    DossierChallengedDataDoc,
+    "An analyst disputed the recommendation and corrected inputs; a `score.completed` with the new version follows.",
+)
 
 
 class DecisionOverriddenDataDoc(serializers.Serializer):
@@ -430,15 +440,12 @@ class DecisionOverriddenDataDoc(serializers.Serializer):
         ref_name = "DecisionOverridden"
 
 
-class DecisionOverriddenDoc(serializers.Serializer):
-    """An override is final: at once, or when a second analyst approved it. Pending ones are never sent."""
-
-    type = serializers.ChoiceField(choices=["decision.overridden"])
-    timestamp = serializers.DateTimeField()
-    data = DecisionOverriddenDataDoc()
-
-    class Meta:
-        ref_name = "DecisionOverriddenEvent"
+DecisionOverriddenDoc = _event_doc(
+    "DecisionOverriddenEvent",
+    ["decision.overridden"],
+    DecisionOverriddenDataDoc,
+    "An override is final: at once, or when a second analyst approved it. Pending ones are never sent.",
+)
 
 
 class HumanReviewRequestedDataDoc(serializers.Serializer):
@@ -455,15 +462,12 @@ class HumanReviewRequestedDataDoc(serializers.Serializer):
         ref_name = "HumanReviewRequested"
 
 
-class HumanReviewRequestedEventDoc(serializers.Serializer):
-    """A person asked for a human to review the decision; it is not final until the review is completed."""
-
-    type = serializers.ChoiceField(choices=["human_review.requested"])
-    timestamp = serializers.DateTimeField()
-    data = HumanReviewRequestedDataDoc()
-
-    class Meta:
-        ref_name = "HumanReviewRequestedEvent"
+HumanReviewRequestedEventDoc = _event_doc(
+    "HumanReviewRequestedEvent",
+    ["human_review.requested"],
+    HumanReviewRequestedDataDoc,
+    "A person asked for a human to review the decision; it is not final until the review is completed.",
+)
 
 
 class HumanReviewCompletedDataDoc(serializers.Serializer):
@@ -482,15 +486,12 @@ class HumanReviewCompletedDataDoc(serializers.Serializer):
         ref_name = "HumanReviewCompleted"
 
 
-class HumanReviewCompletedEventDoc(serializers.Serializer):
-    """An analyst completed the review: the decision confirmed, or changed (a `decision.overridden` came first)."""
-
-    type = serializers.ChoiceField(choices=["human_review.completed"])
-    timestamp = serializers.DateTimeField()
-    data = HumanReviewCompletedDataDoc()
-
-    class Meta:
-        ref_name = "HumanReviewCompletedEvent"
+HumanReviewCompletedEventDoc = _event_doc(
+    "HumanReviewCompletedEvent",
+    ["human_review.completed"],
+    HumanReviewCompletedDataDoc,
+    "An analyst completed the review: the decision confirmed, or changed (a `decision.overridden` came first).",
+)
 
 
 class OutcomeEventDataDoc(serializers.Serializer):
@@ -506,15 +507,12 @@ class OutcomeEventDataDoc(serializers.Serializer):
         ref_name = "OutcomeEventData"
 
 
-class OutcomeEventDoc(serializers.Serializer):
-    """`outcome.recorded` (a new outcome) or `outcome.corrected` (an analyst corrected it, with a reason)."""
-
-    type = serializers.ChoiceField(choices=["outcome.recorded", "outcome.corrected"])
-    timestamp = serializers.DateTimeField()
-    data = OutcomeEventDataDoc()
-
-    class Meta:
-        ref_name = "OutcomeEvent"
+OutcomeEventDoc = _event_doc(
+    "OutcomeEvent",
+    ["outcome.recorded", "outcome.corrected"],
+    OutcomeEventDataDoc,
+    "`outcome.recorded` (a new outcome) or `outcome.corrected` (an analyst corrected it, with a reason).",
+)
 
 
 class ErasedScoreDoc(serializers.Serializer):
@@ -537,15 +535,12 @@ class DataSubjectErasedDataDoc(serializers.Serializer):
         ref_name = "DataSubjectErasedData"
 
 
-class DataSubjectErasedEventDoc(serializers.Serializer):
-    """A person's (or a sole trader's) data were erased or anonymised at their request (GDPR Art. 17)."""
-
-    type = serializers.ChoiceField(choices=["data_subject.erased"])
-    timestamp = serializers.DateTimeField()
-    data = DataSubjectErasedDataDoc()
-
-    class Meta:
-        ref_name = "DataSubjectErasedEvent"
+DataSubjectErasedEventDoc = _event_doc(
+    "DataSubjectErasedEvent",
+    ["data_subject.erased"],
+    DataSubjectErasedDataDoc,
+    "A person's (or a sole trader's) data were erased or anonymised at their request (GDPR Art. 17).",
+)
 
 
 # --- headers ---------------------------------------------------------------------------------

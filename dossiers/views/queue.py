@@ -12,7 +12,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from django.views.decorators.http import require_POST
 from riskoffice.models import Partner
 from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
 from riskoffice.scoping import get_or_404
-from riskoffice.web import require_role
+from riskoffice.web import require_role, seek_page
 from scoring.models import Decision, Score, Segment
 from scoring.policy.scale import BANDS
 
@@ -34,42 +33,6 @@ from ..models import Dossier
 
 PAGE_SIZE = 50
 PAGE_SIZES = (25, 50, 100)
-
-
-@dataclass(frozen=True)
-class QueuePage:
-    """A page of the queue, found without counting the whole queue: one row beyond the page says another follows.
-
-    Django's Paginator counts every matching dossier on each view, a scan of the table that no index serves.
-    """
-
-    number: int
-    object_list: list[Dossier]
-    has_next: bool
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_previous or self.has_next
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
-
-
-def _queue_page(dossiers: QuerySet[Dossier], number: str | None, size: int | None = None) -> QueuePage:
-    size = size or PAGE_SIZE
-    page = int(number) if number and re.fullmatch(r"[1-9][0-9]{0,5}", number) else 1
-    start = (page - 1) * size
-    rows = list(dossiers[start : start + size + 1])
-    return QueuePage(number=page, object_list=rows[:size], has_next=len(rows) > size)
 
 
 # --- the filters ---------------------------------------------------------------------------------------------
@@ -239,7 +202,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # the valid fields filter; each invalid one is named in a note
     filters = form.filters()
     size = form.cleaned_data.get("size")
-    page = _queue_page(selectors.queue_dossiers(request.user, filters), request.GET.get("page"), size)
+    page = seek_page(selectors.queue_dossiers(request.user, filters), request.GET.get("page"), size or PAGE_SIZE)
     now = timezone.now()
     rows = [
         QueueRow(dossier, selectors.latest_score(dossier), age_label(dossier.created_at, now))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from datetime import UTC
 from typing import Any
 
@@ -26,7 +24,7 @@ from django.views.decorators.http import require_GET
 
 from riskoffice.models import AuditEvent
 from riskoffice.roles import ADMIN, AUDITOR
-from riskoffice.web import require_role
+from riskoffice.web import require_role, seek_page
 
 from .forms import AccessLogSearchForm, AuditSearchForm
 from .models import AccessLogEntry
@@ -37,40 +35,22 @@ PAGE_SIZE = 50
 EXPORT_CHUNK = 2000
 
 
-@dataclass(frozen=True)
-class LogPage:
-    number: int
-    object_list: list[Any]
-    has_next: bool
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_previous or self.has_next
-
-    @property
-    def next_page_number(self) -> int:
-        return self.number + 1
-
-    @property
-    def previous_page_number(self) -> int:
-        return self.number - 1
-
-
-def _page(rows: QuerySet, number: str | None) -> LogPage:
-    page = int(number) if number and re.fullmatch(r"[1-9][0-9]{0,5}", number) else 1
-    start = (page - 1) * PAGE_SIZE
-    found = list(rows[start : start + PAGE_SIZE + 1])
-    return LogPage(number=page, object_list=found[:PAGE_SIZE], has_next=len(found) > PAGE_SIZE)
-
-
 def _filters(form: forms.Form) -> dict[str, Any]:
     """The valid fields of a bound form: a wrong date is reported, the rest of the search still runs."""
     form.is_valid()
     return {name: value for name, value in form.cleaned_data.items() if name not in form.errors}
+
+
+def _search_page(
+    request: HttpRequest, form_class: type[forms.Form], search: Callable[[dict[str, Any]], QuerySet], template: str
+) -> HttpResponse:
+    """A search form over one log, and the page of what it found (auditors and admins only)."""
+    require_role(request, CAN_READ_LOGS)
+    form = form_class(request.GET)
+    filters = _filters(form)
+    page = seek_page(search(filters), request.GET.get("page"), PAGE_SIZE)
+    context = {"form": form, "page": page, "filtered": any(v not in (None, "") for v in filters.values())}
+    return render(request, template, context)
 
 
 def _as_text(value: Any) -> str:
@@ -108,12 +88,7 @@ def _utc(value) -> str:
 @login_required
 @require_GET
 def access_log(request: HttpRequest) -> HttpResponse:
-    require_role(request, CAN_READ_LOGS)
-    form = AccessLogSearchForm(request.GET)
-    filters = _filters(form)
-    page = _page(access_log_search(filters), request.GET.get("page"))
-    context = {"form": form, "page": page, "filtered": any(v not in (None, "") for v in filters.values())}
-    return render(request, "accesslog/access_log.html", context)
+    return _search_page(request, AccessLogSearchForm, access_log_search, "accesslog/access_log.html")
 
 
 ACCESS_LOG_CSV = [
@@ -145,12 +120,7 @@ def access_log_export(request: HttpRequest) -> StreamingHttpResponse:
 @login_required
 @require_GET
 def audit_trail(request: HttpRequest) -> HttpResponse:
-    require_role(request, CAN_READ_LOGS)
-    form = AuditSearchForm(request.GET)
-    filters = _filters(form)
-    page = _page(audit_search(filters), request.GET.get("page"))
-    context = {"form": form, "page": page, "filtered": any(v not in (None, "") for v in filters.values())}
-    return render(request, "accesslog/audit_trail.html", context)
+    return _search_page(request, AuditSearchForm, audit_search, "accesslog/audit_trail.html")
 
 
 AUDIT_CSV = ["id", "at_utc", "actor", "action", "object_type", "object_id", "before", "after"]
