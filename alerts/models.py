@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django_cryptography.fields import encrypt
 
 
 class WebhookEndpoint(models.Model):
+    """A partner's receiver and its subscription: which event types, sent at once or in a daily digest."""
+
+    class Mode(models.TextChoices):
+        IMMEDIATE = "immediate", "Immediate"
+        DIGEST = "digest", "Daily digest (critical events still immediate)"
+
     partner = models.ForeignKey("riskoffice.Partner", on_delete=models.CASCADE, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
     # Standard Webhooks secret ("whsec_" + base64), encrypted at rest; shown once at creation.
     secret = encrypt(models.CharField(max_length=100))
+    # During a rotation the previous secret signs too, while previous_secret_expires_at is in the future
+    # (an encrypted column cannot take part in a CHECK constraint: the service keeps the two together).
+    previous_secret = encrypt(models.CharField(max_length=100, blank=True, default=""))
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     event_types = models.JSONField(default=list, help_text="Subscribed event types; empty means all.")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.IMMEDIATE)
     is_active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # Paused by the partner or an admin: deliveries wait (pending), nothing is sent until resumed.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    # The first failed attempt since the last success: failing longer than WEBHOOK_DISABLE_AFTER_DAYS disables.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    last_digest_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -36,11 +54,19 @@ class WebhookDelivery(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed (retries exhausted)"
         CANCELLED = "cancelled", "Cancelled (endpoint disabled)"
+        HELD = "held", "Held for the daily digest"
+        DIGESTED = "digested", "Sent in a digest"
 
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
     # The webhook-id header: the same across retries, so consumers can deduplicate.
     message_id = models.CharField(max_length=40, unique=True, default="")
+    # The event's own id ("evt_…"), the same in every endpoint's copy: the payload's "id".
+    event_id = models.CharField(max_length=40, blank=True, default="")
     event_type = models.CharField(max_length=50)
+    # A held event, once sent: the digest delivery that carried it.
+    digest = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="digested_events"
+    )
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -55,6 +81,9 @@ class WebhookDelivery(models.Model):
         indexes = [
             # The periodic sweep: pending deliveries whose next attempt is due.
             models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            # An endpoint's delivery log, newest first; its held events for the digest.
+            models.Index(fields=["endpoint", "-created_at"], name="delivery_endpoint_log_idx"),
+            models.Index(fields=["endpoint", "status"], name="delivery_endpoint_status_idx"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -67,6 +96,34 @@ class WebhookDelivery(models.Model):
     @staticmethod
     def new_message_id() -> str:
         return f"msg_{uuid.uuid4().hex}"
+
+    @staticmethod
+    def new_event_id() -> str:
+        return f"evt_{uuid.uuid4().hex}"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP attempt at a delivery: the endpoint's delivery log."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField(help_text="1 for the first attempt, counting redeliveries on.")
+    attempted_at = models.DateTimeField()
+    address = models.CharField(max_length=64, blank=True, help_text="The IP address connected to.")
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    redelivery = models.BooleanField(default=False, help_text="Asked for by the partner or an admin.")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "number"],
+                name="attempt_unique_number",
+                violation_error_message="An attempt is logged once.",
+            ),
+        ]
 
 
 class NegativeEvent(models.Model):
@@ -98,6 +155,12 @@ class NegativeEvent(models.Model):
         "riskoffice.ApiClient", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     partner_event_id = models.CharField(max_length=100, blank=True)
+    # Found by a scheduled check (BODACC): the source's own id of the notice, so a notice is recorded once.
+    external_id = models.CharField(max_length=100, blank=True)
+    # Recorded by an analyst in the back-office.
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -117,5 +180,99 @@ class NegativeEvent(models.Model):
                 condition=~models.Q(partner_event_id=""),
                 name="event_unique_partner_event_id",
                 violation_error_message="This event id was already reported by this client.",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="event_unique_external_id",
+                violation_error_message="This notice is already on file.",
+            ),
+        ]
+
+
+class WatchedCompany(models.Model):
+    """A company a partner asked to watch (``/api/v1/monitoring``); open exposure is watched without asking."""
+
+    partner = models.ForeignKey("riskoffice.Partner", on_delete=models.CASCADE, related_name="watched_companies")
+    company = models.ForeignKey("dossiers.Company", on_delete=models.CASCADE, related_name="watchers")
+    created_by = models.ForeignKey(
+        "riskoffice.ApiClient", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["partner", "company"],
+                name="watch_unique_per_partner",
+                violation_error_message="This partner already watches this company.",
+            ),
+        ]
+        indexes = [models.Index(fields=["company"], name="watch_company_idx")]
+
+
+class Alert(models.Model):
+    """Something analysts must look at: a score drop, a band change, or a negative event on a monitored company."""
+
+    class Kind(models.TextChoices):
+        SCORE_DROPPED = "score_dropped", "Score dropped"
+        BAND_CHANGED = "band_changed", "Band changed"
+        NEGATIVE_EVENT = "negative_event", "Negative event"
+
+    class Severity(models.TextChoices):
+        CRITICAL = "critical", "Critical"
+        WARNING = "warning", "Warning"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    # What the alert is about, once: "cscore:<id>" for a re-score, "event:<id>" for a negative event.
+    dedup_key = models.CharField(max_length=100, unique=True)
+    company = models.ForeignKey(
+        "dossiers.Company", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    individual = models.ForeignKey(
+        "dossiers.Individual", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    # The dossier an analyst opens from the alert: the subject's latest one with open exposure, else its latest.
+    dossier = models.ForeignKey(
+        "dossiers.Dossier", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    negative_event = models.ForeignKey(
+        NegativeEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    company_score = models.ForeignKey(
+        "scoring.CompanyScore", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
+    previous_score = models.SmallIntegerField(null=True, blank=True)
+    score = models.SmallIntegerField(null=True, blank=True)
+    previous_band = models.CharField(max_length=1, blank=True)
+    band = models.CharField(max_length=1, blank=True)
+    event_kind = models.CharField(max_length=30, blank=True, help_text="The negative event's kind.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The inbox: unacknowledged first, newest first; the unread count in the navigation.
+            models.Index(fields=["acknowledged_at", "-created_at"], name="alert_inbox_idx"),
+            models.Index(fields=["company", "-created_at"], name="alert_company_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(company__isnull=False) | models.Q(individual__isnull=False),
+                name="alert_has_subject",
+                violation_error_message="An alert is about a company or an individual.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(acknowledged_at__isnull=True, acknowledged_by__isnull=True)
+                | models.Q(acknowledged_at__isnull=False, acknowledged_by__isnull=False),
+                name="alert_acknowledged_by_someone",
+                violation_error_message="An acknowledged alert names who acknowledged it.",
             ),
         ]

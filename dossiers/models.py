@@ -34,10 +34,19 @@ class Company(models.Model):
     vat = models.CharField(max_length=13, blank=True)
     name = models.CharField(max_length=200, blank=True)
     naf_code = models.CharField(max_length=6, blank=True)
+    # The most the team recommends granting this company in total; analysts lower it from an alert (audited).
+    recommended_limit = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "companies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(recommended_limit__isnull=True) | models.Q(recommended_limit__gte=0),
+                name="company_limit_not_negative",
+                violation_error_message="A recommended limit cannot be negative.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name or 'Company'} ({self.siren})"

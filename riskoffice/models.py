@@ -14,6 +14,8 @@ class Partner(models.Model):
         default=False,
         help_text="Sandbox partners are scored from the deterministic sandbox sources only, within an allowance.",
     )
+    # Told when one of the partner's webhook endpoints is disabled (failing too long, or 410 Gone).
+    technical_contact_email = models.EmailField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -325,7 +325,17 @@ class PortfolioRun(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
+    class Scope(models.TextChoices):
+        PORTFOLIO = "portfolio", "Every scored company"
+        MONITORED = "monitored", "Monitored companies (open exposure or watched)"
+        EVENT = "event", "One company, after a negative event"
+
     segment = models.CharField(max_length=3, choices=Segment.choices)
+    scope = models.CharField(max_length=10, choices=Scope.choices, default=Scope.PORTFOLIO)
+    # scope=event: the negative event that asked for the re-score.
+    trigger_event = models.ForeignKey(
+        "alerts.NegativeEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="portfolio_runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     started_by = models.ForeignKey(
@@ -349,7 +359,7 @@ class PortfolioRun(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["segment"],
-                condition=models.Q(status="running"),
+                condition=models.Q(status="running") & ~models.Q(scope="event"),
                 name="portfolio_one_running_run_per_segment",
                 violation_error_message="A segment's portfolio is re-scored by one run at a time.",
             ),
