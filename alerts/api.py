@@ -25,15 +25,11 @@ from riskoffice.api import api_client_of, raise_service_error
 from riskoffice.audit import Actor
 from riskoffice.scoping import get_or_404
 
+from .events import EVENT_TYPES
 from .models import NegativeEvent, WebhookEndpoint
+from .negative_events import PARTNER_EVENT_KINDS, negative_event_report
 from .selectors import webhook_endpoints_for_client
-from .services import (
-    EVENT_TYPES,
-    PARTNER_EVENT_KINDS,
-    negative_event_report,
-    webhook_endpoint_create,
-    webhook_endpoint_delete,
-)
+from .services import webhook_endpoint_create, webhook_endpoint_delete
 
 
 class EndpointSerializer(serializers.Serializer):

@@ -64,9 +64,7 @@ class WebhookDelivery(models.Model):
     event_id = models.CharField(max_length=40, blank=True, default="")
     event_type = models.CharField(max_length=50)
     # A held event, once sent: the digest delivery that carried it.
-    digest = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="digested_events"
-    )
+    digest = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="digested_events")
     payload = models.JSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from . import services
+from .monitoring_tasks import *  # noqa: F403 (monitoring's tasks, registered with Celery)
 
 
 @shared_task

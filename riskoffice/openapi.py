@@ -33,7 +33,7 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import serializers
 
-from alerts.services import EVENT_TYPES
+from alerts.events import EVENT_TYPES
 
 PROBLEM = "application/problem+json"
 SCORE_ID = "0b6c5f0e-3d0b-4a8e-9a57-2f1c4d7e8a90"

@@ -579,3 +579,12 @@ CELERY_BEAT_SCHEDULE["requeue-portfolio-chunks"] = {
     "schedule": timedelta(seconds=env_int("PORTFOLIO_SWEEP_SECONDS", 5)),
 }
 # --- end of portfolio re-score ---
+
+# --- Webhook delivery (issue 11, H1) ---
+# --- end of webhook delivery ---
+
+# --- Monitoring (issue 11, H2) ---
+# --- end of monitoring ---
+
+# --- Analyst alerts and e-mail (issue 11, H3) ---
+# --- end of analyst alerts ---

@@ -23,6 +23,10 @@ api_patterns = (
         path("events", alerts_api.EventCreate.as_view(), name="events"),
         path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
         path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
+        # --- webhooks: rotation, pause, delivery log, redelivery (H1) ---
+        # --- end webhooks (H1) ---
+        # --- monitoring: the partner's watch list (H2) ---
+        # --- end monitoring (H2) ---
     ],
     "api",
 )
@@ -48,6 +52,7 @@ urlpatterns = [
     path("privacy/", include("riskoffice.subjects.urls")),
     path("register/", include("riskoffice.register.urls")),
     path("access-log/", include("riskoffice.accesslog.urls")),
+    path("alerts/", include("alerts.urls")),
     path("admin/", admin.site.urls),
     # The language switch (POST to set_language): a cookie, read by riskoffice.middleware.LocaleMiddleware.
     path("i18n/", include("django.conf.urls.i18n")),

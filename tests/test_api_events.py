@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from alerts.models import NegativeEvent
-from alerts.services import negative_event_report
+from alerts.negative_events import negative_event_report
 from dossiers.models import Company, Dossier, Individual
 from dossiers.services import dossier_score
 from riskoffice.models import AuditEvent
