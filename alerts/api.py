@@ -1,4 +1,5 @@
-"""Partner API for webhook endpoints (register, secret shown once; list; delete) and negative events (report)."""
+"""Partner API for webhook endpoints (register, change, rotate, pause; the delivery log, redelivery) and negative
+events (report)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,26 +19,60 @@ from dossiers.api import (
     CompanySerializer,
     IndividualSerializer,
     RejectUnknownFieldsMixin,
+    ScoreCursorPagination,
     StrictCharField,
     StrictDateField,
     StrictDecimalField,
 )
 from riskoffice.api import api_client_of, raise_service_error
 from riskoffice.audit import Actor
+from riskoffice.idempotency import idempotently
 from riskoffice.scoping import get_or_404
 
-from .events import EVENT_TYPES
-from .models import NegativeEvent, WebhookEndpoint
+from .events import DIGEST, EVENT_TYPES
+from .models import NegativeEvent, WebhookDelivery, WebhookEndpoint
 from .negative_events import PARTNER_EVENT_KINDS, negative_event_report
-from .selectors import webhook_endpoints_for_client
-from .services import webhook_endpoint_create, webhook_endpoint_delete
+from .selectors import webhook_deliveries_of, webhook_endpoints_for_client
+from .services import (
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_pause,
+    webhook_endpoint_resume,
+    webhook_endpoint_update,
+    webhook_redeliver,
+    webhook_secret_rotate,
+)
 
 
-class EndpointSerializer(serializers.Serializer):
+class EndpointSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     url = serializers.URLField(max_length=500)
     event_types = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_TYPES), required=False, default=list
     )
+    mode = serializers.ChoiceField(
+        choices=WebhookEndpoint.Mode.values,
+        required=False,
+        default=WebhookEndpoint.Mode.IMMEDIATE,
+        help_text="immediate, or digest: non-critical events bundled once a day (critical ones still at once).",
+    )
+
+
+class EndpointUpdateSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPES), required=False)
+    mode = serializers.ChoiceField(choices=WebhookEndpoint.Mode.values, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give event_types, mode, or both.")
+        return attrs
+
+
+class EmptySerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """The body of an action (rotate, pause, resume, redeliver): nothing, or an empty object."""
+
+
+def _instant(moment: Any) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _representation(endpoint: WebhookEndpoint) -> dict[str, Any]:
@@ -44,10 +80,27 @@ def _representation(endpoint: WebhookEndpoint) -> dict[str, Any]:
         "id": endpoint.pk,
         "url": endpoint.url,
         "event_types": endpoint.event_types,
+        "mode": endpoint.mode,
         "is_active": endpoint.is_active,
+        "paused": endpoint.paused_at is not None,
+        "paused_at": _instant(endpoint.paused_at),
+        "failing_since": _instant(endpoint.failing_since),
+        "disabled_at": _instant(endpoint.disabled_at),
         "disabled_reason": endpoint.disabled_reason,
+        "previous_secret_expires_at": _instant(endpoint.previous_secret_expires_at),
         "created_at": endpoint.created_at.isoformat(),
     }
+
+
+def _empty_body(request: Request) -> None:
+    """Actions take no body; anything given is refused rather than ignored."""
+    if request.body.strip():
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
+
+
+def _endpoint_of(request: Request, pk: int) -> tuple[WebhookEndpoint, Actor]:
+    client = api_client_of(request)
+    return get_or_404(webhook_endpoints_for_client(client), pk), Actor(client=client)
 
 
 class EndpointListCreate(APIView):
@@ -66,21 +119,177 @@ class EndpointListCreate(APIView):
                 partner=client.partner,
                 url=serializer.validated_data["url"],
                 event_types=serializer.validated_data["event_types"],
+                mode=serializer.validated_data["mode"],
                 actor=Actor(client=client),
             )
         except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from None
+            raise_service_error(exc)
         return Response(dict(_representation(endpoint), secret=secret), status=status.HTTP_201_CREATED)
 
 
 class EndpointDetail(APIView):
     required_scopes = ["webhooks:manage"]
 
+    def get(self, request: Request, pk: int) -> Response:
+        endpoint, _ = _endpoint_of(request, pk)
+        return Response(_representation(endpoint))
+
+    def patch(self, request: Request, pk: int) -> Response:
+        endpoint, actor = _endpoint_of(request, pk)
+        serializer = EndpointUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            endpoint = webhook_endpoint_update(endpoint=endpoint, actor=actor, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise_service_error(exc)
+        return Response(_representation(endpoint))
+
     def delete(self, request: Request, pk: int) -> Response:
-        client = api_client_of(request)
-        endpoint = get_or_404(webhook_endpoints_for_client(client), pk)
-        webhook_endpoint_delete(endpoint=endpoint, actor=Actor(client=client))
+        endpoint, actor = _endpoint_of(request, pk)
+        webhook_endpoint_delete(endpoint=endpoint, actor=actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EndpointRotateSecret(APIView):
+    """A new secret, shown this once; the previous one keeps signing until previous_secret_expires_at.
+
+    Not replayed by Idempotency-Key: the answer holds a secret, which is kept nowhere in clear.
+    """
+
+    required_scopes = ["webhooks:manage"]
+
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint, actor = _endpoint_of(request, pk)
+        _empty_body(request)
+        secret = webhook_secret_rotate(endpoint=endpoint, actor=actor)
+        endpoint.refresh_from_db()
+        return Response(dict(_representation(endpoint), secret=secret))
+
+
+class EndpointPause(APIView):
+    required_scopes = ["webhooks:manage"]
+
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint, actor = _endpoint_of(request, pk)
+        _empty_body(request)
+        return Response(_representation(webhook_endpoint_pause(endpoint=endpoint, actor=actor)))
+
+
+class EndpointResume(APIView):
+    required_scopes = ["webhooks:manage"]
+
+    def post(self, request: Request, pk: int) -> Response:
+        endpoint, actor = _endpoint_of(request, pk)
+        _empty_body(request)
+        return Response(_representation(webhook_endpoint_resume(endpoint=endpoint, actor=actor)))
+
+
+# --- the delivery log: GET /api/v1/webhooks/{id}/deliveries, one delivery, a redelivery -------------------
+
+DELIVERY_STATUSES = WebhookDelivery.Status.values
+DELIVERY_EVENT_TYPES = (*EVENT_TYPES, DIGEST)
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=DELIVERY_STATUSES, required=False)
+    event_type = serializers.ChoiceField(choices=DELIVERY_EVENT_TYPES, required=False)
+
+
+def _delivery_filters(request: Request) -> dict[str, Any]:
+    """The validated filters; an unknown or repeated parameter is refused rather than ignored."""
+    params = request.query_params
+    known = set(DeliveryFilterSerializer().fields) | set(ScoreCursorPagination.PARAMETERS)
+    errors = {name: ["Unknown parameter."] for name in params if name not in known}
+    errors.update(
+        {name: ["Give this parameter once."] for name in params if name in known and len(params.getlist(name)) > 1}
+    )
+    if errors:
+        raise serializers.ValidationError(errors)
+    filters = DeliveryFilterSerializer(
+        data={name: params[name] for name in params if name not in ScoreCursorPagination.PARAMETERS}
+    )
+    filters.is_valid(raise_exception=True)
+    return filters.validated_data
+
+
+def _delivery_representation(delivery: WebhookDelivery, *, attempts: bool = False) -> dict[str, Any]:
+    body = {
+        "message_id": delivery.message_id,
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": _instant(delivery.next_attempt_at),
+        "delivered_at": _instant(delivery.delivered_at),
+        "digest_message_id": delivery.digest.message_id if delivery.digest_id else None,
+        "created_at": delivery.created_at.isoformat(),
+    }
+    if attempts:
+        body["payload"] = delivery.payload
+        body["attempt_log"] = [
+            {
+                "number": attempt.number,
+                "attempted_at": attempt.attempted_at.isoformat(),
+                "address": attempt.address,
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "response_excerpt": attempt.response_excerpt,
+                "error": attempt.error,
+                "redelivery": attempt.redelivery,
+            }
+            for attempt in delivery.attempt_log.all()
+        ]
+    return body
+
+
+def _delivery_of(request: Request, pk: int, message_id: str) -> tuple[WebhookDelivery, Actor]:
+    endpoint, actor = _endpoint_of(request, pk)
+    deliveries = webhook_deliveries_of(endpoint).select_related("digest").prefetch_related("attempt_log")
+    delivery = deliveries.filter(message_id=message_id).first()
+    if delivery is None:
+        raise Http404("No such delivery.")
+    return delivery, actor
+
+
+class DeliveryList(APIView):
+    required_scopes = ["webhooks:manage"]
+
+    def get(self, request: Request, pk: int) -> Response:
+        """The endpoint's deliveries, newest first, filtered by status and event type, by cursor pages."""
+        endpoint, _ = _endpoint_of(request, pk)
+        filters = _delivery_filters(request)
+        deliveries = webhook_deliveries_of(endpoint).filter(**filters).select_related("digest")
+        paginator = ScoreCursorPagination()
+        page = paginator.paginate_queryset(deliveries, request, view=self)
+        return paginator.get_paginated_response([_delivery_representation(d) for d in page])
+
+
+class DeliveryDetail(APIView):
+    required_scopes = ["webhooks:manage"]
+
+    def get(self, request: Request, pk: int, message_id: str) -> Response:
+        delivery, _ = _delivery_of(request, pk, message_id)
+        return Response(_delivery_representation(delivery, attempts=True))
+
+
+class DeliveryRedeliver(APIView):
+    """Send a delivery again now, same webhook-id: 202, the attempt follows in the log."""
+
+    required_scopes = ["webhooks:manage"]
+
+    def post(self, request: Request, pk: int, message_id: str) -> Response:
+        return idempotently(self, request, work=lambda: self._redeliver(request, pk, message_id))
+
+    def _redeliver(self, request: Request, pk: int, message_id: str) -> Response:
+        delivery, actor = _delivery_of(request, pk, message_id)
+        _empty_body(request)
+        try:
+            delivery = webhook_redeliver(delivery=delivery, actor=actor)
+        except DjangoValidationError as exc:
+            raise_service_error(exc)
+        return Response(_delivery_representation(delivery), status=status.HTTP_202_ACCEPTED)
 
 
 # --- POST /api/v1/events: a negative event a partner reports -------------------------------------------

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dossiers.identifiers import vat_for_siren
 from dossiers.models import Company, Individual
 from riskoffice.audit import Actor, audit_record
 from riskoffice.models import ApiClient
+from riskoffice.roles import CAN_DECIDE, has_any_role
 
 from .models import NegativeEvent
+from .monitoring import negative_event_announce
 from .selectors import negative_events_reported_by
 
 # --- negative events partners report ------------------------------------------------------------
@@ -76,7 +81,70 @@ def negative_event_report(
             raise
         return _event_same_or_conflict(stored, values), False
     audit_record(actor=Actor(client=client), action="negative_event.reported", obj=event, after=_event_audit(event))
+    negative_event_announce(event=event)  # only a new event: a retry of the same id alerts nobody twice
     return event, True
+
+
+# --- negative events analysts record (the company page, alerts.views) ----------------------------------
+
+ANALYST_EVENT_KINDS = (*PARTNER_EVENT_KINDS, Kind.ACCOUNTS_PUBLISHED)
+
+
+@transaction.atomic
+def negative_event_record(
+    *,
+    user: AbstractBaseUser,
+    company: Company,
+    kind: str,
+    occurred_on: date,
+    amount: Decimal | None = None,
+    days_late: int | None = None,
+    reason_code: str = "",
+    note: str = "",
+) -> NegativeEvent:
+    """An analyst records a negative event on a company: audited, announced (alert, event, re-score).
+
+    Visible to every partner (source "analyst"), unlike a partner's report; the note stays internal.
+    Raises ValidationError keyed by field.
+    """
+    # Analysts read these in the back-office: in their language.
+    if not has_any_role(user, CAN_DECIDE):
+        raise PermissionDenied(_("Only analysts and senior analysts record negative events."))
+    errors: dict[str, str] = {}
+    if kind not in ANALYST_EVENT_KINDS:
+        errors["kind"] = _("Choose one of: %(kinds)s.") % {"kinds": ", ".join(ANALYST_EVENT_KINDS)}
+    if occurred_on is None:
+        errors["occurred_on"] = _("Give the date of the event.")
+    elif occurred_on > timezone.localdate():
+        errors["occurred_on"] = _("The event date cannot be in the future.")
+    if amount is not None and amount < 0:
+        errors["amount"] = _("The amount cannot be negative.")
+    if days_late is not None and kind != Kind.PAYMENT_DELAY:
+        errors["days_late"] = _("Only a payment delay has days late.")
+    elif days_late is not None and not 1 <= days_late <= 3650:
+        errors["days_late"] = _("Days late run from 1 to 3650.")
+    if reason_code and kind != Kind.SEPA_INCIDENT:
+        errors["reason_code"] = _("Only a SEPA incident has a reason code.")
+    elif reason_code and not re.fullmatch(r"[A-Z0-9]{4}", reason_code.upper()):
+        errors["reason_code"] = _("A SEPA reason code is four letters or digits, e.g. AM04.")
+    if len(note) > 1000:
+        errors["note"] = _("Keep the note under 1000 characters.")
+    if errors:
+        raise ValidationError(errors)
+    event = NegativeEvent.objects.create(
+        company=company,
+        kind=kind,
+        occurred_on=occurred_on,
+        amount=amount,
+        days_late=days_late,
+        reason_code=reason_code.upper(),
+        details={"note": note} if note.strip() else {},
+        source="analyst",
+        recorded_by=user,
+    )
+    audit_record(actor=Actor(user=user), action="negative_event.recorded", obj=event, after=_event_audit(event))
+    negative_event_announce(event=event)
+    return event
 
 
 def _event_check(

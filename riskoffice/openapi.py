@@ -33,7 +33,7 @@ from drf_spectacular.utils import (
 from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
 from rest_framework import serializers
 
-from alerts.events import EVENT_TYPES
+from alerts.events import CRITICAL_EVENT_TYPES, EVENT_TYPES
 
 PROBLEM = "application/problem+json"
 SCORE_ID = "0b6c5f0e-3d0b-4a8e-9a57-2f1c4d7e8a90"
@@ -206,6 +206,7 @@ class EventCompanyDoc(serializers.Serializer):
 
 
 EVENT_KINDS = ["insolvency_proceeding", "payment_delay", "sepa_incident", "debt_collection"]
+COMPANY_EVENT_KINDS = [*EVENT_KINDS, "accounts_published"]
 
 
 class ScoredIndividualDoc(serializers.Serializer):
@@ -327,9 +328,27 @@ class ScorePageDoc(serializers.Serializer):
 class WebhookEndpointDoc(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField()
-    event_types = serializers.ListField(child=serializers.ChoiceField(choices=EVENT_TYPES))
-    is_active = serializers.BooleanField()
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=EVENT_TYPES), help_text="The subscribed types; empty means all."
+    )
+    mode = serializers.ChoiceField(
+        choices=["immediate", "digest"],
+        help_text="`digest`: non-critical events are bundled into one `digest.daily` a day; critical ones still "
+        "leave at once.",
+    )
+    is_active = serializers.BooleanField(
+        help_text="False once disabled (a 410, or failing for days): nothing is sent until resumed."
+    )
+    paused = serializers.BooleanField(help_text="Paused: events wait, and leave when it is resumed.")
+    paused_at = serializers.DateTimeField(allow_null=True)
+    failing_since = serializers.DateTimeField(
+        allow_null=True, help_text="The first failed attempt since the last success; null while all is well."
+    )
+    disabled_at = serializers.DateTimeField(allow_null=True)
     disabled_reason = serializers.CharField(allow_blank=True)
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="After a rotation: until then the previous secret signs too."
+    )
     created_at = serializers.DateTimeField()
 
     class Meta:
@@ -348,6 +367,92 @@ class WebhookEndpointListDoc(serializers.Serializer):
 
     class Meta:
         ref_name = "WebhookEndpointList"
+
+
+DELIVERY_STATUSES = ["pending", "delivered", "failed", "cancelled", "held", "digested"]
+DELIVERY_EVENT_TYPES = [*EVENT_TYPES, "digest.daily"]
+
+
+class WebhookDeliveryDoc(serializers.Serializer):
+    message_id = serializers.CharField(help_text="The `webhook-id` header: the same on every retry and redelivery.")
+    event_id = serializers.CharField(help_text="The event's `id` (`evt_…`), the same in every endpoint's copy.")
+    event_type = serializers.ChoiceField(choices=DELIVERY_EVENT_TYPES)
+    status = serializers.ChoiceField(
+        choices=DELIVERY_STATUSES,
+        help_text="`pending` (to send, or retrying), `delivered` (a 2xx), `failed` (retries exhausted), "
+        "`cancelled` (the endpoint was disabled), `held` (waiting for the daily digest), `digested` (sent in one).",
+    )
+    attempts = serializers.IntegerField(help_text="Attempts since the last redelivery.")
+    last_status_code = serializers.IntegerField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True)
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    delivered_at = serializers.DateTimeField(allow_null=True)
+    digest_message_id = serializers.CharField(allow_null=True, help_text="`digested`: the digest that carried it.")
+    created_at = serializers.DateTimeField()
+
+    class Meta:
+        ref_name = "WebhookDelivery"
+
+
+class DeliveryAttemptDoc(serializers.Serializer):
+    number = serializers.IntegerField(help_text="1 for the first attempt; numbers go on across redeliveries.")
+    attempted_at = serializers.DateTimeField()
+    address = serializers.CharField(allow_blank=True, help_text="The IP address connected to.")
+    status_code = serializers.IntegerField(allow_null=True, help_text="Null when no answer came.")
+    latency_ms = serializers.IntegerField(allow_null=True)
+    response_excerpt = serializers.CharField(allow_blank=True, help_text="Up to 500 characters of the answer.")
+    error = serializers.CharField(allow_blank=True)
+    redelivery = serializers.BooleanField(help_text="The first attempt of a redelivery you asked for.")
+
+    class Meta:
+        ref_name = "DeliveryAttempt"
+
+
+class WebhookDeliveryDetailDoc(WebhookDeliveryDoc):
+    payload = serializers.DictField(
+        help_text="The body sent: the event's envelope (`id`, `type`, `timestamp`, `data`)."
+    )
+    attempt_log = DeliveryAttemptDoc(many=True)
+
+    class Meta:
+        ref_name = "WebhookDeliveryDetail"
+
+
+class WebhookDeliveryPageDoc(serializers.Serializer):
+    results = WebhookDeliveryDoc(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
+
+    class Meta:
+        ref_name = "WebhookDeliveryPage"
+
+
+class MonitoredCompanyDoc(serializers.Serializer):
+    siren = serializers.CharField()
+    name = serializers.CharField(allow_blank=True, help_text="As the data sources give it; may be empty.")
+
+    class Meta:
+        ref_name = "MonitoredCompany"
+
+
+class WatchDoc(serializers.Serializer):
+    company = MonitoredCompanyDoc()
+    watched_since = serializers.DateTimeField()
+    has_open_exposure = serializers.BooleanField(
+        help_text="You also hold open exposure on it (a granted credit with no outcome yet)."
+    )
+
+    class Meta:
+        ref_name = "Watch"
+
+
+class WatchPageDoc(serializers.Serializer):
+    results = WatchDoc(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
+
+    class Meta:
+        ref_name = "WatchPage"
 
 
 class RecordedOutcomeDoc(OutcomeDoc):
@@ -382,11 +487,15 @@ class NegativeEventDoc(serializers.Serializer):
         ref_name = "NegativeEvent"
 
 
-class ScoreCompletedDoc(serializers.Serializer):
-    """A webhook delivery's body (Standard Webhooks): the event type, when it was sent, and the score."""
+EVENT_ID_HELP = "`evt_…`: the event's id, the same in every endpoint's copy and on every retry."
 
+
+class ScoreCompletedDoc(serializers.Serializer):
+    """A webhook delivery's body (Standard Webhooks): the event's id and type, when it happened, and the score."""
+
+    id = serializers.CharField(help_text=EVENT_ID_HELP)
     type = serializers.ChoiceField(choices=["score.completed"])
-    timestamp = serializers.DateTimeField()
+    timestamp = serializers.DateTimeField(help_text="When the event was written, UTC.")
     data = ScoreDoc(help_text="The score exactly as `GET /api/v1/scores/{id}` shows it.")
 
     class Meta:
@@ -394,13 +503,14 @@ class ScoreCompletedDoc(serializers.Serializer):
 
 
 def _event_doc(ref_name: str, types: list[str], data: type[serializers.Serializer], doc: str) -> type:
-    """A webhook event's envelope (``type``, ``timestamp``, ``data``) around the event's data, for the schema."""
+    """A webhook event's envelope (``id``, ``type``, ``timestamp``, ``data``) around its data, for the schema."""
     fields = {
         "__doc__": doc,
         "__module__": __name__,
         "Meta": type("Meta", (), {"ref_name": ref_name}),
+        "id": serializers.CharField(help_text=EVENT_ID_HELP),
         "type": serializers.ChoiceField(choices=types),
-        "timestamp": serializers.DateTimeField(),
+        "timestamp": serializers.DateTimeField(help_text="When the event was written, UTC."),
         "data": data(),
     }
     return type(f"{ref_name}Doc", (serializers.Serializer,), fields)
@@ -540,6 +650,122 @@ DataSubjectErasedEventDoc = _event_doc(
     ["data_subject.erased"],
     DataSubjectErasedDataDoc,
     "A person's (or a sole trader's) data were erased or anonymised at their request (GDPR Art. 17).",
+)
+
+
+# --- monitoring events (alerts/monitoring.py) --------------------------------------------------------
+
+
+class MonitoringFactorDoc(serializers.Serializer):
+    """A reason of a re-score, as stored with it: both languages side by side."""
+
+    feature = serializers.CharField(help_text="The feature's name, e.g. `open_insolvency_proceeding`.")
+    label = serializers.DictField(child=serializers.CharField(), help_text='`{"en": …, "fr": …}`.')
+    text = serializers.DictField(child=serializers.CharField(), help_text='The reason, `{"en": …, "fr": …}`.')
+    direction = serializers.ChoiceField(choices=["increases_risk", "decreases_risk", "missing"])
+    contribution = serializers.FloatField(help_text="Exact SHAP contribution, in log-odds.")
+    value = serializers.JSONField(allow_null=True, help_text="The feature's value; null when missing.")
+    missing = serializers.BooleanField()
+
+    class Meta:
+        ref_name = "MonitoringFactor"
+
+
+class ScoreChangeDataDoc(serializers.Serializer):
+    company = MonitoredCompanyDoc()
+    score = serializers.IntegerField(help_text="The new score, 0–1000.")
+    previous_score = serializers.IntegerField(help_text="The company's score before this re-score.")
+    delta = serializers.IntegerField(help_text="`score - previous_score`: negative when it fell.")
+    band = serializers.ChoiceField(choices=["A", "B", "C", "D", "E"])
+    previous_band = serializers.ChoiceField(choices=["A", "B", "C", "D", "E"])
+    probability_of_default = serializers.FloatField(min_value=0, max_value=1)
+    factors = MonitoringFactorDoc(
+        many=True,
+        help_text="The top reasons of the new score; empty when it was not explained (a full portfolio re-score "
+        "explains only moves of `PORTFOLIO_MOVE_THRESHOLD`, 20 points, or a band change).",
+    )
+    trigger = serializers.ChoiceField(
+        choices=["daily", "negative_event", "manual"],
+        help_text="The daily run, a negative event on the company, or a run an analyst started.",
+    )
+    run_id = serializers.IntegerField(help_text="The re-score run.")
+    scored_at = serializers.DateTimeField()
+    score_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="Your scores on this company with open exposure; empty if you watch it only.",
+    )
+
+    class Meta:
+        ref_name = "ScoreChangeData"
+
+
+ScoreChangeEventDoc = _event_doc(
+    "ScoreChangeEvent",
+    ["score.dropped", "score.band_changed", "score.changed"],
+    ScoreChangeDataDoc,
+    "A monitored company was re-scored and its score moved: one event per company and re-score.",
+)
+
+
+class NegativeEventDataDoc(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The event's id on our side.")
+    kind = serializers.ChoiceField(choices=COMPANY_EVENT_KINDS)
+    occurred_on = serializers.DateField()
+    source = serializers.ChoiceField(
+        choices=["partner", "bodacc", "analyst"],
+        help_text="`partner`: you reported it (a partner's report is sent to that partner only).",
+    )
+    amount = serializers.DecimalField(max_digits=14, decimal_places=2, allow_null=True)
+    days_late = serializers.IntegerField(allow_null=True)
+    reason_code = serializers.CharField(allow_null=True)
+    details = serializers.DictField(help_text="A small flat object; an analyst's note is never sent.")
+
+    class Meta:
+        ref_name = "CompanyNegativeEvent"
+
+
+class CompanyEventDataDoc(serializers.Serializer):
+    company = MonitoredCompanyDoc()
+    event = NegativeEventDataDoc()
+    score_ids = serializers.ListField(
+        child=serializers.UUIDField(),
+        help_text="Your scores on this company with open exposure; empty if you watch it only.",
+    )
+
+    class Meta:
+        ref_name = "CompanyEventData"
+
+
+CompanyEventDoc = _event_doc(
+    "CompanyEvent",
+    [
+        "company.insolvency_proceeding",
+        "company.payment_delay",
+        "company.sepa_rejection",
+        "company.debt_collection",
+        "company.accounts_published",
+    ],
+    CompanyEventDataDoc,
+    "A negative event on a company you hold open exposure on or watch.",
+)
+
+
+class DigestDataDoc(serializers.Serializer):
+    events = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="The day's held events, oldest first, each its own envelope (`id`, `type`, `timestamp`, `data`) "
+        "as it would have been sent alone; at most 1000 per digest.",
+    )
+
+    class Meta:
+        ref_name = "DigestData"
+
+
+DigestEventDoc = _event_doc(
+    "DigestEvent",
+    ["digest.daily"],
+    DigestDataDoc,
+    "A digest endpoint's non-critical events of the day, in one delivery.",
 )
 
 
@@ -896,10 +1122,192 @@ EVENT_EXAMPLE = {
 WEBHOOK_EXAMPLE = {
     "id": 12,
     "url": "https://partner.example/hooks/riskoffice",
-    "event_types": ["score.completed"],
+    "event_types": ["score.completed", "score.dropped", "company.insolvency_proceeding"],
+    "mode": "immediate",
     "is_active": True,
+    "paused": False,
+    "paused_at": None,
+    "failing_since": None,
+    "disabled_at": None,
     "disabled_reason": "",
+    "previous_secret_expires_at": None,
     "created_at": "2026-03-02T10:00:00+01:00",
+}
+
+MESSAGE_ID = "msg_2b1e4c0f9a7d4e52b3c8d6f1a0e9b7c4"
+EVENT_ID = "evt_8f14e45fceea4f1e9c1d2b3a4c5d6e7f"
+COMPANY = {"siren": SIREN, "name": "Michelin"}
+
+SCORE_DROPPED_EXAMPLE = {
+    "id": EVENT_ID,
+    "type": "score.dropped",
+    "timestamp": "2026-03-03T05:00:04.512Z",
+    "data": {
+        "company": COMPANY,
+        "score": 589,
+        "previous_score": 702,
+        "delta": -113,
+        "band": "C",
+        "previous_band": "B",
+        "probability_of_default": 0.022206,
+        "factors": [
+            {
+                "feature": "open_insolvency_proceeding",
+                "label": {"en": "Insolvency proceeding", "fr": "Procédure collective"},
+                "text": {"en": "Insolvency proceeding open", "fr": "Procédure collective en cours"},
+                "direction": "increases_risk",
+                "contribution": 1.284,
+                "value": 1,
+                "missing": False,
+            }
+        ],
+        "trigger": "negative_event",
+        "run_id": 4187,
+        "scored_at": "2026-03-03T05:00:04.498211+00:00",
+        "score_ids": [SCORE_ID],
+    },
+}
+
+BAND_CHANGED_EXAMPLE = {
+    "id": "evt_1c2b3a4d5e6f47089a8b7c6d5e4f3a2b",
+    "type": "score.band_changed",
+    "timestamp": "2026-03-04T01:00:03.902Z",
+    "data": {
+        **SCORE_DROPPED_EXAMPLE["data"],
+        "score": 618,
+        "previous_score": 640,
+        "delta": -22,
+        "band": "C",
+        "previous_band": "B",
+        "probability_of_default": 0.015985,
+        "factors": [
+            {
+                "feature": "payment_delays_12m",
+                "label": {"en": "Payment delays", "fr": "Retards de paiement"},
+                "text": {"en": "Payment delays reported (3)", "fr": "Retards de paiement signalés (3)"},
+                "direction": "increases_risk",
+                "contribution": 0.412,
+                "value": 3,
+                "missing": False,
+            }
+        ],
+        "trigger": "daily",
+        "run_id": 4190,
+        "scored_at": "2026-03-04T01:00:03.860412+00:00",
+    },
+}
+
+INSOLVENCY_EXAMPLE = {
+    "id": "evt_3c59dc048e8850243be8079a5c74d079",
+    "type": "company.insolvency_proceeding",
+    "timestamp": "2026-03-03T05:00:01.020Z",
+    "data": {
+        "company": COMPANY,
+        "event": {
+            "id": 982,
+            "kind": "insolvency_proceeding",
+            "occurred_on": "2026-03-02",
+            "source": "bodacc",
+            "amount": None,
+            "days_late": None,
+            "reason_code": None,
+            "details": {
+                "bodacc_id": "A202600412345",
+                "tribunal": "Tribunal de commerce de Clermont-Ferrand",
+                "jugement": "Jugement d'ouverture d'une procédure de redressement judiciaire",
+                "proceeding": "redressement",
+                "published_on": "2026-03-03",
+            },
+        },
+        "score_ids": [SCORE_ID],
+    },
+}
+
+DIGEST_EXAMPLE = {
+    "id": "evt_a87ff679a2f3471d8e3c8d6c1b5f4a0e",
+    "type": "digest.daily",
+    "timestamp": "2026-03-04T06:00:00.003Z",
+    "data": {
+        "events": [
+            {
+                "id": "evt_e4da3b7fbbce4345a8d2c0f7e1b6a9d3",
+                "type": "score.changed",
+                "timestamp": "2026-03-04T01:00:03.871Z",
+                "data": {
+                    **SCORE_DROPPED_EXAMPLE["data"],
+                    "score": 626,
+                    "previous_score": 640,
+                    "delta": -14,
+                    "band": "B",
+                    "previous_band": "B",
+                    "probability_of_default": 0.014595,
+                    "factors": [
+                        {
+                            "feature": "max_payment_delay_days",
+                            "label": {"en": "Longest payment delay", "fr": "Plus long retard de paiement"},
+                            "text": {"en": "Long payment delay (45 days)", "fr": "Retard de paiement long (45 jours)"},
+                            "direction": "increases_risk",
+                            "contribution": 0.121,
+                            "value": 45,
+                            "missing": False,
+                        }
+                    ],
+                    "trigger": "daily",
+                    "run_id": 4190,
+                    "scored_at": "2026-03-04T01:00:03.860412+00:00",
+                },
+            }
+        ]
+    },
+}
+
+DELIVERY_EXAMPLE = {
+    "message_id": MESSAGE_ID,
+    "event_id": EVENT_ID,
+    "event_type": "score.dropped",
+    "status": "delivered",
+    "attempts": 2,
+    "last_status_code": 204,
+    "last_error": "",
+    "next_attempt_at": None,
+    "delivered_at": "2026-03-03T06:00:10.420000+01:00",
+    "digest_message_id": None,
+    "created_at": "2026-03-03T06:00:04.530000+01:00",
+}
+
+DELIVERY_DETAIL_EXAMPLE = {
+    **DELIVERY_EXAMPLE,
+    "payload": SCORE_DROPPED_EXAMPLE,
+    "attempt_log": [
+        {
+            "number": 1,
+            "attempted_at": "2026-03-03T06:00:04.600000+01:00",
+            "address": "203.0.113.10",
+            "status_code": 503,
+            "latency_ms": 84,
+            "response_excerpt": "Service Unavailable",
+            "error": "HTTP 503",
+            "redelivery": False,
+        },
+        {
+            "number": 2,
+            "attempted_at": "2026-03-03T06:00:10.410000+01:00",
+            "address": "203.0.113.10",
+            "status_code": 204,
+            "latency_ms": 41,
+            "response_excerpt": "",
+            "error": "",
+            "redelivery": False,
+        },
+    ],
+}
+
+# SIREN 732829320: the company tests/test_api_schema.py scores before sending each request example.
+WATCHED_SIREN = "732829320"
+WATCH_EXAMPLE = {
+    "company": {"siren": WATCHED_SIREN, "name": "Exemple Industries SAS"},
+    "watched_since": "2026-03-02T10:20:00+01:00",
+    "has_open_exposure": False,
 }
 
 
@@ -1047,18 +1455,114 @@ SCORE_COMPLETED_CALLBACK = OpenApiCallback(
 )
 
 
-def _event_callback(name: str, summary: str, description: str, body: type) -> OpenApiCallback:
+def _event_callback(
+    name: str, summary: str, description: str, body: type, example: dict[str, Any] | None = None
+) -> OpenApiCallback:
     """Another event type, delivered and signed like ``score.completed``."""
+    critical = " Critical: sent at once, even to a `digest` endpoint." if name in CRITICAL_EVENT_TYPES else ""
     return OpenApiCallback(
         name,
         "{$request.body#/url}",
         extend_schema(
             summary=summary,
-            description=description + " Signed, retried and deduplicated like `score.completed`.",
+            description=description + critical + " Signed, retried and deduplicated like `score.completed`.",
             request=body,
+            examples=[OpenApiExample(name, value=example)] if example else None,
             responses={200: OpenApiResponse(description="Received: any 2xx.")},
         ),
     )
+
+
+def _company_example(event_type: str, kind: str, source: str, **fields: Any) -> dict[str, Any]:
+    event = {**INSOLVENCY_EXAMPLE["data"]["event"], "kind": kind, "source": source, "details": {}, **fields}
+    return {**INSOLVENCY_EXAMPLE, "type": event_type, "data": {**INSOLVENCY_EXAMPLE["data"], "event": event}}
+
+
+MONITORING_CALLBACKS = [
+    _event_callback(
+        "score.dropped",
+        "A monitored company's score dropped",
+        "A company you hold open exposure on or watch was re-scored (the daily run, or at once after a negative "
+        "event) and its score fell by `MONITORING_DROP_POINTS` (50 by default) or more. One event per company and "
+        "re-score: a drop that also changes the band is a `score.dropped` only. Analysts get an alert too.",
+        ScoreChangeEventDoc,
+        SCORE_DROPPED_EXAMPLE,
+    ),
+    _event_callback(
+        "score.band_changed",
+        "A monitored company changed band",
+        "Re-scored, its band changed (up or down) without a drop of `MONITORING_DROP_POINTS`.",
+        ScoreChangeEventDoc,
+        BAND_CHANGED_EXAMPLE,
+    ),
+    _event_callback(
+        "score.changed",
+        "A monitored company's score moved",
+        "Re-scored, its score moved by `MONITORING_CHANGE_POINTS` (10 by default) or more, up or down, in the "
+        "same band and without a drop. Not critical: a `digest` endpoint gets it in the daily digest.",
+        ScoreChangeEventDoc,
+        DIGEST_EXAMPLE["data"]["events"][0],
+    ),
+    _event_callback(
+        "company.insolvency_proceeding",
+        "An insolvency proceeding on a monitored company",
+        "Found in BODACC, recorded by an analyst, or reported by you (a report of yours is sent to you only). "
+        "The company is re-scored at once; a `score.*` event may follow.",
+        CompanyEventDoc,
+        INSOLVENCY_EXAMPLE,
+    ),
+    _event_callback(
+        "company.payment_delay",
+        "A payment delay on a monitored company",
+        "Reported by you (sent to you only) or recorded by an analyst. The company is re-scored at once.",
+        CompanyEventDoc,
+        _company_example("company.payment_delay", "payment_delay", "partner", amount="1250.00", days_late=45, id=983),
+    ),
+    _event_callback(
+        "company.sepa_rejection",
+        "A SEPA direct debit of a monitored company was returned",
+        "A `sepa_incident`, reported by you (sent to you only) or recorded by an analyst, with its reason code. "
+        "The company is re-scored at once.",
+        CompanyEventDoc,
+        _company_example(
+            "company.sepa_rejection", "sepa_incident", "partner", amount="89.90", reason_code="AM04", id=984
+        ),
+    ),
+    _event_callback(
+        "company.debt_collection",
+        "Debt collection against a monitored company",
+        "Reported by you (sent to you only) or recorded by an analyst. The company is re-scored at once.",
+        CompanyEventDoc,
+        _company_example("company.debt_collection", "debt_collection", "analyst", amount="4300.00", id=985),
+    ),
+    _event_callback(
+        "company.accounts_published",
+        "A monitored company published its accounts",
+        "Found in BODACC (an annual accounts filing notice). News, not an alarm: no analyst alert, no re-score.",
+        CompanyEventDoc,
+        _company_example(
+            "company.accounts_published",
+            "accounts_published",
+            "bodacc",
+            id=986,
+            details={
+                "bodacc_id": "C202600398765",
+                "deposit": "Comptes annuels et rapports",
+                "closing_date": "2025-12-31",
+                "published_on": "2026-04-14",
+            },
+        ),
+    ),
+    _event_callback(
+        "digest.daily",
+        "The day's digest",
+        "Only to an endpoint whose `mode` is `digest`, once a day at `WEBHOOK_DIGEST_AT` (07:00 Paris time by "
+        "default) when events were held: its non-critical events, each as it would have been sent alone. Not a "
+        "type to subscribe to.",
+        DigestEventDoc,
+        DIGEST_EXAMPLE,
+    ),
+]
 
 
 HUMAN_REVIEW_CALLBACKS = [
@@ -1096,6 +1600,7 @@ EVENT_CALLBACKS = [
         DecisionOverriddenDoc,
     ),
     *HUMAN_REVIEW_CALLBACKS,
+    *MONITORING_CALLBACKS,
     _event_callback(
         "outcome.recorded",
         "An outcome was recorded",
@@ -1146,8 +1651,11 @@ class WebhookEndpointListCreateSchema(OpenApiViewExtension):
                 description=(
                     "Scope `webhooks:manage`. Deliveries follow Standard Webhooks 1.0 (`webhook-id`, "
                     "`webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of "
-                    '"{id}.{timestamp}.{body}">`), signed with the `secret` this answer shows once. In '
-                    "production URLs must be https and resolve to public addresses."
+                    '"{id}.{timestamp}.{body}">`), signed with the `secret` this answer shows once. '
+                    "`event_types` picks the types (none: all); `mode` `digest` bundles non-critical events into "
+                    "one `digest.daily` a day (critical ones still leave at once). In production URLs must be "
+                    "https, on an allowed port (443, 8443 by default), and resolve to public addresses only. "
+                    "The callbacks below document every event's body."
                 ),
                 request=EndpointSerializer,
                 callbacks=EVENT_CALLBACKS,
@@ -1156,7 +1664,22 @@ class WebhookEndpointListCreateSchema(OpenApiViewExtension):
                         "score.completed",
                         value={"url": "https://partner.example/hooks/riskoffice", "event_types": ["score.completed"]},
                         request_only=True,
-                    )
+                    ),
+                    OpenApiExample(
+                        "monitoring, daily digest",
+                        value={
+                            "url": "https://partner.example/hooks/riskoffice",
+                            "event_types": [
+                                "score.dropped",
+                                "score.band_changed",
+                                "score.changed",
+                                "company.insolvency_proceeding",
+                                "company.payment_delay",
+                            ],
+                            "mode": "digest",
+                        },
+                        request_only=True,
+                    ),
                 ],
                 responses={
                     201: OpenApiResponse(
@@ -1175,19 +1698,398 @@ class WebhookEndpointListCreateSchema(OpenApiViewExtension):
         )
 
 
+WEBHOOK_ID_PARAMETER = OpenApiParameter(
+    "id", int, OpenApiParameter.PATH, description="The endpoint's id; another partner's is a 404."
+)
+MESSAGE_ID_PARAMETER = OpenApiParameter(
+    "message_id", str, OpenApiParameter.PATH, description="The delivery's `webhook-id` (`msg_…`)."
+)
+WEBHOOK_CONFLICT = (
+    "webhook-conflict",
+    "Not possible in this state",
+    "The endpoint is disabled (resume it first), or the delivery is already pending or held for the digest.",
+)
+REDELIVER_PROBLEMS = {
+    409: [WEBHOOK_CONFLICT, *HUMAN_REVIEW_PROBLEMS[409][1:]],
+    422: HUMAN_REVIEW_PROBLEMS[422],
+}
+REDELIVER_REPLAYED = OpenApiParameter(
+    "Idempotent-Replayed",
+    str,
+    OpenApiParameter.HEADER,
+    enum=["true"],
+    description="Present when this is the stored answer to an earlier request with the same Idempotency-Key.",
+    response=[202],
+)
+DELIVERY_PAGE_PARAMETERS = [
+    OpenApiParameter("status", str, enum=DELIVERY_STATUSES, description="Only deliveries in this status."),
+    OpenApiParameter("event_type", str, enum=DELIVERY_EVENT_TYPES, description="Only deliveries of this event type."),
+    OpenApiParameter("cursor", str, description="The opaque cursor of a `next` or `previous` link."),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1, "maximum": 200}, description="Deliveries per page (default 50)."
+    ),
+]
+ENDPOINT_PATH = "/api/v1/webhooks/12"
+
+
+def _endpoint_action(operation_id: str, summary: str, description: str, path: str) -> Any:
+    """Pause or resume: no body, the endpoint as it now is."""
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description=description,
+        parameters=[WEBHOOK_ID_PARAMETER],
+        request=None,
+        responses={
+            200: OpenApiResponse(
+                WebhookEndpointDoc, examples=[OpenApiExample("endpoint", value=WEBHOOK_EXAMPLE, status_codes=[200])]
+            ),
+            **problems(path, 400, 404, *COMMON_ERRORS),
+        },
+    )
+
+
+class EndpointUpdateSerializerSchema(OpenApiSerializerExtension):
+    """The PATCH body: what to change, at least one of the two."""
+
+    target_class = "alerts.api.EndpointUpdateSerializer"
+
+    def get_name(self, auto_schema: Any, direction: str) -> str:
+        return "WebhookEndpointChange"
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        schema["minProperties"] = 1
+        return schema
+
+
 class WebhookEndpointDetailSchema(OpenApiViewExtension):
     target_class = "alerts.api.EndpointDetail"
+
+    def view_replacement(self) -> type:
+        from alerts.api import EndpointUpdateSerializer
+
+        return _documented(
+            self.target,
+            ["webhooks"],
+            get=extend_schema(
+                operation_id="webhook_retrieve",
+                summary="Read a webhook endpoint",
+                description="Scope `webhooks:manage`. Its subscription, state (paused, failing, disabled), rotation.",
+                parameters=[WEBHOOK_ID_PARAMETER],
+                responses={
+                    200: OpenApiResponse(
+                        WebhookEndpointDoc,
+                        examples=[OpenApiExample("endpoint", value=WEBHOOK_EXAMPLE, status_codes=[200])],
+                    ),
+                    **problems(ENDPOINT_PATH, 404, *COMMON_ERRORS),
+                },
+            ),
+            patch=extend_schema(
+                operation_id="webhook_update",
+                summary="Change a webhook endpoint's subscription",
+                description=(
+                    "Scope `webhooks:manage`. `event_types` (none: all) and/or `mode`. Back to `immediate`, the "
+                    "events held for the digest are sent at once. The URL cannot change: register a new endpoint."
+                ),
+                parameters=[WEBHOOK_ID_PARAMETER],
+                request=EndpointUpdateSerializer,
+                examples=[OpenApiExample("daily digest", value={"mode": "digest"}, request_only=True)],
+                responses={
+                    200: OpenApiResponse(WebhookEndpointDoc, description="Changed (or already so)."),
+                    **problems(ENDPOINT_PATH, *POST_ERRORS, 404),
+                },
+            ),
+            delete=extend_schema(
+                operation_id="webhook_delete",
+                summary="Remove a webhook endpoint",
+                description="Scope `webhooks:manage`. Its deliveries, sent or not, and their log go with it.",
+                parameters=[WEBHOOK_ID_PARAMETER],
+                responses={204: None, **problems(ENDPOINT_PATH, 404, *COMMON_ERRORS)},
+            ),
+        )
+
+
+class WebhookRotateSecretSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EndpointRotateSecret"
 
     def view_replacement(self) -> type:
         return _documented(
             self.target,
             ["webhooks"],
+            post=extend_schema(
+                operation_id="webhook_rotate_secret",
+                summary="Rotate a webhook endpoint's secret",
+                description=(
+                    "Scope `webhooks:manage`. No body. A new `secret`, shown this once. Until "
+                    "`previous_secret_expires_at` (`WEBHOOK_SECRET_OVERLAP_HOURS`, 24 h by default) every delivery "
+                    "carries two signatures, one per secret: switch your receiver over within that time. Rotating "
+                    "again during the overlap drops the oldest secret (two sign at most). Not replayed by an "
+                    "Idempotency-Key: the secret is kept nowhere in clear."
+                ),
+                parameters=[WEBHOOK_ID_PARAMETER],
+                request=None,
+                responses={
+                    200: OpenApiResponse(
+                        WebhookEndpointCreatedDoc,
+                        description="Rotated: the endpoint with its new secret.",
+                        examples=[
+                            OpenApiExample(
+                                "rotated",
+                                value={
+                                    **WEBHOOK_EXAMPLE,
+                                    "previous_secret_expires_at": "2026-03-10T09:30:00+01:00",
+                                    "secret": "whsec_Qm9yZGVhdXgsIGxlIDkgbWFycyAyMDI2IGF1IG1hdGlu",
+                                },
+                                status_codes=[200],
+                            )
+                        ],
+                    ),
+                    **problems(f"{ENDPOINT_PATH}/rotate-secret", 400, 404, *COMMON_ERRORS),
+                },
+            ),
+        )
+
+
+class WebhookPauseSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EndpointPause"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["webhooks"],
+            post=_endpoint_action(
+                "webhook_pause",
+                "Pause a webhook endpoint",
+                "Scope `webhooks:manage`. No body. Nothing is sent while paused; events still accumulate as pending "
+                "deliveries (held ones still go to the digest) and leave when it is resumed. Pausing twice is "
+                "harmless.",
+                f"{ENDPOINT_PATH}/pause",
+            ),
+        )
+
+
+class WebhookResumeSchema(OpenApiViewExtension):
+    target_class = "alerts.api.EndpointResume"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["webhooks"],
+            post=_endpoint_action(
+                "webhook_resume",
+                "Resume a webhook endpoint",
+                "Scope `webhooks:manage`. No body. Ends a pause, and enables again an endpoint that was disabled "
+                "(a 410, or failing for `WEBHOOK_DISABLE_AFTER_DAYS` days): what waited is sent now. Deliveries "
+                "cancelled when it was disabled stay cancelled: ask for the ones you need again (redeliver).",
+                f"{ENDPOINT_PATH}/resume",
+            ),
+        )
+
+
+class WebhookDeliveryListSchema(OpenApiViewExtension):
+    target_class = "alerts.api.DeliveryList"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["webhooks"],
+            get=extend_schema(
+                operation_id="webhook_delivery_list",
+                summary="The endpoint's delivery log",
+                description=(
+                    "Scope `webhooks:manage`. Every event sent (or to send) to the endpoint, newest first, with "
+                    "its status, attempts and last answer; filter by `status` and `event_type`; cursor pagination "
+                    "as `GET /scores`. An unknown or repeated parameter is a 400."
+                ),
+                parameters=[WEBHOOK_ID_PARAMETER, *DELIVERY_PAGE_PARAMETERS],
+                responses={
+                    200: OpenApiResponse(
+                        WebhookDeliveryPageDoc,
+                        examples=[
+                            OpenApiExample(
+                                "deliveries",
+                                value={"results": [DELIVERY_EXAMPLE], "next": None, "previous": None},
+                                status_codes=[200],
+                            )
+                        ],
+                    ),
+                    **problems(f"{ENDPOINT_PATH}/deliveries", 400, 404, *COMMON_ERRORS),
+                },
+            ),
+        )
+
+
+class WebhookDeliveryDetailSchema(OpenApiViewExtension):
+    target_class = "alerts.api.DeliveryDetail"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["webhooks"],
+            get=extend_schema(
+                operation_id="webhook_delivery_retrieve",
+                summary="One delivery, with its attempts",
+                description=(
+                    "Scope `webhooks:manage`. The body sent, and each attempt: when, to which address, the "
+                    "status code, the latency, an excerpt of the answer, the error."
+                ),
+                parameters=[WEBHOOK_ID_PARAMETER, MESSAGE_ID_PARAMETER],
+                responses={
+                    200: OpenApiResponse(
+                        WebhookDeliveryDetailDoc,
+                        examples=[OpenApiExample("delivery", value=DELIVERY_DETAIL_EXAMPLE, status_codes=[200])],
+                    ),
+                    **problems(f"{ENDPOINT_PATH}/deliveries/{MESSAGE_ID}", 404, *COMMON_ERRORS),
+                },
+            ),
+        )
+
+
+class WebhookRedeliverSchema(OpenApiViewExtension):
+    target_class = "alerts.api.DeliveryRedeliver"
+
+    def view_replacement(self) -> type:
+        path = f"{ENDPOINT_PATH}/deliveries/{MESSAGE_ID}/redeliver"
+        return _documented(
+            self.target,
+            ["webhooks"],
+            post=extend_schema(
+                operation_id="webhook_redeliver",
+                summary="Send a delivery again",
+                description=(
+                    "Scope `webhooks:manage`. No body. A delivered, failed or cancelled delivery is sent again "
+                    "now with the same `webhook-id` (deduplicate on it), and its retry schedule starts afresh; "
+                    "the attempt appears in its log. 409 `webhook-conflict` when the endpoint is disabled "
+                    "(resume it first) or the delivery is already pending or held for the digest. Safe to retry "
+                    "with an `Idempotency-Key`."
+                ),
+                parameters=[
+                    WEBHOOK_ID_PARAMETER,
+                    MESSAGE_ID_PARAMETER,
+                    IDEMPOTENCY_KEY,
+                    REDELIVER_REPLAYED,
+                    retry_after(409, 429, 503),
+                ],
+                request=None,
+                responses={
+                    202: OpenApiResponse(
+                        WebhookDeliveryDoc,
+                        description="Pending again: sent within seconds.",
+                        examples=[
+                            OpenApiExample(
+                                "pending",
+                                value={
+                                    **DELIVERY_EXAMPLE,
+                                    "status": "pending",
+                                    "attempts": 0,
+                                    "next_attempt_at": "2026-03-05T11:00:00+01:00",
+                                    "delivered_at": None,
+                                },
+                                status_codes=[202],
+                            )
+                        ],
+                    ),
+                    **problems(path, 400, 404, 409, 422, *COMMON_ERRORS, slugs=REDELIVER_PROBLEMS),
+                },
+            ),
+        )
+
+
+# --- /api/v1/monitoring: the watch list --------------------------------------------------------------
+
+WATCH_PROBLEMS = {
+    422: [
+        (
+            "company-not-scored",
+            "Company not scored",
+            f"You have not scored SIREN {WATCHED_SIREN}: request a score for it (POST /api/v1/scores) first.",
+        )
+    ]
+}
+WATCH_PAGE_PARAMETERS = [
+    OpenApiParameter("cursor", str, description="The opaque cursor of a `next` or `previous` link."),
+    OpenApiParameter(
+        "page_size", {"type": "integer", "minimum": 1, "maximum": 200}, description="Watches per page (default 50)."
+    ),
+]
+
+
+class WatchListCreateSchema(OpenApiViewExtension):
+    target_class = "alerts.monitoring_api.WatchListCreate"
+
+    def view_replacement(self) -> type:
+        from alerts.monitoring_api import WatchRequestSerializer
+
+        return _documented(
+            self.target,
+            ["monitoring"],
+            get=extend_schema(
+                operation_id="monitoring_list",
+                summary="List watched companies",
+                description=(
+                    "Scope `monitoring:manage`. The companies you asked to watch, newest first, each saying "
+                    "whether you also hold open exposure on it; cursor pagination as `GET /scores`. Companies "
+                    "you hold open exposure on are monitored without being listed here."
+                ),
+                parameters=WATCH_PAGE_PARAMETERS,
+                responses={
+                    200: OpenApiResponse(
+                        WatchPageDoc,
+                        examples=[
+                            OpenApiExample(
+                                "watched",
+                                value={"results": [WATCH_EXAMPLE], "next": None, "previous": None},
+                                status_codes=[200],
+                            )
+                        ],
+                    ),
+                    **problems("/api/v1/monitoring", 400, *COMMON_ERRORS),
+                },
+            ),
+            post=extend_schema(
+                operation_id="monitoring_watch",
+                summary="Watch a company",
+                description=(
+                    "Scope `monitoring:manage`. Monitor a company you have scored (one of your dossiers is on its "
+                    "SIREN), as if you held exposure on it: it is re-scored daily, and its score changes and "
+                    "negative events are sent to your webhooks. 201, or 200 when you watch it already. A company "
+                    "you never scored is a 422 `company-not-scored` (a watch never reveals another partner's "
+                    "applicant)."
+                ),
+                request=WatchRequestSerializer,
+                examples=[OpenApiExample("a company", value={"company": {"siren": WATCHED_SIREN}}, request_only=True)],
+                responses={
+                    201: OpenApiResponse(
+                        WatchDoc,
+                        description="Watched from now on.",
+                        examples=[OpenApiExample("watched", value=WATCH_EXAMPLE, status_codes=[201])],
+                    ),
+                    200: OpenApiResponse(WatchDoc, description="Already watched."),
+                    **problems("/api/v1/monitoring", *POST_ERRORS, 422, slugs=WATCH_PROBLEMS),
+                },
+            ),
+        )
+
+
+class WatchDetailSchema(OpenApiViewExtension):
+    target_class = "alerts.monitoring_api.WatchDetail"
+
+    def view_replacement(self) -> type:
+        return _documented(
+            self.target,
+            ["monitoring"],
             delete=extend_schema(
-                operation_id="webhook_delete",
-                summary="Remove a webhook endpoint",
-                description="Scope `webhooks:manage`. Pending deliveries to it are dropped.",
-                parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The endpoint's id.")],
-                responses={204: None, **problems("/api/v1/webhooks/12", 404, *COMMON_ERRORS)},
+                operation_id="monitoring_unwatch",
+                summary="Stop watching a company",
+                description=(
+                    "Scope `monitoring:manage`. 204; 404 when you do not watch it; 400 for a malformed SIREN. "
+                    "Open exposure on the company keeps it monitored."
+                ),
+                parameters=[
+                    OpenApiParameter("siren", str, OpenApiParameter.PATH, description="The company's SIREN (9 digits).")
+                ],
+                responses={204: None, **problems(f"/api/v1/monitoring/{WATCHED_SIREN}", 400, 404, *COMMON_ERRORS)},
             ),
         )
 
@@ -1323,7 +2225,16 @@ def postprocess_schema(result: dict[str, Any], generator: Any, request: Any, pub
     result["tags"] = [
         {"name": "scores", "description": "Request and read scores, report outcomes."},
         {"name": "events", "description": "Report negative events on a company or an individual."},
-        {"name": "webhooks", "description": "Be told when a score is ready."},
+        {
+            "name": "webhooks",
+            "description": "Be told of scores, score changes and negative events: endpoints, secret rotation, "
+            "pause and resume, the delivery log and redelivery (`docs/webhooks.md`).",
+        },
+        {
+            "name": "monitoring",
+            "description": "Watch companies you have scored: re-scored daily, their changes sent to your webhooks "
+            "(`docs/monitoring.md`).",
+        },
     ]
     return result
 

@@ -408,6 +408,7 @@ OAUTH2_PROVIDER = {
         "outcomes:write": "Report what became of a credit (repaid, defaulted, written off)",
         "events:write": "Report negative events on a company or an individual",
         "webhooks:manage": "Register webhook endpoints",
+        "monitoring:manage": "Watch companies: their score changes and negative events are sent to your webhooks",
     },
     "DEFAULT_SCOPES": ["scores:write", "scores:read"],
     "SCOPES_BACKEND_CLASS": "riskoffice.api.ApiClientScopes",
@@ -581,10 +582,120 @@ CELERY_BEAT_SCHEDULE["requeue-portfolio-chunks"] = {
 # --- end of portfolio re-score ---
 
 # --- Webhook delivery (issue 11, H1) ---
+from celery.schedules import crontab as _crontab  # noqa: E402
+
+# Ports webhooks may be sent to while private URLs are refused (production); any port in development.
+WEBHOOK_ALLOWED_PORTS = [int(port) for port in env_list("WEBHOOK_ALLOWED_PORTS", ["443", "8443"])]
+# CA bundle webhook receivers' certificates are checked against; empty: the Mozilla bundle (certifi).
+WEBHOOK_CA_BUNDLE = env_str("WEBHOOK_CA_BUNDLE", "")
+# An endpoint failing this many days since its last success is disabled and its partner's contact e-mailed.
+WEBHOOK_DISABLE_AFTER_DAYS = env_int("WEBHOOK_DISABLE_AFTER_DAYS", 5)
+# After a secret rotation the previous secret keeps signing, beside the new one, this many hours.
+WEBHOOK_SECRET_OVERLAP_HOURS = env_int("WEBHOOK_SECRET_OVERLAP_HOURS", 24)
+# Daily digests leave at this local time (TIME_ZONE), HH:MM.
+WEBHOOK_DIGEST_AT = env_str("WEBHOOK_DIGEST_AT", "07:00")
+try:
+    _digest_hour, _digest_minute = (int(part) for part in WEBHOOK_DIGEST_AT.split(":"))
+    if not (0 <= _digest_hour < 24 and 0 <= _digest_minute < 60):
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(f"WEBHOOK_DIGEST_AT must be HH:MM, not {WEBHOOK_DIGEST_AT!r}") from None
+# Beat reads crontab entries in this zone (Celery's default is UTC): "07:00" means 07:00 in Paris.
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ROUTES["alerts.tasks.send_webhook_digests"] = {"queue": "webhooks"}
+CELERY_BEAT_SCHEDULE["send-webhook-digests"] = {
+    "task": "alerts.tasks.send_webhook_digests",
+    "schedule": _crontab(hour=_digest_hour, minute=_digest_minute),
+}
 # --- end of webhook delivery ---
 
 # --- Monitoring (issue 11, H2) ---
+from celery.schedules import crontab as _monitoring_crontab  # noqa: E402
+
+# A re-score that lowers a monitored company's score by this many points: alert (critical) + score.dropped.
+MONITORING_DROP_POINTS = env_int("MONITORING_DROP_POINTS", 50)
+# Any other move of this many points (no band change): score.changed to the interested partners, no alert.
+MONITORING_CHANGE_POINTS = env_int("MONITORING_CHANGE_POINTS", 10)
+if not 1 <= MONITORING_CHANGE_POINTS <= MONITORING_DROP_POINTS:
+    raise ImproperlyConfigured("MONITORING_CHANGE_POINTS must lie between 1 and MONITORING_DROP_POINTS")
+# The daily re-score of the monitored companies starts at this local time (TIME_ZONE), HH:MM; "off" disables it.
+MONITORING_DAILY_AT = env_str("MONITORING_DAILY_AT", "02:00")
+# The daily BODACC check of the monitored SIRENs, HH:MM local time; "off" disables it.
+MONITORING_BODACC_AT = env_str("MONITORING_BODACC_AT", "06:00")
+# SIRENs one BODACC check task reads (one request each, SOURCE_TIMEOUT_SECONDS at most; one transaction each).
+MONITORING_BODACC_BATCH = env_int("MONITORING_BODACC_BATCH", 50)
+# Notices published this many days back are looked at: a company newly monitored does not alert on its history.
+MONITORING_BODACC_LOOKBACK_DAYS = env_int("MONITORING_BODACC_LOOKBACK_DAYS", 30)
+
+
+def _monitoring_schedule(name: str, value: str | None) -> object | None:
+    """A HH:MM local time as a beat crontab (CELERY_TIMEZONE = TIME_ZONE), or None for "off"."""
+    if (value or "").strip().lower() in {"off", "none", "never", ""}:
+        return None
+    try:
+        hour, minute = (int(part) for part in value.split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise ImproperlyConfigured(f'{name} must be HH:MM or "off", not {value!r}') from None
+    return _monitoring_crontab(hour=hour, minute=minute)
+
+
+CELERY_TIMEZONE = TIME_ZONE  # crontab entries are local (Paris) times; harmless for the interval entries
+for _entry, _setting, _task in (
+    ("monitoring-daily-rescore", "MONITORING_DAILY_AT", "alerts.monitoring.daily_rescore"),
+    ("monitoring-bodacc-check", "MONITORING_BODACC_AT", "alerts.monitoring.bodacc_check"),
+):
+    _schedule = _monitoring_schedule(_setting, globals()[_setting])
+    if _schedule is not None:
+        CELERY_BEAT_SCHEDULE[_entry] = {"task": _task, "schedule": _schedule}
+# A negative event's re-score whose message was lost (broker down at commit) is sent again by this sweep.
+CELERY_BEAT_SCHEDULE["monitoring-requeue-event-rescores"] = {
+    "task": "alerts.monitoring.requeue_event_rescores",
+    "schedule": timedelta(seconds=env_int("MONITORING_EVENT_SWEEP_SECONDS", 60)),
+}
 # --- end of monitoring ---
 
 # --- Analyst alerts and e-mail (issue 11, H3) ---
+# Django's mail backend: the console in the demo (messages printed by the worker); SMTP once EMAIL_HOST is set,
+# or any backend named by EMAIL_BACKEND (e.g. django.core.mail.backends.filebased.EmailBackend).
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+# STARTTLS on the submission port; EMAIL_USE_SSL for implicit TLS (port 465) instead.
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+# The sender of alert e-mails (and of anything else the back-office sends).
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "riskoffice <riskoffice@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The back-office's address as analysts reach it: e-mails link to it (there is no request to take it from).
+BACKOFFICE_URL = env_str("BACKOFFICE_URL", "http://127.0.0.1:8000")
+# Alert e-mails go to the whole team at once, in this language ("fr", "en"; empty: LANGUAGE_CODE).
+ALERT_EMAIL_LANGUAGE = env_str("ALERT_EMAIL_LANGUAGE", "")
+# An alert still not e-mailed this long after it was raised (its task lost) is sent by the sweep.
+ALERT_EMAIL_SWEEP_AFTER_SECONDS = env_int("ALERT_EMAIL_SWEEP_AFTER_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["email-unsent-alerts"] = {
+    "task": "alerts.tasks.email_unsent_alerts",
+    "schedule": timedelta(seconds=env_int("ALERT_EMAIL_SWEEP_INTERVAL_SECONDS", 60)),
+}
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("alerts.context.alerts_context")
 # --- end of analyst alerts ---
+
+# --- The API schema's names for issue 11's choice sets (issue 11, H4) ---
+# One component per choice set (riskoffice/openapi.py); the event types follow alerts/events.py.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "WebhookEventTypeEnum": "alerts.events.EVENT_TYPES",
+        "DeliveryEventTypeEnum": "riskoffice.openapi.DELIVERY_EVENT_TYPES",
+        "DeliveryStatusEnum": "riskoffice.openapi.DELIVERY_STATUSES",
+        "BandEnum": ["A", "B", "C", "D", "E"],
+        "CompanyEventKindEnum": "riskoffice.openapi.COMPANY_EVENT_KINDS",
+    }
+)
+# --- end of the API schema's names ---

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 from oauth2_provider import views as oauth2_views
 
 from alerts import api as alerts_api
+from alerts import monitoring_api
 from dossiers import api as dossiers_api
 
 from . import health, openapi, twofactor
@@ -24,8 +25,24 @@ api_patterns = (
         path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
         path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
         # --- webhooks: rotation, pause, delivery log, redelivery (H1) ---
+        path("webhooks/<int:pk>/rotate-secret", alerts_api.EndpointRotateSecret.as_view(), name="webhook-rotate"),
+        path("webhooks/<int:pk>/pause", alerts_api.EndpointPause.as_view(), name="webhook-pause"),
+        path("webhooks/<int:pk>/resume", alerts_api.EndpointResume.as_view(), name="webhook-resume"),
+        path("webhooks/<int:pk>/deliveries", alerts_api.DeliveryList.as_view(), name="webhook-deliveries"),
+        path(
+            "webhooks/<int:pk>/deliveries/<str:message_id>",
+            alerts_api.DeliveryDetail.as_view(),
+            name="webhook-delivery",
+        ),
+        path(
+            "webhooks/<int:pk>/deliveries/<str:message_id>/redeliver",
+            alerts_api.DeliveryRedeliver.as_view(),
+            name="webhook-redeliver",
+        ),
         # --- end webhooks (H1) ---
         # --- monitoring: the partner's watch list (H2) ---
+        path("monitoring", monitoring_api.WatchListCreate.as_view(), name="monitoring"),
+        path("monitoring/<str:siren>", monitoring_api.WatchDetail.as_view(), name="monitoring-detail"),
         # --- end monitoring (H2) ---
     ],
     "api",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the demo: migrate, seed a synthetic history, train a model, create demo
-# accounts, then run a Celery worker with beat and the web server (gunicorn: 2 processes x 8
-# threads, as in production; SQLite in WAL mode takes their concurrent writes). Ctrl-C stops both.
+# accounts, then run a Celery worker with beat, the demo partner's webhook receiver (port 8010)
+# and the web server (gunicorn: 2 processes x 8 threads, as in production; SQLite in WAL mode
+# takes their concurrent writes). Ctrl-C stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -18,8 +19,12 @@ mkdir -p var/log
 .venv/bin/celery -A riskoffice worker --beat --concurrency 2 --loglevel INFO \
     --schedule var/celerybeat-schedule >var/log/worker.log 2>&1 &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null || true; wait $WORKER 2>/dev/null || true' EXIT INT TERM
+# The partner's ERP, played by a small receiver: verifies each webhook's signature, prints each event.
+$PY manage.py webhook_receiver --port 8010 >var/log/receiver.log 2>&1 &  # secret: var/demo-webhook-secret
+RECEIVER=$!
+trap 'kill $WORKER $RECEIVER 2>/dev/null || true; wait $WORKER $RECEIVER 2>/dev/null || true' EXIT INT TERM
 echo "  Worker log    var/log/worker.log (Celery worker + beat, pid $WORKER)"
+echo "  Receiver log  var/log/receiver.log (the demo partner's webhooks, verified; pid $RECEIVER)"
 echo "  Web log       var/log/web.log (gunicorn access log; warnings and errors print here)"
 echo
 .venv/bin/gunicorn riskoffice.wsgi --bind 127.0.0.1:8000 --worker-class gthread --workers 2 --threads 8 \

@@ -167,7 +167,7 @@ def make_partner_client(
     return PartnerClient(partner, api_client, app.client_id, secret, scopes)
 
 
-ALL_SCOPES = ["scores:write", "scores:read", "outcomes:write", "events:write", "webhooks:manage"]
+ALL_SCOPES = ["scores:write", "scores:read", "outcomes:write", "events:write", "webhooks:manage", "monitoring:manage"]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 import pytest
 import requests
 import schemathesis
@@ -25,15 +26,23 @@ from schemathesis import GenerationMode
 from schemathesis import checks as st_checks
 
 from alerts import signing
+from alerts.events import CRITICAL_EVENT_TYPES, DIGEST, EVENT_TYPES
+from alerts.models import WebhookDelivery
+from alerts.monitoring import event_rescore
+from alerts.services import webhook_deliver
 from dossiers.models import Dossier
 from dossiers.services import dossier_score
 from riskoffice.models import ApiClient
-from riskoffice.openapi import scopes_for
+from riskoffice.openapi import WATCHED_SIREN, scopes_for
 from scoring.models import Score
 
-from .conftest import ALL_SCOPES, ROOT, make_partner_client
+from .conftest import ALL_SCOPES, ROOT, make_partner_client, obtain_token
 
 SCHEMA_URL = "/api/v1/schema/"
+# Every scope a client can be granted (conftest's ALL_SCOPES, with the watch list's).
+SCOPES = sorted({*ALL_SCOPES, "monitoring:manage"})
+# Every operation of the API: scores 5, events 1, webhooks 11, monitoring 3.
+OPERATIONS = 20
 PROBLEM = "application/problem+json"
 # Requests per operation: enough to find a mismatch between the schema and the API in about a minute.
 EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 25}
@@ -105,7 +114,7 @@ def test_the_security_scheme_is_client_credentials_against_the_token_endpoint(cl
     flow = scheme["flows"]["clientCredentials"]
     assert list(scheme["flows"]) == ["clientCredentials"]
     assert flow["tokenUrl"] == "/o/token/"
-    assert sorted(flow["scopes"]) == sorted(ALL_SCOPES)
+    assert sorted(flow["scopes"]) == SCOPES
 
 
 def test_the_problem_component_is_rfc_9457(client, db):
@@ -113,6 +122,98 @@ def test_the_problem_component_is_rfc_9457(client, db):
     assert set(problem["required"]) == {"type", "title", "status", "detail", "instance"}
     assert problem["properties"]["type"]["pattern"] == "^urn:riskoffice:problem:[a-z0-9-]+$"
     assert "errors" in problem["properties"]
+
+
+# --- the events: every type's payload documented, and what the code sends matches it --------------------
+
+WEBHOOK_CALLBACKS = ("/api/v1/webhooks", "post")
+
+
+def as_json_schema(document: dict[str, Any], node: Any) -> Any:
+    """An OpenAPI 3.0 schema as plain JSON Schema: references inlined, ``nullable`` as a null alternative."""
+    if isinstance(node, list):
+        return [as_json_schema(document, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return as_json_schema(document, document["components"]["schemas"][node["$ref"].rsplit("/", 1)[-1]])
+    converted = {key: as_json_schema(document, value) for key, value in node.items() if key != "nullable"}
+    return {"anyOf": [converted, {"type": "null"}]} if node.get("nullable") else converted
+
+
+def event_callbacks(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each event type's documented delivery: {type: the callback's POST operation}."""
+    path, method = WEBHOOK_CALLBACKS
+    callbacks = document["paths"][path][method]["callbacks"]
+    return {name: callback["{$request.body#/url}"]["post"] for name, callback in callbacks.items()}
+
+
+def event_payload_errors(document: dict[str, Any], payload: dict[str, Any]) -> list[str]:
+    """Why ``payload`` (a delivery's body) is not what the schema documents for its type; [] when it is."""
+    operation = event_callbacks(document).get(payload.get("type"))
+    if operation is None:
+        return [f"no callback documents {payload.get('type')!r}"]
+    body = as_json_schema(document, operation["requestBody"]["content"]["application/json"]["schema"])
+    validator = jsonschema.Draft202012Validator(body)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(payload)]
+
+
+def test_every_event_type_is_documented_with_its_envelope_and_payload(client, db):
+    document = _schema(client)
+    callbacks = event_callbacks(document)
+    assert set(callbacks) == {*EVENT_TYPES, DIGEST}, "one callback per event type, and the digest"
+    for name, operation in callbacks.items():
+        assert operation["summary"] and operation["description"], name
+        body = as_json_schema(document, operation["requestBody"]["content"]["application/json"]["schema"])
+        assert {"id", "type", "timestamp", "data"} <= set(body["required"]), name
+        assert name in body["properties"]["type"]["enum"], name
+        assert ("Critical" in operation["description"]) == (name in CRITICAL_EVENT_TYPES), name
+
+
+MONITORING_TYPES = {t for t in EVENT_TYPES if t.startswith(("score.", "company."))} - {"score.completed"}
+
+
+def test_every_monitoring_event_has_an_example_that_its_own_schema_accepts(client, db):
+    document = _schema(client)
+    for name, operation in event_callbacks(document).items():
+        examples = operation["requestBody"]["content"]["application/json"].get("examples", {})
+        if name in MONITORING_TYPES | {DIGEST}:
+            assert examples, f"{name} has an example payload"
+        for example in examples.values():
+            assert example["value"]["type"] == name
+            assert event_payload_errors(document, example["value"]) == [], name
+
+
+def test_the_events_an_insolvency_report_causes_are_sent_as_documented(client, champion, db):
+    """A partner with open exposure reports an insolvency: the company event and the re-score's, as documented."""
+    partner = make_partner_client("Documented Events", SCOPES)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {obtain_token(client, partner)}"}
+
+    def post(path: str, body: dict) -> Any:
+        return client.post(path, json.dumps(body), content_type="application/json", **bearer)
+
+    assert post("/api/v1/webhooks", {"url": "https://partner.example/hooks"}).status_code == 201
+    created = post("/api/v1/scores", {"company": {"siren": "552100554"}, "requested_amount": 25000}).json()
+    dossier_score(dossier_id=created["id"])
+    Dossier.objects.filter(pk=created["id"]).update(decision="accept")  # granted: open exposure, monitored
+    report = post(
+        "/api/v1/events",
+        {
+            "event_id": "doc-1",
+            "kind": "insolvency_proceeding",
+            "occurred_on": datetime.now(UTC).date().isoformat(),
+            "company": {"siren": "552100554"},
+        },
+    )
+    assert report.status_code == 201, report.content[:300]
+    event_rescore(event_id=report.json()["id"])  # what the task enqueued after commit does
+
+    document = _schema(client)
+    payloads = [d.payload for d in WebhookDelivery.objects.filter(endpoint__partner=partner.partner)]
+    types = {payload["type"] for payload in payloads}
+    assert {"score.completed", "company.insolvency_proceeding"} <= types, types
+    for payload in payloads:
+        assert event_payload_errors(document, payload) == [], payload["type"]
 
 
 # --- the docs pages ---------------------------------------------------------------------------------
@@ -163,7 +264,15 @@ def _scored_dossier(api) -> str:
     return created["id"]
 
 
-def test_every_request_example_is_accepted_by_the_api(client, api, champion):
+def test_every_request_example_is_accepted_by_the_api(client, champion):
+    partner = make_partner_client("Examples", SCOPES)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {obtain_token(client, partner)}"}
+
+    class Api:
+        def post(self, path: str, body: object):
+            return client.post(path, json.dumps(body), content_type="application/json", **bearer)
+
+    api = Api()
     examples = _request_examples(_schema(client))
     documented = {(method, path) for method, path, _, _ in examples}
     assert documented == {
@@ -172,10 +281,18 @@ def test_every_request_example_is_accepted_by_the_api(client, api, champion):
         ("post", "/api/v1/scores/{id}/human-review"),
         ("post", "/api/v1/events"),
         ("post", "/api/v1/webhooks"),
+        ("patch", "/api/v1/webhooks/{id}"),
+        ("post", "/api/v1/monitoring"),
     }
     for method, path, name, value in examples:
-        url = path.replace("{id}", _scored_dossier(api))  # one dossier per example: an outcome is recorded once
-        response = api.post(url, value)
+        if path.startswith("/api/v1/webhooks/"):
+            created = api.post("/api/v1/webhooks", {"url": "https://partner.example/hooks"})
+            assert created.status_code == 201, created.content[:300]
+            url = path.replace("{id}", str(created.json()["id"]))
+        else:
+            url = path.replace("{id}", _scored_dossier(api))  # one dossier per example: an outcome is recorded once
+        send = client.patch if method == "patch" else client.post
+        response = send(url, json.dumps(value), content_type="application/json", **bearer)
         assert response.status_code in (200, 201, 202), f"{method} {path} example {name}: {response.content[:300]}"
 
 
@@ -185,11 +302,11 @@ def test_every_request_example_is_accepted_by_the_api(client, api, champion):
 @pytest.fixture
 def fuzzing_client(transactional_db, live_server) -> dict[str, str]:
     """A sandbox partner with every scope, no allowance or rate limit in the way; its bearer header."""
-    partner = make_partner_client("Schemathesis", ALL_SCOPES, allowance=1_000_000)
+    partner = make_partner_client("Schemathesis", SCOPES, allowance=1_000_000)
     ApiClient.objects.filter(pk=partner.api_client.pk).update(rate_limit_per_minute=1_000_000)
     response = requests.post(
         f"{live_server.url}/o/token/",
-        data={"grant_type": "client_credentials", "scope": " ".join(ALL_SCOPES)},
+        data={"grant_type": "client_credentials", "scope": " ".join(SCOPES)},
         auth=(partner.client_id, partner.client_secret),
         timeout=10,
     )
@@ -270,6 +387,51 @@ def test_real_scores_and_outcomes_read_as_the_schema_says(live_server, fuzzing_c
     assert listed.json()["results"][0]["outcome"]["status"] == "written_off"
 
 
+def test_real_webhook_and_watch_answers_read_as_the_schema_says(
+    live_server, fuzzing_client, champion, webhook_receiver
+):
+    """The endpoint's life (change, rotate, pause, resume), a real delivery in its log, a redelivery, and a watch."""
+    schema = schemathesis.openapi.from_url(f"{live_server.url}{SCHEMA_URL}?format=json")
+
+    def call(method: str, path: str, expected: int, **kwargs: Any) -> requests.Response:
+        url = live_server.url + path.format(**kwargs.pop("params", {}))
+        response = requests.request(method, url, headers=fuzzing_client, timeout=30, **kwargs)
+        assert response.status_code == expected, f"{method} {path}: {response.status_code} {response.text[:300]}"
+        schema[path][method].validate_response(response)
+        return response
+
+    hook = call("POST", "/api/v1/webhooks", 201, json={"url": webhook_receiver.url}).json()
+    ids = {"id": hook["id"]}
+    call("PATCH", "/api/v1/webhooks/{id}", 200, params=ids, json={"mode": "digest", "event_types": []})
+    call("PATCH", "/api/v1/webhooks/{id}", 200, params=ids, json={"mode": "immediate"})
+    rotated = call("POST", "/api/v1/webhooks/{id}/rotate-secret", 200, params=ids).json()
+    assert rotated["secret"].startswith("whsec_") and rotated["previous_secret_expires_at"]
+    call("POST", "/api/v1/webhooks/{id}/pause", 200, params=ids)
+    assert call("GET", "/api/v1/webhooks/{id}", 200, params=ids).json()["paused"] is True
+    call("POST", "/api/v1/webhooks/{id}/resume", 200, params=ids)
+
+    created = call("POST", "/api/v1/scores", 202, json={"company": {"siren": WATCHED_SIREN}, "requested_amount": 9000})
+    dossier_score(dossier_id=created.json()["id"])  # its score.completed: a delivery to the endpoint
+    delivery = WebhookDelivery.objects.get(endpoint_id=hook["id"])
+    assert webhook_deliver(delivery_id=delivery.pk) == "delivered"  # to the local receiver, as a worker would
+    log = call("GET", "/api/v1/webhooks/{id}/deliveries", 200, params=ids).json()["results"]
+    assert [d["message_id"] for d in log] == [delivery.message_id]
+    one = {**ids, "message_id": delivery.message_id}
+    detail = call("GET", "/api/v1/webhooks/{id}/deliveries/{message_id}", 200, params=one).json()
+    assert detail["attempt_log"][0]["status_code"] == 204
+    call("POST", "/api/v1/webhooks/{id}/deliveries/{message_id}/redeliver", 202, params=one)
+    call("POST", "/api/v1/webhooks/{id}/deliveries/{message_id}/redeliver", 409, params=one)  # pending again
+
+    watch = {"siren": WATCHED_SIREN}
+    call("POST", "/api/v1/monitoring", 201, json={"company": watch})
+    call("POST", "/api/v1/monitoring", 200, json={"company": watch})
+    call("POST", "/api/v1/monitoring", 422, json={"company": {"siren": "552100554"}})  # never scored by this partner
+    assert call("GET", "/api/v1/monitoring", 200).json()["results"][0]["company"]["siren"] == WATCHED_SIREN
+    call("DELETE", "/api/v1/monitoring/{siren}", 204, params=watch)
+    call("DELETE", "/api/v1/monitoring/{siren}", 404, params=watch)
+    call("DELETE", "/api/v1/webhooks/{id}", 204, params=ids)
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=lambda m: m.value)
 def test_the_live_api_answers_as_its_schema_says(live_server, fuzzing_client, mode):
     # NUL characters are left to the explicit tests below (test_nul_characters_are_refused_never_a_500).
@@ -281,7 +443,7 @@ def test_the_live_api_answers_as_its_schema_says(live_server, fuzzing_client, mo
         failure = _fuzz(result.ok(), live_server.url, fuzzing_client, mode)
         if failure:
             failures.append(failure)
-    assert operations == 9
+    assert operations == OPERATIONS
     assert not failures, "\n\n".join(failures)
 
 
@@ -356,6 +518,35 @@ def test_the_quick_start_signature_check_accepts_our_signatures_only():
     assert not verify(secret, stale, body)
 
 
+WEBHOOKS_DOC = ROOT / "docs" / "webhooks.md"
+
+
+def test_the_webhooks_doc_shows_every_event_type_with_a_payload_the_schema_accepts(client, db):
+    document = _schema(client)
+    examples = dict(re.findall(r"#### `([a-z_.]+)`\n.*?```json\n(.*?)```", WEBHOOKS_DOC.read_text(), re.DOTALL))
+    assert set(examples) == {*EVENT_TYPES, DIGEST}
+    for event_type, text in examples.items():
+        payload = json.loads(text)
+        assert payload["type"] == event_type
+        assert event_payload_errors(document, payload) == [], event_type
+
+
+def test_the_webhooks_doc_signature_check_accepts_our_signatures_only():
+    blocks = re.findall(r"```python\n(.*?)```", WEBHOOKS_DOC.read_text(), re.DOTALL)
+    (stdlib,) = [b for b in blocks if "import hmac" in b]
+    namespace: dict[str, Any] = {}
+    exec(stdlib, namespace)  # noqa: S102
+    verified_event = namespace["verified_event"]
+    secret, rotated = signing.secret_generate(), signing.secret_generate()
+    body = b'{"id": "evt_1", "type": "score.dropped", "data": {}}'
+    headers = signing.headers(secrets_=[rotated, secret], message_id="msg_1", timestamp=int(time.time()), body=body)
+    assert verified_event(secret, body, headers)["type"] == "score.dropped"
+    assert verified_event(rotated, body, headers)["id"] == "evt_1"
+    for forged_secret, forged_body in ((signing.secret_generate(), body), (secret, body + b" ")):
+        with pytest.raises(ValueError, match="signature"):
+            verified_event(forged_secret, forged_body, headers)
+
+
 # --- the docs pages in a real browser, cut off from the internet ---------------------------------------
 
 
@@ -380,6 +571,6 @@ def test_the_docs_pages_render_offline_in_a_browser(live_server, browser_page, p
     page.goto(f"{live_server.url}{path}")
     page.locator(rendered).first.wait_for()
     if path == "/api/docs/":
-        assert page.locator(".opblock").count() == 9  # every operation of the API
+        assert page.locator(".opblock").count() == OPERATIONS  # every operation of the API
     assert not outside, f"the page reached outside: {outside}"
     assert not page.broken_resources

@@ -33,8 +33,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
-from alerts.models import WebhookEndpoint
-from alerts.services import webhook_endpoint_create
+from alerts.models import Alert, WatchedCompany, WebhookDelivery, WebhookEndpoint
+from alerts.services import event_publish, webhook_endpoint_create
 from dossiers.models import Dossier, Outcome, Override
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
@@ -144,6 +144,34 @@ class Objects:
         )
         return endpoint
 
+    @cached_property
+    def delivery(self) -> WebhookDelivery:
+        """A score.completed delivered to the marketplace's endpoint: its log, and a redelivery to ask for."""
+        owner: PartnerClient = self.fixture("marketplace")
+        self.webhook  # noqa: B018 - the endpoint exists before the event
+        (delivery,) = event_publish(partner=owner.partner, event_type="score.completed", payload={"dossier_id": "d"})
+        assert delivery.endpoint_id == self.webhook.pk
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.DELIVERED)
+        return delivery
+
+    @cached_property
+    def alert(self) -> Alert:
+        """An unacknowledged alert on the dossier's company: an insolvency proceeding BODACC published."""
+        return Alert.objects.create(
+            kind=Alert.Kind.NEGATIVE_EVENT,
+            severity=Alert.Severity.CRITICAL,
+            dedup_key="event:permissions",
+            company=self.dossier.company,
+            dossier=self.dossier,
+            event_kind="insolvency_proceeding",
+        )
+
+    @cached_property
+    def watch(self) -> WatchedCompany:
+        """The marketplace watches the company of its dossier."""
+        owner: PartnerClient = self.fixture("marketplace")
+        return WatchedCompany.objects.create(partner=owner.partner, company=self.dossier.company)
+
 
 @pytest.fixture
 def objects(request, settings) -> Objects:
@@ -165,12 +193,17 @@ def world_state() -> tuple:
             WebhookEndpoint,
             AuditEvent,
             SubjectRequest,
+            Alert,
+            WatchedCompany,
         )
     )
     dossiers = Dossier.objects.order_by("pk").values_list(
         "pk", "status", "decision", "decision_overridden", "updated_at"
     )
-    return (*counts, list(dossiers))
+    alerts = Alert.objects.order_by("pk").values_list("pk", "acknowledged_at")
+    endpoints = WebhookEndpoint.objects.order_by("pk").values_list("pk", "is_active", "paused_at", "mode")
+    deliveries = WebhookDelivery.objects.order_by("pk").values_list("pk", "status", "attempts")
+    return (*counts, list(dossiers), list(alerts), list(endpoints), list(deliveries))
 
 
 # --- the back-office -------------------------------------------------------------------------------
@@ -184,7 +217,17 @@ def _review_kwargs(o: Objects) -> dict[str, Any]:
 
 
 # Buttons with no field to fill: an empty POST by someone let in does it (and redirects to the dossier).
-ACTIONS_WITHOUT_FORM = {"take", "release", "human review", "erasure"}
+ACTIONS_WITHOUT_FORM = {
+    "take",
+    "release",
+    "human review",
+    "erasure",
+    "acknowledge",
+    "acknowledge bulk",
+    "webhook pause",
+    "webhook resume",
+    "webhook redeliver",
+}
 
 # url kind -> (URL name, its kwargs, the text that only someone allowed in may see)
 BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
@@ -232,6 +275,23 @@ BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
     "access log csv": ("accesslog:entries-export", lambda o: {}, None),
     "audit trail": ("accesslog:audit", lambda o: {}, None),
     "audit trail csv": ("accesslog:audit-export", lambda o: {}, None),
+    "alerts": ("alerts:inbox", lambda o: {}, lambda o: o.alert.company.siren),
+    "acknowledge": ("alerts:acknowledge", lambda o: {"pk": o.alert.pk}, None),
+    "acknowledge unknown": ("alerts:acknowledge", lambda o: {"pk": 987654}, None),
+    "acknowledge bulk": ("alerts:acknowledge-bulk", lambda o: {}, None),
+    "company limit": ("alerts:company-limit", lambda o: {"siren": o.dossier.company.siren}, None),
+    "company limit unknown": ("alerts:company-limit", lambda o: {"siren": "732829320"}, None),
+    "company event": ("alerts:company-event", lambda o: {"siren": o.dossier.company.siren}, None),
+    "webhook list": ("alerts:webhooks", lambda o: {}, lambda o: o.webhook.url),
+    "webhook page": ("alerts:webhook", lambda o: {"pk": o.webhook.pk}, lambda o: o.delivery.message_id),
+    "webhook page unknown": ("alerts:webhook", lambda o: {"pk": 987654}, None),
+    "webhook pause": ("alerts:webhook-pause", lambda o: {"pk": o.webhook.pk}, None),
+    "webhook resume": ("alerts:webhook-resume", lambda o: {"pk": o.webhook.pk}, None),
+    "webhook redeliver": (
+        "alerts:webhook-redeliver",
+        lambda o: {"pk": o.delivery.endpoint_id, "delivery_pk": o.delivery.pk},
+        None,
+    ),
     "admin": ("admin:index", lambda o: {}, None),
 }
 
@@ -284,6 +344,21 @@ BACKOFFICE_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("access log csv", "GET"):                  (302,    403,     403,    403,         403,   200,    200),
     ("audit trail", "GET"):                     (302,    403,     403,    403,         403,   200,    200),
     ("audit trail csv", "GET"):                 (302,    403,     403,    403,         403,   200,    200),
+    ("alerts", "GET"):                          (302,    403,     200,    200,         200,   200,    200),
+    ("acknowledge", "POST"):                    (302,    403,     302,    302,         302,   403,    403),
+    ("acknowledge unknown", "POST"):            (302,    403,     404,    404,         404,   403,    403),
+    ("acknowledge bulk", "POST"):               (302,    403,     302,    302,         302,   403,    403),
+    ("company limit", "GET"):                   (302,    403,     200,    200,         200,   403,    403),
+    ("company limit", "POST"):                  (302,    403,     400,    400,         400,   403,    403),
+    ("company limit unknown", "GET"):           (302,    403,     404,    404,         404,   403,    403),
+    ("company event", "GET"):                   (302,    403,     200,    200,         200,   403,    403),
+    ("company event", "POST"):                  (302,    403,     400,    400,         400,   403,    403),
+    ("webhook list", "GET"):                    (302,    403,     403,    403,         403,   403,    200),
+    ("webhook page", "GET"):                    (302,    403,     403,    403,         403,   403,    200),
+    ("webhook page unknown", "GET"):            (302,    403,     403,    403,         403,   403,    404),
+    ("webhook pause", "POST"):                  (302,    403,     403,    403,         403,   403,    302),
+    ("webhook resume", "POST"):                 (302,    403,     403,    403,         403,   403,    302),
+    ("webhook redeliver", "POST"):              (302,    403,     403,    403,         403,   403,    302),
     ("admin", "GET"):                           (302,    302,     302,    302,         302,   302,    200),
 }
 # fmt: on
@@ -390,7 +465,40 @@ API_URLS: dict[str, tuple[str, Any, str, Any]] = {
     "unknown webhook": ("api:webhook-detail", lambda o: {"pk": 987654}, "webhooks:manage", None),
     "human review": ("api:score-human-review", lambda o: {"pk": o.dossier.pk}, "scores:write", None),
     "unknown human review": ("api:score-human-review", lambda o: {"pk": UNKNOWN_ID}, "scores:write", None),
+    "webhook rotate": ("api:webhook-rotate", lambda o: {"pk": o.webhook.pk}, "webhooks:manage", None),
+    "webhook pause": ("api:webhook-pause", lambda o: {"pk": o.webhook.pk}, "webhooks:manage", None),
+    "webhook resume": ("api:webhook-resume", lambda o: {"pk": o.webhook.pk}, "webhooks:manage", None),
+    "deliveries": (
+        "api:webhook-deliveries",
+        lambda o: {"pk": o.delivery.endpoint_id},
+        "webhooks:manage",
+        lambda o: o.delivery.message_id,
+    ),
+    "delivery": (
+        "api:webhook-delivery",
+        lambda o: {"pk": o.delivery.endpoint_id, "message_id": o.delivery.message_id},
+        "webhooks:manage",
+        lambda o: o.delivery.event_id,
+    ),
+    "unknown delivery": (
+        "api:webhook-delivery",
+        lambda o: {"pk": o.webhook.pk, "message_id": "msg_unknown"},
+        "webhooks:manage",
+        None,
+    ),
+    "redeliver": (
+        "api:webhook-redeliver",
+        lambda o: {"pk": o.delivery.endpoint_id, "message_id": o.delivery.message_id},
+        "webhooks:manage",
+        None,
+    ),
+    "monitoring": ("api:monitoring", lambda o: {}, "monitoring:manage", lambda o: o.watch.company.siren),
+    "watch": ("api:monitoring-detail", lambda o: {"siren": o.watch.company.siren}, "monitoring:manage", None),
 }
+
+# Empty POSTs that act when let in (no field to fill): their effect is checked, not "nothing changed".
+# (Resuming an endpoint that runs is a no-op: nothing changes, as the last branch checks.)
+API_ACTIONS = {"webhook rotate", "webhook pause", "redeliver"}
 
 # fmt: off
 API_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
@@ -409,6 +517,17 @@ API_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("unknown webhook", "DELETE"):   (401,    401,    401,    401,    403,           403,          404,  404),
     ("human review", "POST"):        (401,    401,    401,    401,    403,           403,          202,  404),
     ("unknown human review", "POST"):(401,    401,    401,    401,    403,           403,          404,  404),
+    ("webhook", "GET"):              (401,    401,    401,    401,    403,           403,          200,  404),
+    ("webhook rotate", "POST"):      (401,    401,    401,    401,    403,           403,          200,  404),
+    ("webhook pause", "POST"):       (401,    401,    401,    401,    403,           403,          200,  404),
+    ("webhook resume", "POST"):      (401,    401,    401,    401,    403,           403,          200,  404),
+    ("deliveries", "GET"):           (401,    401,    401,    401,    403,           403,          200,  404),
+    ("delivery", "GET"):             (401,    401,    401,    401,    403,           403,          200,  404),
+    ("unknown delivery", "GET"):     (401,    401,    401,    401,    403,           403,          404,  404),
+    ("redeliver", "POST"):           (401,    401,    401,    401,    403,           403,          202,  404),
+    ("monitoring", "GET"):           (401,    401,    401,    401,    403,           403,          200,  200),
+    ("monitoring", "POST"):          (401,    401,    401,    401,    403,           403,          400,  400),
+    ("watch", "DELETE"):             (401,    401,    401,    401,    403,           403,          204,  404),
 }
 # fmt: on
 
@@ -478,17 +597,24 @@ def test_api(client, request, objects, reference_data, kind, method, who, expect
         assert response["WWW-Authenticate"].startswith("Bearer")
     if secret is not None:
         assert (secret in body) == (who == "owner" and expected == 200), "the owner's data, to the owner only"
-    if expected == 204:
+    if expected == 204 and kind == "watch":
+        assert not WatchedCompany.objects.filter(pk=objects.watch.pk).exists()
+    elif expected == 204:
         assert not WebhookEndpoint.objects.filter(pk=objects.webhook.pk).exists()
+    elif expected == 202 and kind == "redeliver":  # sent again, under the same webhook-id
+        objects.delivery.refresh_from_db()
+        assert objects.delivery.status == WebhookDelivery.Status.PENDING
     elif expected == 202:  # a human review asked for (an empty body is a valid request: no statement)
         assert objects.dossier.subject_requests.filter(kind="human_review", status="open").exists()
+    elif kind in API_ACTIONS and expected < 300:
+        assert world_state() != before, "the owner's action took effect"
     elif method != "GET":
         assert world_state() == before, "a refused or invalid request changes nothing"
 
 
 # --- the matrix covers every URL --------------------------------------------------------------------
 
-COVERED_NAMESPACES = ("dossiers", "scoring", "api", "subjects", "register", "accesslog")
+COVERED_NAMESPACES = ("dossiers", "scoring", "api", "subjects", "register", "accesslog", "alerts")
 
 
 def _url_names(patterns: list, namespace: str = "") -> set[str]:

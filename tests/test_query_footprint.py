@@ -37,8 +37,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from alerts.models import WebhookEndpoint
-from alerts.services import webhook_endpoint_create
+from alerts.models import Alert, WatchedCompany, WebhookDelivery, WebhookEndpoint
+from alerts.services import event_publish, webhook_endpoint_create
 from dossiers.models import Dossier
 from dossiers.overrides import override_approve
 from dossiers.selectors import TAB_COUNT_CAP
@@ -235,6 +235,33 @@ class World:
         self.fixture("champion")
         return model_register(segment="b2b", trained=trained_once(), trained_by="tests", promote=False)
 
+    def alert(self, n: int) -> Alert:
+        """The n-th alert on the first dossier's company: a score drop seen by the daily re-score."""
+        return Alert.objects.create(
+            kind=Alert.Kind.SCORE_DROPPED,
+            severity=Alert.Severity.CRITICAL,
+            dedup_key=f"cscore:footprint-{n}",
+            company=self.dossier.company,
+            dossier=self.dossier,
+            previous_score=700,
+            score=600 - n,
+            previous_band="B",
+            band="D",
+        )
+
+    def delivery(self, n: int) -> WebhookDelivery:
+        """One more event for the marketplace's endpoint, attempted once (a row of its delivery log)."""
+        (delivery,) = event_publish(
+            partner=self.marketplace.partner, event_type="score.changed", payload={"company": {"siren": siren(n)}}
+        )
+        delivery.attempt_log.create(number=1, attempted_at=timezone.now(), status_code=500, latency_ms=12)
+        return delivery
+
+    def watch(self, n: int) -> WatchedCompany:
+        """The marketplace watches one more company it scored."""
+        dossier = self.rich_dossier(100 + n)
+        return WatchedCompany.objects.create(partner=self.marketplace.partner, company=dossier.company)
+
     def upload(self) -> io.BytesIO:
         upload = io.BytesIO(csv_bytes(portfolio_rows(12, seed=99)))
         upload.name = "q4.csv"
@@ -256,6 +283,12 @@ class World:
                 self.endpoint,
             ),
             "model versions": (ModelVersion.objects.count, self.model_version),
+            "alerts": (Alert.objects.count, self.alert),
+            "deliveries": (
+                WebhookDelivery.objects.filter(endpoint=self.webhook, event_type="score.changed").count,
+                self.delivery,
+            ),
+            "watches": (WatchedCompany.objects.filter(partner=self.marketplace.partner).count, self.watch),
         }[kind]
         for i in itertools.takewhile(lambda i: i < n, itertools.count(count())):
             make(i)
@@ -349,6 +382,18 @@ def _company(w: World) -> str:
     return reverse("dossiers:company", args=[w.dossier.company.siren])
 
 
+def _company_alerts(w: World) -> str:
+    return reverse("alerts:inbox") + f"?company={w.dossier.company.siren}"
+
+
+def _webhook_page(w: World) -> str:
+    return reverse("alerts:webhook", args=[w.webhook.pk])
+
+
+def _webhook_deliveries(w: World) -> str:
+    return reverse("api:webhook-deliveries", args=[w.webhook.pk])
+
+
 def _queue_search(w: World) -> str:
     number = w.dossier.company.siren
     return reverse("dossiers:queue") + f"?q={number[:3]}+{number[3:6]}+{number[6:]}&size=100"
@@ -362,8 +407,17 @@ LISTS: dict[str, ListRow] = {
     "queue, filtered and sorted": ListRow(_url("dossiers:queue", QUEUE_FILTERED), "analyst", "dossiers", 8),
     "queue, every filter": ListRow(_url("dossiers:queue", QUEUE_EVERY_FILTER), "senior", "dossiers", 8),
     "queue, a search by SIREN": ListRow(_queue_search, "auditor", "dossiers", 8),
-    "company page": ListRow(_company, "analyst", "company dossiers", 12),
+    # The company page, for an analyst: + the unread-alert count and the recommended limit's last change.
+    "company page": ListRow(_company, "analyst", "company dossiers", 14),
     "portfolio page": ListRow(_url("dossiers:portfolio"), "auditor", "dossiers", 9),
+    # The alert inbox: its page of alerts with their companies, one capped unread count.
+    "alert inbox": ListRow(_url("alerts:inbox"), "analyst", "alerts", 6),
+    "alert inbox, unread of a company": ListRow(_company_alerts, "senior", "alerts", 7),
+    "alert inbox, auditor": ListRow(_url("alerts:inbox", "?show=all"), "auditor", "alerts", 5),
+    "admin: webhooks": ListRow(_url("alerts:webhooks"), "admin", "webhook endpoints", 5),
+    "admin: a webhook's delivery log": ListRow(_webhook_page, "admin", "deliveries", 8),
+    "GET /api/v1/webhooks/{id}/deliveries": ListRow(_webhook_deliveries, "partner", "deliveries", 6),
+    "GET /api/v1/monitoring": ListRow(_url("api:monitoring"), "partner", "watches", 6),
     "bulk jobs": ListRow(_url("scoring:bulk"), "senior", "bulk jobs", 7),
     "policy versions": ListRow(_url("scoring:policy"), "analyst", "policy versions", 6),
     "GET /api/v1/scores": ListRow(_url("api:scores"), "partner", "dossiers", 6),
@@ -410,7 +464,8 @@ def test_the_queue_pages_without_counting_the_whole_queue(client, world, monkeyp
     garbage = who.send("GET", reverse("dossiers:queue"), {"page": "²"})
 
     # The one count is the tabs' (dossiers.selectors.queue_tab_counts): each tab counted up to a cap, never further.
-    counts = [sql for sql in queries if "COUNT(" in sql.upper()]
+    # (The navigation's unread-alert count is capped too, and counts alerts, not dossiers.)
+    counts = [sql for sql in queries if "COUNT(" in sql.upper() and "alerts_alert" not in sql]
     assert len(counts) == 1 and counts[0].count(f"LIMIT {TAB_COUNT_CAP + 1}") == 6, listing(counts)
     assert "Older →" in first.content.decode() and "← Newer" not in first.content.decode()
     assert "← Newer" in second.content.decode() and "Older →" not in second.content.decode()
@@ -507,10 +562,10 @@ def _by_siren(w: World) -> str:
 PAGES: dict[str, Row] = {
     # the back-office
     # 12: the open human review (GDPR Art. 22) is prefetched with the dossier (riskoffice.subjects.review).
-    "dossier page": Row("GET", _of("dossiers:detail", "dossier"), "analyst", 200, 12),
+    "dossier page": Row("GET", _of("dossiers:detail", "dossier"), "analyst", 200, 13),  # + the unread-alert count
     "dossier page, auditor": Row("GET", _of("dossiers:detail", "dossier"), "auditor", 200, 12),
-    "company page": Row("GET", _company, "auditor", 200, 12),
-    "portfolio page": Row("GET", _url("dossiers:portfolio"), "senior", 200, 9),
+    "company page": Row("GET", _company, "auditor", 200, 13),  # + the recommended limit's last change
+    "portfolio page": Row("GET", _url("dossiers:portfolio"), "senior", 200, 10),  # + the unread-alert count
     "portfolio page, one segment": Row("GET", _url("dossiers:portfolio", "?segment=b2b"), "admin", 200, 9),
     "take a dossier": Row("POST", _of("dossiers:take", "dossier"), "analyst", 302, 10,
                           lambda w: {"next": "/dossiers/?band=C"}),
@@ -518,7 +573,7 @@ PAGES: dict[str, Row] = {
     # decision.overridden event (the partner's endpoints, one delivery) cost 5 more than a bare override (11).
     # Issue 10 adds the dossier's human review (prefetched) and, for a senior analyst, the second factor's device.
     "override": Row("POST", _of("dossiers:override", "dossier"), "senior", 302, 18, _override),
-    "override, form refused": Row("POST", _of("dossiers:override", "dossier"), "senior", 400, 14, lambda w: {}),
+    "override, form refused": Row("POST", _of("dossiers:override", "dossier"), "senior", 400, 15, lambda w: {}),
     "outcome": Row("POST", _of("dossiers:outcome", "scored"), "analyst", 302, 15,
                    lambda w: {"status": "repaid", "occurred_on": _today()}),
     "statement": Row("POST", _of("dossiers:statement", "dossier"), "analyst", 302, 12,

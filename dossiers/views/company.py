@@ -15,12 +15,13 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 
-from riskoffice.roles import CAN_READ_DOSSIERS
+from alerts.views import NegativeEventForm
+from riskoffice.roles import CAN_DECIDE, CAN_READ_DOSSIERS, has_any_role
 from riskoffice.web import require_role
 from scoring.models import CompanyScore, Score
 from scoring.selectors import statements_for_user
 
-from .. import selectors
+from .. import limits, selectors
 from ..models import Company, Dossier, Override
 
 # A company with more dossiers than this shows its newest ones and says so; the exposure counts them all.
@@ -273,5 +274,8 @@ def company_detail(request: HttpRequest, siren: str) -> HttpResponse:
                 dossiers, selectors.company_overrides(company), selectors.company_negative_events(company)
             ),
             "statements": statements_for_user(request.user).filter(company=company)[:20],
+            # Issue 11: the recommended limit's changes, and the analysts' form to record a negative event.
+            "limit_history": limits.company_limit_history(company, limit=5),
+            "event_form": NegativeEventForm() if has_any_role(request.user, CAN_DECIDE) else None,
         },
     )

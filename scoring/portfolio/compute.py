@@ -31,8 +31,8 @@ import numpy as np
 from django.db import connection, transaction
 from django.utils import timezone
 
-from alerts.models import NegativeEvent
-from dossiers.models import Dossier
+from alerts.models import NegativeEvent, WatchedCompany
+from dossiers.models import Decision, Dossier
 from riskoffice.crypto import decrypt_json
 from riskoffice.models import ApiClient
 from scoring.model import engine
@@ -54,6 +54,7 @@ class ChunkSpec:
     company_from: int
     company_to: int
     move_threshold: int
+    scope: str = PortfolioRun.Scope.PORTFOLIO
 
 
 @dataclass
@@ -151,7 +152,29 @@ def chunk_compute(spec: ChunkSpec, loaded: engine.LoadedModel, *, on_stage: Any 
 # --- read -------------------------------------------------------------------------------------------
 
 
-def _read_sql() -> str:
+def monitored_filter_sql(column: str, *, bounds: tuple[str, str] | None = None) -> str:
+    """``<column> IN (the monitored companies)``, for raw SQL: open exposure or a partner's watch.
+
+    The rule of ``alerts.selectors.monitored_companies`` (a partner's dossier whose decision grants credit,
+    with no outcome yet; or a WatchedCompany row), written once in SQL that PostgreSQL and SQLite both run.
+    ``bounds``: two placeholders limiting the company ids (a chunk's range), so a chunk reads its own part only.
+    """
+    within_x = f"AND x.company_id BETWEEN {bounds[0]} AND {bounds[1]}" if bounds else ""
+    within_w = f"WHERE w.company_id BETWEEN {bounds[0]} AND {bounds[1]}" if bounds else ""
+    from dossiers.models import Outcome
+    from dossiers.selectors import GRANTED_DECISIONS
+
+    granted = ", ".join(f"'{Decision(decision).value}'" for decision in GRANTED_DECISIONS)  # our own constants
+    return f"""{column} IN (
+        SELECT x.company_id FROM {Dossier._meta.db_table} x
+        LEFT JOIN {Outcome._meta.db_table} o ON o.dossier_id = x.id
+        WHERE x.partner_id IS NOT NULL AND x.company_id IS NOT NULL AND x.decision IN ({granted}) AND o.id IS NULL
+              {within_x}
+        UNION SELECT w.company_id FROM {WatchedCompany._meta.db_table} w {within_w}
+    )"""  # noqa: S608
+
+
+def _read_sql(scope: str = PortfolioRun.Scope.PORTFOLIO) -> str:
     t = {
         "dossier": Dossier._meta.db_table,
         "score": Score._meta.db_table,
@@ -162,6 +185,9 @@ def _read_sql() -> str:
         "run": PortfolioRun._meta.db_table,
     }
     kinds = NegativeEvent.Kind
+    monitored = ""
+    if scope == PortfolioRun.Scope.MONITORED:
+        monitored = f"AND {monitored_filter_sql('d.company_id', bounds=('%(lo)s', '%(hi)s'))}"
     # Only table names and the event kinds (our own constants) are formatted in; values are parameters.
     return f"""
 WITH latest AS (
@@ -173,6 +199,7 @@ WITH latest AS (
         JOIN {t["score"]} s ON s.dossier_id = d.id
         JOIN {t["snapshot"]} fs ON fs.id = s.snapshot_id
         WHERE d.company_id BETWEEN %(lo)s AND %(hi)s AND d.status = 'scored' AND d.segment = %(segment)s
+              {monitored}
     ) ranked WHERE rn = 1
 ),
 events AS (
@@ -226,7 +253,7 @@ def chunk_read(spec: ChunkSpec, today: date | None = None) -> list[tuple[Any, ..
             # processes for the same cores. Both settings end with this transaction.
             cursor.execute("SET LOCAL random_page_cost = 1.1")
             cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-        cursor.execute(_read_sql(), params)
+        cursor.execute(_read_sql(spec.scope), params)
         while batch := cursor.fetchmany(FETCH_ROWS):
             rows.extend(batch)
     rows.sort(key=lambda row: row[0])  # company order: the scores' index grows in order (no SQL sort to spill)

@@ -41,7 +41,7 @@ from riskoffice.audit import Actor, audit_record
 from riskoffice.queueing import enqueue, enqueue_on_commit
 from scoring.model import engine
 from scoring.models import CompanyScore, ModelVersion, PortfolioChunk, PortfolioRun, Segment
-from scoring.portfolio.compute import ChunkResult, ChunkSpec, ScoredRow, chunk_compute
+from scoring.portfolio.compute import ChunkResult, ChunkSpec, ScoredRow, chunk_compute, monitored_filter_sql
 from scoring.portfolio.selectors import STAGES
 from scoring.selectors import champion_for
 
@@ -74,13 +74,25 @@ def portfolio_run_start(
     chunk_size: int | None = None,
     user: AbstractBaseUser | None = None,
     system: str = "",
+    scope: str = PortfolioRun.Scope.PORTFOLIO,
+    company_id: int | None = None,
+    trigger_event: Any = None,
+    enqueue_chunks: bool = True,
 ) -> PortfolioRun:
     """Create a run of every company with a scored dossier, split into chunks, and enqueue them after commit.
 
-    Chunks are ranges of company ids holding ``chunk_size`` companies each, computed in SQL.
+    Chunks are ranges of company ids holding ``chunk_size`` companies each, computed in SQL. With
+    ``scope=monitored`` only the monitored companies (open exposure or watched) are counted and scored;
+    with ``scope=event`` the one company ``company_id`` (after ``trigger_event``), in a run of its own that
+    may run alongside a portfolio or monitored run. ``enqueue_chunks=False``: the caller processes them.
     """
     from scoring.portfolio.tasks import rescore_chunk
 
+    Scope = PortfolioRun.Scope
+    if scope not in Scope.values:
+        raise PortfolioUnavailable(f"Unknown scope {scope!r}.")
+    if (scope == Scope.EVENT) != (company_id is not None):
+        raise PortfolioUnavailable("A company re-score (scope event) names its company, and only it does.")
     if segment != Segment.B2B:
         raise PortfolioUnavailable("Only the company (B2B) portfolio can be re-scored.")
     chunk_size = chunk_size or settings.PORTFOLIO_CHUNK_SIZE
@@ -93,22 +105,37 @@ def portfolio_run_start(
             "(manage.py train_model) before re-scoring the portfolio."
         )
     actor = Actor(user=user) if user is not None else Actor.of_system(system or "portfolio_rescore")
+    move_threshold = settings.PORTFOLIO_MOVE_THRESHOLD
+    if scope != Scope.PORTFOLIO:
+        # Every company of these runs is monitored: explain each one that will be the subject of an event.
+        move_threshold = min(move_threshold, settings.MONITORING_CHANGE_POINTS)
     with transaction.atomic():
-        ranges = chunk_ranges(segment, chunk_size)
+        if scope == Scope.EVENT:
+            ranges = [(company_id, company_id, 1)] if company_scored(segment, company_id) else []
+            if not ranges:
+                raise PortfolioUnavailable("The company has no scored dossier to be re-scored from.")
+        else:
+            ranges = chunk_ranges(segment, chunk_size, monitored_only=scope == Scope.MONITORED)
         try:
             with transaction.atomic():
                 run = PortfolioRun.objects.create(
                     segment=segment,
+                    scope=scope,
+                    trigger_event=trigger_event,
                     model_version=model_version,
                     started_by=user,
                     started_by_system="" if user is not None else actor.system,
                     chunk_size=chunk_size,
-                    move_threshold=settings.PORTFOLIO_MOVE_THRESHOLD,
+                    move_threshold=move_threshold,
                     companies_total=sum(count for _, _, count in ranges),
                     chunks_total=len(ranges),
                 )
         except IntegrityError:
-            running = PortfolioRun.objects.filter(segment=segment, status=PortfolioRun.Status.RUNNING).first()
+            running = (
+                PortfolioRun.objects.filter(segment=segment, status=PortfolioRun.Status.RUNNING)
+                .exclude(scope=Scope.EVENT)
+                .first()
+            )
             raise PortfolioUnavailable(
                 f"A re-score of this portfolio is already running (run {running.pk if running else '?'})."
             ) from None
@@ -123,6 +150,9 @@ def portfolio_run_start(
             obj=run,
             after={
                 "segment": segment,
+                "scope": scope,
+                "company_id": company_id,
+                "trigger_event": getattr(trigger_event, "pk", None),
                 "model_version": model_version.label,
                 "companies": run.companies_total,
                 "chunks": run.chunks_total,
@@ -131,23 +161,30 @@ def portfolio_run_start(
         )
         if not chunks:
             _run_close(run)
-        for chunk in chunks:
+        for chunk in chunks if enqueue_chunks else ():
             enqueue_on_commit(rescore_chunk, chunk.pk)
     return run
 
 
-def chunk_ranges(segment: str, chunk_size: int) -> list[tuple[int, int, int]]:
+def company_scored(segment: str, company_id: int) -> bool:
+    """Whether the company has a scored dossier of the segment: the features a re-score starts from."""
+    return Dossier.objects.filter(company_id=company_id, status=Dossier.Status.SCORED, segment=segment).exists()
+
+
+def chunk_ranges(segment: str, chunk_size: int, *, monitored_only: bool = False) -> list[tuple[int, int, int]]:
     """(first company id, last company id, companies) of each chunk, in one SQL statement.
 
     Ranges are contiguous: a company scored for the first time while the run starts, with an id between
-    two chunks' companies, still falls in one.
+    two chunks' companies, still falls in one. ``monitored_only``: only monitored companies are counted
+    (the chunk's read filters on the same rule, so the companies between them are not scored).
     """
-    # Only the table name is formatted in; values are parameters.
+    monitored = f"AND {monitored_filter_sql('company_id')}" if monitored_only else ""
+    # Only table names and our own constants are formatted in; values are parameters.
     sql = f"""
         SELECT seq, MIN(company_id), MAX(company_id), COUNT(*) FROM (
             SELECT company_id, (ROW_NUMBER() OVER (ORDER BY company_id) - 1) / %s AS seq
             FROM (SELECT DISTINCT company_id FROM {Dossier._meta.db_table}
-                  WHERE status = 'scored' AND segment = %s AND company_id IS NOT NULL) portfolio
+                  WHERE status = 'scored' AND segment = %s AND company_id IS NOT NULL {monitored}) portfolio
         ) numbered GROUP BY seq ORDER BY seq
     """  # noqa: S608
     with connection.cursor() as cursor:
@@ -260,6 +297,7 @@ def portfolio_chunk_compute(lease: Lease) -> ChunkResult:
         company_from=chunk.company_from,
         company_to=chunk.company_to,
         move_threshold=run.move_threshold,
+        scope=run.scope,
     )
     return chunk_compute(spec, engine.model_load(model_version), on_stage=lambda: portfolio_chunk_renew(lease))
 
@@ -281,6 +319,10 @@ def portfolio_chunk_store(lease: Lease, result: ChunkResult) -> bool:
             logger.warning("Portfolio chunk %s: lease lost before storing, nothing written", lease.chunk_id)
             return False
         scores_write(lease.run_id, result.rows)
+        # Monitoring: alerts and events for the monitored companies whose score moved, in this transaction.
+        from alerts.monitoring import rescore_detect
+
+        rescore_detect(run_id=lease.run_id, rows=result.rows)
         timings = {**result.timings, "write": round(result.timings.get("write", 0.0) + time.perf_counter() - clock, 6)}
         PortfolioChunk.objects.filter(pk=lease.chunk_id).update(
             status=PortfolioChunk.Status.DONE,

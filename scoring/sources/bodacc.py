@@ -135,3 +135,72 @@ def _sirens_of(registre: Any) -> set[str]:
     """'833 310 592,833310592' or ['833 310 592', '833310592'] → {'833310592'}."""
     items = registre if isinstance(registre, list) else str(registre).split(",")
     return {"".join(str(item).split()) for item in items}
+
+
+# --- monitoring: new notices of a monitored SIREN (alerts/bodacc_watch.py) ------------------------------
+
+WATCHED_FAMILIES = ("collective", "dpc")  # collective proceedings; dépôts des comptes (accounts filed)
+
+
+def bodacc_recent_notices(siren: str, *, since: str) -> list[dict[str, Any]]:
+    """The SIREN's notices published on or after ``since`` (YYYY-MM-DD), newest first, with their BODACC ids.
+
+    Each is ``notice_from``'s notice plus ``famille`` and ``tribunal``; a deposit of accounts (``dpc``) has
+    kind ``accounts``. Never cached (a check wants today's notices). Every page is read before anything is
+    returned: ``SourceFailed`` (timeout, outage, an odd answer) means nothing at all, never half a list.
+    """
+    if not siren.isdigit() or len(since) != 10:  # both go into an ODSQL where clause
+        raise SourceFailed("not a SIREN or not a date")
+    client = HttpSource(SOURCE, settings.BODACC_URL)
+    families = " OR ".join(f'familleavis="{family}"' for family in WATCHED_FAMILIES)
+    notices: list[dict[str, Any]] = []
+    for page in range(MAX_PAGES):
+        body = client.get_json(
+            RECORDS_PATH,
+            params={
+                "where": f"registre=\"{siren}\" AND ({families}) AND dateparution>=date'{since}'",
+                "order_by": "dateparution desc",
+                "limit": PAGE_SIZE,
+                "offset": page * PAGE_SIZE,
+            },
+        )
+        records = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise SourceFailed("unexpected answer: no results list")
+        notices.extend(n for n in (watch_notice_from(r, siren) for r in records) if n is not None)
+        if len(records) < PAGE_SIZE or (page + 1) * PAGE_SIZE >= int(body.get("total_count") or 0):
+            break
+    return notices
+
+
+def watch_notice_from(record: Any, siren: str) -> dict[str, Any] | None:
+    """A notice with its BODACC id, family and court, or None (no id, another company, cancelled, unclassified)."""
+    if not isinstance(record, dict) or not record.get("id"):
+        return None
+    family = str(record.get("familleavis") or "")
+    extra = {"famille": family, "tribunal": str(record.get("tribunal") or "")[:200]}
+    if family == "dpc":
+        if record.get("typeavis") == "annulation":
+            return None
+        registre = record.get("registre")
+        if registre is not None and siren not in _sirens_of(registre):
+            return None
+        deposit = record.get("depot")
+        if isinstance(deposit, str):
+            try:
+                deposit = json.loads(deposit)
+            except ValueError:
+                deposit = None
+        deposit = deposit if isinstance(deposit, dict) else {}
+        published = str(record.get("dateparution") or "")[:10]
+        return {
+            "id": str(record["id"]),
+            "date": published,
+            "kind": "accounts",
+            "nature": str(deposit.get("typeDepot") or "")[:200],
+            "published": published,
+            "closing_date": str(deposit.get("dateCloture") or "")[:10],
+            **extra,
+        }
+    notice = notice_from(record, siren)
+    return None if notice is None else {**notice, **extra}

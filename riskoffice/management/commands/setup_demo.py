@@ -1,19 +1,30 @@
-"""Demo accounts (one per role), a sandbox partner with an OAuth client, and a few scored dossiers."""
+"""Demo accounts (one per role), a sandbox partner with an OAuth client, a few scored dossiers, and a webhook.
+
+The demo partner's webhook endpoint points at the demo receiver (``manage.py webhook_receiver``, which
+scripts/demo.sh runs on port 8010); its secret is written to var/demo-webhook-secret for the receiver.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from oauth2_provider.models import Application
 
-from dossiers.models import Dossier
+from alerts.models import WebhookEndpoint
+from alerts.services import url_problem, webhook_endpoint_create, webhook_endpoint_delete
+from dossiers.models import Company, Dossier
+from dossiers.selectors import GRANTED_DECISIONS
 from dossiers.services import dossier_create, dossier_score
 from riskoffice.audit import Actor
 from riskoffice.management.devonly import refuse_in_production
@@ -33,9 +44,18 @@ DEMO_USERS = {
 }
 DEMO_PASSWORD = "riskoffice-demo"  # noqa: S105 - printed for the demo; dev environment only
 DEMO_CLIENT_ID = "demo-marketplace"
+DEMO_MAIL_DOMAIN = "riskoffice.example"
 SAMPLE_SIRENS = ["552100554", "732829320"] + [
     siren_from_number(n) for n in (31415926, 27182818, 16180339, 14142135, 17320508, 22360679)
 ]
+
+
+# Where scripts/demo.sh runs the demo receiver (manage.py webhook_receiver), standing in for the partner's ERP.
+DEMO_RECEIVER_URL = "http://127.0.0.1:8010/hooks"
+
+
+def demo_secret_file() -> Path:
+    return settings.VAR_DIR / "demo-webhook-secret"
 
 
 SAMPLE_REQUEST = json.dumps(
@@ -49,6 +69,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000")
         parser.add_argument("--no-samples", action="store_true")
+        parser.add_argument(
+            "--receiver-url", default=DEMO_RECEIVER_URL, help="The demo partner's webhook endpoint (every event type)."
+        )
 
     @transaction.atomic
     def _authenticators(self) -> dict[str, TOTPDevice]:
@@ -69,9 +92,15 @@ class Command(BaseCommand):
             user.set_password(DEMO_PASSWORD)
             user.is_staff = role == ADMIN
             user.is_superuser = role == ADMIN
+            # Alert e-mails go to analysts with an address (printed on the worker's console in the demo).
+            user.email = user.email or f"{username}@{DEMO_MAIL_DOMAIN}"
             user.save()
             user.groups.set([Group.objects.get(name=role)])
-        partner, _ = Partner.objects.get_or_create(name="Demo Marketplace", defaults={"is_sandbox": True})
+        partner, _ = Partner.objects.get_or_create(
+            name="Demo Marketplace",
+            # Told by e-mail when its webhook endpoint is disabled (the demo receiver down for days).
+            defaults={"is_sandbox": True, "technical_contact_email": f"tech@{DEMO_MAIL_DOMAIN}"},
+        )
         client_secret = secrets.token_urlsafe(32)
         app = Application.objects.filter(client_id=DEMO_CLIENT_ID).first() or Application(client_id=DEMO_CLIENT_ID)
         app.name = "Demo Marketplace (sandbox)"
@@ -93,7 +122,47 @@ class Command(BaseCommand):
         )
         return client_secret
 
-    def handle(self, *args, base_url: str, no_samples: bool, **options) -> None:
+    @transaction.atomic
+    def _webhook(self, partner: Partner, url: str) -> WebhookEndpoint:
+        """One endpoint at ``url`` for the demo partner, subscribed to every event type; its secret in var/.
+
+        Run again, it keeps an active endpoint (and writes its secret again) rather than adding a second one;
+        one disabled meanwhile (the receiver was down for days) is replaced by a fresh one.
+        """
+        actor = Actor.of_system("setup_demo")
+        endpoint = None
+        for existing in WebhookEndpoint.objects.filter(partner=partner, url=url).order_by("pk"):
+            if existing.is_active and endpoint is None:
+                endpoint = existing
+            else:
+                webhook_endpoint_delete(endpoint=existing, actor=actor)
+        if endpoint is None:
+            endpoint, _ = webhook_endpoint_create(partner=partner, url=url, event_types=[], actor=actor)
+        path = demo_secret_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only from the start, like the other secrets under var/.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(endpoint.secret + "\n")
+        return endpoint
+
+    @staticmethod
+    def _exposed_company(partner: Partner) -> tuple[Company, Decimal] | None:
+        """The company on which the demo partner holds the most open exposure (granted, no outcome yet)."""
+        row = (
+            Dossier.objects.filter(
+                partner=partner, company__isnull=False, decision__in=GRANTED_DECISIONS, outcome__isnull=True
+            )
+            .values("company_id")
+            .annotate(amount=Sum("requested_amount"))
+            .order_by("-amount", "company_id")
+            .first()
+        )
+        if row is None:
+            return None
+        return Company.objects.get(pk=row["company_id"]), row["amount"]
+
+    def handle(self, *args, base_url: str, no_samples: bool, receiver_url: str, **options) -> None:
         refuse_in_production("setup_demo")
         client_secret = self._accounts()
         devices = self._authenticators()
@@ -122,6 +191,10 @@ class Command(BaseCommand):
                     actor=Actor(client=client),
                 )
                 dossier_score(dossier_id=dossier.pk)
+        # A receiver URL the SSRF rules refuse (WEBHOOK_ALLOW_PRIVATE_URLS off) leaves the demo without its webhook.
+        refused = url_problem(receiver_url)
+        endpoint = None if refused else self._webhook(partner, receiver_url)
+        exposed = self._exposed_company(partner)
         self.stdout.write(self.style.SUCCESS("\nriskoffice demo is ready."))
         self.stdout.write(f"""
   Back-office   {base_url}/dossiers/
@@ -139,4 +212,51 @@ class Command(BaseCommand):
     curl -s -X POST {base_url}/api/v1/scores -H "Authorization: Bearer $TOKEN" \\
          -H "Content-Type: application/json" \\
          -d '{SAMPLE_REQUEST}'
+""")
+        self._monitoring_help(base_url, client_secret, endpoint, exposed, refused)
+
+    def _monitoring_help(
+        self,
+        base_url: str,
+        client_secret: str,
+        endpoint: WebhookEndpoint | None,
+        exposed: tuple[Company, Decimal] | None,
+        refused: str | None,
+    ) -> None:
+        if endpoint is None:
+            webhooks = f"no endpoint registered for the demo receiver: {refused}"
+        else:
+            webhooks = (
+                f"every event for the demo partner goes to {endpoint.url} (endpoint {endpoint.pk}), the demo\n"
+                "                  receiver scripts/demo.sh runs: it verifies each signature and prints each event to\n"
+                f"                  var/log/receiver.log (secret in {demo_secret_file()})"
+            )
+        self.stdout.write(f"""  Monitoring and alerts
+    Webhooks      {webhooks}
+    Daily run     .venv/bin/python manage.py monitor --now   re-scores every monitored company""")
+        if exposed is None:
+            self.stdout.write(
+                "    (no demo company has open exposure yet: grant a sample dossier in the back-office first)\n"
+            )
+            return
+        company, amount = exposed
+        who = f"{company.name} (SIREN {company.siren})" if company.name else f"SIREN {company.siren}"
+        token = (
+            f"$(curl -s -u {DEMO_CLIENT_ID}:{client_secret} -d grant_type=client_credentials {base_url}/o/token/ "
+            "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+        )
+        event = json.dumps(
+            {
+                "event_id": f"demo-insolvency-{secrets.token_hex(4)}",
+                "kind": "insolvency_proceeding",
+                "occurred_on": timezone.localdate().isoformat(),
+                "company": {"siren": company.siren},
+            }
+        )
+        self.stdout.write(f"""
+    An insolvency proceeding on {who} (open exposure of the demo partner: {amount} EUR), in one command:
+    curl -s -X POST {base_url}/api/v1/events -H "Authorization: Bearer {token}" \\
+         -H "Content-Type: application/json" -d '{event}'
+    Within seconds: an alert in {base_url}/alerts/ and a verified company.insolvency_proceeding in
+    var/log/receiver.log (then the company's re-score, and a score.dropped if it fell far enough).
 """)

@@ -46,6 +46,13 @@ class Command(BaseCommand):
             help="With --csv: a column not to train on (repeatable), e.g. one flagged as leakage.",
         )
         parser.add_argument(
+            "--folds",
+            type=int,
+            metavar="K",
+            help="With --csv: cross-validate with K folds (default: 5 on books of up to 20,000 rows; 1 validates "
+            "on the latest 20 %% of files instead).",
+        )
+        parser.add_argument(
             "--json", dest="as_json", action="store_true", help="With --csv: end with the result as one JSON object."
         )
 
@@ -53,7 +60,7 @@ class Command(BaseCommand):
         if if_no_champion and champion_for(segment):
             self.stdout.write(f"{champion_for(segment).label} is already the champion; not retraining.")
             return
-        if any(options[name] for name in ("csv", "target", "positive", "date_column", "exclude")):
+        if any(options[name] for name in ("csv", "target", "positive", "date_column", "exclude", "folds")):
             self.train_from_csv(segment=segment, promote=not no_promote, **options)
             return
         try:
@@ -73,14 +80,23 @@ class Command(BaseCommand):
         positive: str | None,
         date_column: str | None,
         exclude: list[str],
+        folds: int | None,
         as_json: bool,
         **options,
     ) -> None:
         if not csv or not target:
             raise CommandError("--csv FILE and --target COLUMN go together.")
+        if folds is not None and folds < 1:
+            raise CommandError("--folds must be 1 (validate on the latest 20 % of files) or at least 2.")
         try:
             result = train_from_csv(
-                csv, target=target, positive=positive, date_column=date_column, exclude=exclude, segment=segment
+                csv,
+                target=target,
+                positive=positive,
+                date_column=date_column,
+                exclude=exclude,
+                segment=segment,
+                folds=folds,
             )
         except CsvTrainingError as exc:
             raise CommandError(str(exc)) from None
