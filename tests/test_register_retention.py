@@ -65,6 +65,8 @@ def old_and_recent(marketplace):
         ("old_delivered", 120, "delivered"),
         ("old_failed", 100, "failed"),
         ("old_pending", 120, "pending"),
+        ("old_digested", 120, "digested"),
+        ("old_held", 120, "held"),
         ("recent_delivered", 10, "delivered"),
     ):
         delivery = WebhookDelivery.objects.create(
@@ -119,7 +121,7 @@ def test_a_dry_run_reports_each_category_and_changes_nothing(old_and_recent):
 
     assert "Dry run: nothing is changed." in output
     assert "bank_tokens: cutoff" in output and "(30 days), action delete, eligible 1" in output
-    assert "webhook_deliveries: cutoff" in output and "(90 days), action delete, eligible 2" in output
+    assert "webhook_deliveries: cutoff" in output and "(90 days), action delete, eligible 3" in output
     assert "idempotency_keys: cutoff" in output
     assert "applied" not in output
     assert all(exists(row) for row in old_and_recent.values())
@@ -133,12 +135,13 @@ def test_a_run_applies_each_period_to_old_rows_only(old_and_recent):
     rows = old_and_recent
     assert Dossier.objects.get(pk=rows["old_dossier"].pk).bank_tokens == []
     assert Dossier.objects.get(pk=rows["recent_dossier"].pk).bank_tokens == ["tok_live_1"]
-    assert not exists(rows["old_delivered"]) and not exists(rows["old_failed"])
-    assert exists(rows["old_pending"]) and exists(rows["recent_delivered"])  # pending ones finish first
+    assert not exists(rows["old_delivered"]) and not exists(rows["old_failed"]) and not exists(rows["old_digested"])
+    assert exists(rows["old_pending"]) and exists(rows["old_held"])  # still to be sent: they finish first
+    assert exists(rows["recent_delivered"])
     assert not exists(rows["old_key"]) and exists(rows["recent_key"])
     assert not exists(rows["old_cache"]) and exists(rows["recent_cache"])
     assert not exists(rows["old_event"]) and exists(rows["recent_event"])
-    assert "webhook_deliveries: cutoff" in output and "eligible 2, applied 2" in output
+    assert "webhook_deliveries: cutoff" in output and "eligible 3, applied 3" in output
 
 
 def test_each_real_run_writes_one_audit_row_per_category_with_its_counts(old_and_recent):
@@ -151,7 +154,7 @@ def test_each_real_run_writes_one_audit_row_per_category_with_its_counts(old_and
     assert set(audits) == set(LOCAL)
     deliveries = audits["webhook_deliveries"]
     assert deliveries.actor_system == "retention"
-    assert deliveries.after["eligible"] == 2 and deliveries.after["applied"] == 2
+    assert deliveries.after["eligible"] == 3 and deliveries.after["applied"] == 3
     assert deliveries.after["action"] == "delete" and deliveries.after["retention_days"] == 90
 
 
@@ -160,7 +163,7 @@ def test_a_second_run_finds_nothing_left(old_and_recent):
 
     output = local()
 
-    assert "eligible 1" not in output and "eligible 2" not in output
+    assert "eligible 1" not in output and "eligible 2" not in output and "eligible 3" not in output
 
 
 def test_a_shorter_period_set_by_an_admin_reaches_more_rows(old_and_recent):

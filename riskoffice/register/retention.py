@@ -103,10 +103,14 @@ def bank_tokens(run: Run) -> tuple[int, int]:
 
 
 def webhook_deliveries(run: Run) -> tuple[int, int]:
-    """Deliveries delivered or abandoned (failed after every retry, cancelled) before the cutoff: deleted."""
+    """Deliveries done before the cutoff: delivered, sent in a digest, or abandoned (failed, cancelled): deleted.
+
+    Pending ones and events held for a digest are still to be sent: kept whatever their age.
+    """
     from alerts.models import WebhookDelivery
 
-    done = (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED, WebhookDelivery.Status.CANCELLED)
+    Status = WebhookDelivery.Status
+    done = (Status.DELIVERED, Status.DIGESTED, Status.FAILED, Status.CANCELLED)
     return _delete_in_batches(
         WebhookDelivery.objects.filter(status__in=done, created_at__lt=run.cutoff), dry_run=run.dry_run
     )

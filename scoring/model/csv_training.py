@@ -3,9 +3,12 @@
 ``manage.py train_model --csv FILE --target COLUMN`` reads the file with the shared reader,
 checks it (types, missing rates, leakage), and trains on every other column:
 numeric columns as numbers, text columns as native XGBoost categories. Columns
-named like a catalogue feature get that feature's monotone constraint. Rows are
-in time order — by ``--date-column`` when given, else in file order — so the
-validation set is the latest 20 % of files, as for training on dossiers.
+named like a catalogue feature get that feature's monotone constraint. A book of
+up to 20,000 files is cross-validated (``training.train_matrix``): with
+``--date-column`` the folds are time-ordered, as for training on dossiers;
+without one they are stratified, since a file's row order is rarely a reliable
+time order. A larger book validates on its latest 20 % of files, by date or, with
+no date, by file order.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ import pandas as pd
 
 from scoring.csvfiles import CsvInputError, csv_frame, csv_read
 from scoring.model.features import Feature, catalogue_for
-from scoring.model.training import MIN_PER_CLASS, MIN_ROWS, TrainedModel, monotone_constraints_for, train_matrix
+from scoring.model.training import (
+    CROSS_VALIDATION_MAX_ROWS,
+    MIN_PER_CLASS,
+    MIN_ROWS,
+    TrainedModel,
+    monotone_constraints_for,
+    train_matrix,
+)
 
 DEFAULT_POSITIVE = ("1", "true", "yes", "defaulted")
 # Column names that usually describe what happened after the decision: the outcome itself, or its consequences.
@@ -138,8 +148,12 @@ def train_from_csv(
     date_column: str | None = None,
     exclude: list[str] | None = None,
     segment: str = "b2b",
+    folds: int | None = None,
 ) -> CsvTraining:
-    """Read, check and train. Raises ``CsvTrainingError`` with a message meant for the person who ran it."""
+    """Read, check and train (``folds`` as for ``training.train_matrix``).
+
+    Raises ``CsvTrainingError`` with a message meant for the person who ran it.
+    """
     path = Path(path)
     frame = read_csv(path)
     report = CsvReport(path=path, target=target, rows_read=len(frame))
@@ -182,6 +196,8 @@ def train_from_csv(
             feature_names=features,
             categories=categories,
             monotone_constraints=monotone_constraints_for(features, categorical, directions),
+            folds=folds,
+            time_ordered=date_column is not None,
         )
     except ValueError as exc:
         raise CsvTrainingError(f"{path.name}: {exc}") from None
@@ -222,7 +238,10 @@ def _labelled_in_time_order(
         report.order = f"by {date_column} ({window['from']} to {window['to']})"
     else:
         window = {"from": f"row {row_numbers[0]}", "to": f"row {row_numbers[-1]}", "order": "file order"}
-        report.order = "file order (no --date-column): the last rows are the most recent"
+        report.order = (
+            "file order (no --date-column): stratified folds on a book of up to "
+            f"{CROSS_VALIDATION_MAX_ROWS:,} files, else the last rows validate"
+        )
 
     return frame, y, window
 

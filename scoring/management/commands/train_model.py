@@ -67,6 +67,8 @@ class Command(BaseCommand):
             version = model_train_from_dossiers(segment=segment, trained_by="train_model", promote=not no_promote)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        for line in metrics_lines(version.metrics):
+            self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"Trained {version.label} ({version.status})."))
         self.stdout.write(json.dumps(version.metrics, sort_keys=True))
 
