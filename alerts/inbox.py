@@ -88,7 +88,7 @@ UNREAD_CAP = 99
 
 def unread_count() -> int:
     """Alerts no one has acknowledged, up to UNREAD_CAP + 1: one capped COUNT over alert_inbox_idx."""
-    return Alert.objects.filter(acknowledged_at__isnull=True)[: UNREAD_CAP + 1].count()
+    return Alert.objects.filter(acknowledged_at__isnull=True).order_by()[: UNREAD_CAP + 1].count()
 
 
 def _event_source(source: str) -> str:

@@ -39,8 +39,8 @@ from scoring.models import Score
 from .conftest import ALL_SCOPES, ROOT, make_partner_client, obtain_token
 
 SCHEMA_URL = "/api/v1/schema/"
-# Every scope a client can be granted (conftest's ALL_SCOPES, with the watch list's).
-SCOPES = sorted({*ALL_SCOPES, "monitoring:manage"})
+# Every scope a client can be granted.
+SCOPES = sorted(ALL_SCOPES)
 # Every operation of the API: scores 5, events 1, webhooks 11, monitoring 3.
 OPERATIONS = 20
 PROBLEM = "application/problem+json"

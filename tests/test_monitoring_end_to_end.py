@@ -36,7 +36,7 @@ from .test_webhook_receiver import RunningReceiver, receiver  # noqa: F401 - the
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 EXPOSED, WATCHED = "552100554", "732829320"
-SCOPES = sorted({*ALL_SCOPES, "monitoring:manage"})
+SCOPES = sorted(ALL_SCOPES)
 
 _demo_model: list[TrainedModel] = []
 

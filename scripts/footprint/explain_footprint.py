@@ -130,7 +130,12 @@ show(
 show("webhooks: the partner's endpoints", webhook_endpoints_for_client(big))
 show(
     "webhooks: due deliveries",
-    WebhookDelivery.objects.filter(status="pending", next_attempt_at__lte=timezone.now())
+    WebhookDelivery.objects.filter(
+        status="pending",
+        next_attempt_at__lte=timezone.now(),
+        endpoint__is_active=True,
+        endpoint__paused_at__isnull=True,
+    )
     .order_by("next_attempt_at")
     .values_list("pk", flat=True)[:500],
 )
