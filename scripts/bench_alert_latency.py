@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/bench_alert_latency.py                    # 20 partners x 5 insolvencies
     .venv/bin/python scripts/bench_alert_latency.py --partners 10 --events 3 --json
+    .venv/bin/python scripts/bench_alert_latency.py --partners 1 --events 10 --book 0 --pace 2   # one at a time
 
 The orchestrator (this process) builds a fresh stack on loopback, as scripts/bench_api.py does (its Stack is
 reused): PostgreSQL database ``h6bench`` (dropped and created), Redis db 3 (broker) and 4 (cache) flushed,
@@ -28,10 +29,11 @@ the other), and per event:
 
 Then the count check (every delivery in the database delivered, each webhook-id received once, each event's
 company event and its score event present, duplicates the receiver answered), the machine's load, and a daily
-monitored run (``monitoring_run_start``, the worker takes its chunks) against a run of scope portfolio over
-the same companies: every company with a scored dossier of its own is monitored here (the seeded history's
-files have no Score: a portfolio run counts them at its start but has nothing to re-score them from). No timed
-assertions: figures only. Exit code 1 only when something was lost or duplicated.
+monitored run (``monitoring_run_start``, the worker takes its chunks), once on the statistics the set-up left
+and once after ``ANALYZE``, against a run of scope portfolio over the same companies: every company with a
+scored dossier of its own is monitored here (the seeded history's files have no Score: a portfolio run counts
+them at its start but has nothing to re-score them from). No timed assertions: figures only. Exit code 1 only
+when something was lost or duplicated.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ print(json.dumps({{"decisions": decisions, "set_to_accept": granted, "monitored"
 
 COLLECT = """
 import json
-from alerts.models import Alert, NegativeEvent, WebhookDelivery
+from alerts.models import Alert, DeliveryAttempt, NegativeEvent, WebhookDelivery
 from scoring.models import CompanyScore, PortfolioRun
 ids = json.loads(open({path!r}).read())
 out = {{"events": {{}}, "deliveries": {{}}}}
@@ -164,8 +166,13 @@ for event in NegativeEvent.objects.filter(pk__in=ids).select_related("company"):
         "score_alert_at": (lambda a: a.created_at.timestamp() if a else None)(
             Alert.objects.filter(dedup_key=f"cscore:{{score.pk}}").first() if score else None),
     }}
-for d in WebhookDelivery.objects.values("message_id", "event_type", "status", "attempts", "payload"):
-    out["deliveries"][d["message_id"]] = {{"type": d["event_type"], "status": d["status"], "attempts": d["attempts"]}}
+first = dict(DeliveryAttempt.objects.filter(number=1).values_list("delivery_id", "attempted_at"))
+http_ms = dict(DeliveryAttempt.objects.filter(number=1).values_list("delivery_id", "latency_ms"))
+for d in WebhookDelivery.objects.values("id", "message_id", "event_type", "status", "attempts", "created_at"):
+    out["deliveries"][d["message_id"]] = {{"type": d["event_type"], "status": d["status"], "attempts": d["attempts"],
+        "created_at": d["created_at"].timestamp(),
+        "first_attempt_at": first[d["id"]].timestamp() if d["id"] in first else None,
+        "http_ms": http_ms.get(d["id"])}}
 print(json.dumps(out))
 """
 
@@ -266,8 +273,10 @@ class BenchPartner:
                 raise RuntimeError(f"score {siren} ended {body['status']}")
             self.dossier_ids.append(body["id"])
 
-    def report_all(self, occurred_on: str) -> None:
+    def report_all(self, occurred_on: str, pace: float) -> None:
         for n, siren in enumerate(self.sirens):
+            if n and pace:
+                time.sleep(pace)
             reported = time.time()
             status, body, seconds = http(
                 "POST",
@@ -370,7 +379,7 @@ def run(args: argparse.Namespace) -> dict:
         report["load"]["before"] = [round(x, 2) for x in os.getloadavg()]
         occurred_on = time.strftime("%Y-%m-%d")
         t0 = time.time()
-        in_parallel(partners, "report_all", occurred_on)
+        in_parallel(partners, "report_all", occurred_on, args.pace)
         t_sent = time.time()
         reports = [r for p in partners for r in p.reports]
         event_ids = [r["id"] for r in reports if r["id"] is not None]
@@ -398,8 +407,13 @@ def run(args: argparse.Namespace) -> dict:
 
         # --- the daily run against a portfolio run over the same companies ---
         report["runs"] = []
-        for scope in ("monitored", "portfolio"):
+        for scope, label in (("monitored", "statistics as the set-up left them"), ("analyze", ""),
+                             ("monitored", "after ANALYZE"), ("portfolio", "after ANALYZE")):  # fmt: skip
+            if scope == "analyze":
+                analyze(args.database_url)
+                continue
             result = stack.shell(TIMED_RUN.format(scope=scope))
+            result["label"] = label
             result["companies_per_second"] = round(result["rows_done"] / result["db_seconds"], 1)
             report["runs"].append(result)
             log(f"{scope} run: {result['rows_done']} companies re-scored in {result['db_seconds']} s")
@@ -408,6 +422,14 @@ def run(args: argparse.Namespace) -> dict:
         stack.stop()
         log(f"stack stopped; logs kept in {work_dir}")
     return report
+
+
+def analyze(database_url: str) -> None:
+    """ANALYZE the database: the statistics autovacuum would have gathered by the night of a real book."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("ANALYZE")
 
 
 def figures(reports, collected, kept, *, t0, t_sent, settled, t_settled) -> dict:
@@ -450,6 +472,15 @@ def figures(reports, collected, kept, *, t0, t_sent, settled, t_settled) -> dict
             else:
                 missing_score += 1
         extra += max(0, len(got_score) - (1 if expected else 0))
+    # Where the time goes: the delivery row's wait for a worker, the HTTP exchange, the re-score task's wait.
+    measured = {k["webhook_id"] for k in kept if k["type"] != "score.completed"}
+    delivery_wait = [
+        d["first_attempt_at"] - d["created_at"]
+        for m, d in deliveries.items()
+        if m in measured and d["first_attempt_at"] is not None
+    ]
+    delivery_http = [d["http_ms"] / 1000 for m, d in deliveries.items() if m in measured and d["http_ms"] is not None]
+    rescore_wait = [e["run_started_at"] - e["created_at"] for e in events.values() if e["run_started_at"] is not None]
     ids_delivered = {m for m, d in deliveries.items()}
     ids_kept = [k["webhook_id"] for k in kept]
     statuses = Counter(d["status"] for d in deliveries.values())
@@ -462,6 +493,7 @@ def figures(reports, collected, kept, *, t0, t_sent, settled, t_settled) -> dict
         "reports_per_second": round(len(reports) / (t_sent - t0), 1) if t_sent > t0 else None,
         "all_settled": settled,
         "settled_after_s": round(t_settled - t0, 1),
+        "events_per_second_end_to_end": round(len(reports) / span, 1) if span else None,
         "last_webhook_after_s": round(span, 2) if span is not None else None,
         "score_moves": dict(moved),
         "post_latency_s": distribution(post),
@@ -470,6 +502,9 @@ def figures(reports, collected, kept, *, t0, t_sent, settled, t_settled) -> dict
         "to_rescore_done_s": distribution(to_run_done),
         "rescore_run_own_s": distribution(rescore_run),
         "to_score_event_s": distribution(to_score),
+        "delivery_queue_wait_s": distribution(delivery_wait),
+        "delivery_http_s": distribution(delivery_http),
+        "rescore_queue_wait_s": distribution(rescore_wait),
         "company_events_received": sum(len(v) for v in company_events.values()),
         "score_events_received": sum(len(v) for v in score_events.values()),
         "missing_company_events": missing_company,
@@ -510,12 +545,14 @@ def print_report(report: dict, *, as_json: bool) -> None:
     out = [
         f"\n{m['date']}, {m['cpus']} x {m['cpu_model']}, Python {m['python']}; gunicorn gthread 2 x 8, "
         f"Celery worker concurrency {c['celery_workers']} + beat, demo receiver; "
-        f"{c['partners']} partners x {c['events']} insolvency reports, sent at once",
+        f"{c['partners']} partners x {c['events']} insolvency reports, "
+        + (f"{c['pace']:g} s apart" if c["pace"] else "sent at once"),
         f"Set-up: {report['setup']}",
         "",
         f"{e['reported']} events reported in {e['report_seconds']} s ({e['reports_per_second']} reports/s), "
         f"answers {dict(e['answered'])}; all re-scored and delivered: {e['all_settled']} "
-        f"(settled {e['settled_after_s']} s after the first report; last webhook at {e['last_webhook_after_s']} s)",
+        f"(settled {e['settled_after_s']} s after the first report; last webhook at {e['last_webhook_after_s']} s: "
+        f"{e['events_per_second_end_to_end']} events/s end to end)",
         f"Re-score moves: {e['score_moves']}",
         "",
         f"  {'seconds, per event':<46} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}",
@@ -525,6 +562,10 @@ def print_report(report: dict, *, as_json: bool) -> None:
         row("    report -> re-score run done", e["to_rescore_done_s"]),
         row("    re-score run, start -> done", e["rescore_run_own_s"]),
         row("(c) report -> score.* at the receiver", e["to_score_event_s"]),
+        "  where the time goes:",
+        row("    event row -> its re-score run starts", e["rescore_queue_wait_s"]),
+        row("    delivery row -> its first attempt", e["delivery_queue_wait_s"]),
+        row("    the attempt's HTTP exchange", e["delivery_http_s"]),
         "",
         f"Received: {e['company_events_received']} company.insolvency_proceeding, {e['score_events_received']} "
         f"score events; missing: {e['missing_company_events']} company, {e['missing_score_events']} score; "
@@ -541,9 +582,9 @@ def print_report(report: dict, *, as_json: bool) -> None:
     for r in report["runs"]:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in (r.get("timings") or {}).items() if isinstance(v, (int, float)))
         out.append(
-            f"Run of scope {r['scope']:<9}: {r['rows_done']} companies re-scored ({r['companies']} counted at the "
-            f"start), {r['chunks']} chunk(s), {r['status']} in {r['db_seconds']} s ({r['companies_per_second']} "
-            f"companies/s), {r['rows_moved']} moved; seconds per stage: {stages}"
+            f"Run of scope {r['scope']} ({r['label']}): {r['rows_done']} companies re-scored "
+            f"({r['companies']} counted at the start), {r['chunks']} chunk(s), {r['status']} in {r['db_seconds']} s "
+            f"({r['companies_per_second']} companies/s), {r['rows_moved']} moved; seconds per stage: {stages}"
         )
     out.append(f"\nTracebacks in the logs: {report['tracebacks_in_logs']}")
     sys.stdout.write("\n".join(out) + "\n")
@@ -572,6 +613,9 @@ def parse_args(argv) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=5, help="insolvencies each partner reports (one company each)")
     parser.add_argument(
         "--book", type=int, default=50, help="more companies each partner holds exposure on (the daily run's book)"
+    )
+    parser.add_argument(
+        "--pace", type=float, default=0, help="seconds each partner waits between two reports (0: back to back)"
     )
     parser.add_argument("--companies", type=int, default=6000, help="synthetic history the champion is trained on")
     parser.add_argument("--celery-workers", type=int, default=2, help="Celery worker concurrency")
