@@ -6,81 +6,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("riskoffice", "0001_initial"),
+        ('riskoffice', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="WebhookEndpoint",
+            name='WebhookEndpoint',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("url", models.URLField(max_length=500)),
-                ("secret", django_cryptography.fields.encrypt(models.CharField(max_length=100))),
-                ("event_types", models.JSONField(default=list, help_text="Subscribed event types; empty means all.")),
-                ("is_active", models.BooleanField(default=True)),
-                ("disabled_reason", models.CharField(blank=True, max_length=200)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="webhook_endpoints",
-                        to="riskoffice.partner",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('url', models.URLField(max_length=500)),
+                ('secret', django_cryptography.fields.encrypt(models.CharField(max_length=100))),
+                ('event_types', models.JSONField(default=list, help_text='Subscribed event types; empty means all.')),
+                ('is_active', models.BooleanField(default=True)),
+                ('disabled_reason', models.CharField(blank=True, max_length=200)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhook_endpoints', to='riskoffice.partner')),
             ],
             options={
-                "ordering": ["created_at"],
+                'ordering': ['created_at'],
             },
         ),
         migrations.CreateModel(
-            name="WebhookDelivery",
+            name='WebhookDelivery',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("message_id", models.CharField(default="", max_length=40, unique=True)),
-                ("event_type", models.CharField(max_length=50)),
-                ("payload", models.JSONField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("pending", "Pending"),
-                            ("delivered", "Delivered"),
-                            ("failed", "Failed (retries exhausted)"),
-                            ("cancelled", "Cancelled (endpoint disabled)"),
-                        ],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("attempts", models.PositiveIntegerField(default=0)),
-                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
-                ("last_status_code", models.PositiveIntegerField(blank=True, null=True)),
-                ("last_error", models.CharField(blank=True, max_length=300)),
-                ("delivered_at", models.DateTimeField(blank=True, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "endpoint",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="deliveries",
-                        to="alerts.webhookendpoint",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('message_id', models.CharField(default='', max_length=40, unique=True)),
+                ('event_type', models.CharField(max_length=50)),
+                ('payload', models.JSONField()),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('delivered', 'Delivered'), ('failed', 'Failed (retries exhausted)'), ('cancelled', 'Cancelled (endpoint disabled)')], default='pending', max_length=10)),
+                ('attempts', models.PositiveIntegerField(default=0)),
+                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
+                ('last_status_code', models.PositiveIntegerField(blank=True, null=True)),
+                ('last_error', models.CharField(blank=True, max_length=300)),
+                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('endpoint', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.webhookendpoint')),
             ],
             options={
-                "ordering": ["-created_at"],
-                "indexes": [models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx")],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("message_id", ""), _negated=True),
-                        name="delivery_has_message_id",
-                        violation_error_message="A delivery carries its webhook-id.",
-                    )
-                ],
+                'ordering': ['-created_at'],
+                'indexes': [models.Index(fields=['status', 'next_attempt_at'], name='delivery_due_idx')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('message_id', ''), _negated=True), name='delivery_has_message_id', violation_error_message='A delivery carries its webhook-id.')],
             },
         ),
     ]

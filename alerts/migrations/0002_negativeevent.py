@@ -5,52 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0001_initial"),
-        ("dossiers", "0001_initial"),
+        ('alerts', '0001_initial'),
+        ('dossiers', '0001_initial'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="NegativeEvent",
+            name='NegativeEvent',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "kind",
-                    models.CharField(
-                        choices=[
-                            ("insolvency_proceeding", "Insolvency proceeding"),
-                            ("payment_delay", "Payment delay"),
-                            ("sepa_incident", "SEPA incident"),
-                            ("score_drop", "Score drop"),
-                            ("accounts_published", "Accounts published"),
-                        ],
-                        max_length=30,
-                    ),
-                ),
-                ("occurred_on", models.DateField()),
-                ("amount", models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ("days_late", models.PositiveIntegerField(blank=True, null=True)),
-                (
-                    "reason_code",
-                    models.CharField(blank=True, help_text="e.g. a SEPA return reason (AM04, MD06).", max_length=20),
-                ),
-                ("details", models.JSONField(blank=True, default=dict)),
-                ("source", models.CharField(help_text="partner:<id>, bodacc, analyst…", max_length=50)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "company",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="negative_events",
-                        to="dossiers.company",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('kind', models.CharField(choices=[('insolvency_proceeding', 'Insolvency proceeding'), ('payment_delay', 'Payment delay'), ('sepa_incident', 'SEPA incident'), ('score_drop', 'Score drop'), ('accounts_published', 'Accounts published')], max_length=30)),
+                ('occurred_on', models.DateField()),
+                ('amount', models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('days_late', models.PositiveIntegerField(blank=True, null=True)),
+                ('reason_code', models.CharField(blank=True, help_text='e.g. a SEPA return reason (AM04, MD06).', max_length=20)),
+                ('details', models.JSONField(blank=True, default=dict)),
+                ('source', models.CharField(help_text='partner:<id>, bodacc, analyst…', max_length=50)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('company', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='negative_events', to='dossiers.company')),
             ],
             options={
-                "ordering": ["-occurred_on"],
+                'ordering': ['-occurred_on'],
             },
         ),
     ]

@@ -5,33 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0002_negativeevent"),
-        ("dossiers", "0002_individual_remove_dossier_dossier_b2b_has_company_and_more"),
+        ('alerts', '0002_negativeevent'),
+        ('dossiers', '0002_individual_remove_dossier_dossier_b2b_has_company_and_more'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="negativeevent",
-            name="individual",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="negative_events",
-                to="dossiers.individual",
-            ),
+            model_name='negativeevent',
+            name='individual',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='negative_events', to='dossiers.individual'),
         ),
         migrations.AddIndex(
-            model_name="negativeevent",
-            index=models.Index(fields=["company", "kind", "-occurred_on"], name="event_company_kind_idx"),
+            model_name='negativeevent',
+            index=models.Index(fields=['company', 'kind', '-occurred_on'], name='event_company_kind_idx'),
         ),
         migrations.AddConstraint(
-            model_name="negativeevent",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("company__isnull", False), ("individual__isnull", False), _connector="OR"),
-                name="event_has_subject",
-                violation_error_message="A negative event is about a company or an individual.",
-            ),
+            model_name='negativeevent',
+            constraint=models.CheckConstraint(condition=models.Q(('company__isnull', False), ('individual__isnull', False), _connector='OR'), name='event_has_subject', violation_error_message='A negative event is about a company or an individual.'),
         ),
     ]

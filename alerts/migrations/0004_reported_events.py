@@ -5,51 +5,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("alerts", "0003_negativeevent_individual_and_more"),
-        ("dossiers", "0004_api_client_and_outcome_amounts"),
-        ("riskoffice", "0003_partner_api_contract"),
+        ('alerts', '0003_negativeevent_individual_and_more'),
+        ('dossiers', '0004_api_client_and_outcome_amounts'),
+        ('riskoffice', '0003_partner_api_contract'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="negativeevent",
-            name="partner_event_id",
+            model_name='negativeevent',
+            name='partner_event_id',
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name="negativeevent",
-            name="reported_by",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="riskoffice.apiclient",
-            ),
+            model_name='negativeevent',
+            name='reported_by',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='riskoffice.apiclient'),
         ),
         migrations.AlterField(
-            model_name="negativeevent",
-            name="kind",
-            field=models.CharField(
-                choices=[
-                    ("insolvency_proceeding", "Insolvency proceeding"),
-                    ("payment_delay", "Payment delay"),
-                    ("sepa_incident", "SEPA incident"),
-                    ("debt_collection", "Debt collection"),
-                    ("score_drop", "Score drop"),
-                    ("accounts_published", "Accounts published"),
-                ],
-                max_length=30,
-            ),
+            model_name='negativeevent',
+            name='kind',
+            field=models.CharField(choices=[('insolvency_proceeding', 'Insolvency proceeding'), ('payment_delay', 'Payment delay'), ('sepa_incident', 'SEPA incident'), ('debt_collection', 'Debt collection'), ('score_drop', 'Score drop'), ('accounts_published', 'Accounts published')], max_length=30),
         ),
         migrations.AddConstraint(
-            model_name="negativeevent",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("partner_event_id", ""), _negated=True),
-                fields=("reported_by", "partner_event_id"),
-                name="event_unique_partner_event_id",
-                violation_error_message="This event id was already reported by this client.",
-            ),
+            model_name='negativeevent',
+            constraint=models.UniqueConstraint(condition=models.Q(('partner_event_id', ''), _negated=True), fields=('reported_by', 'partner_event_id'), name='event_unique_partner_event_id', violation_error_message='This event id was already reported by this client.'),
         ),
     ]

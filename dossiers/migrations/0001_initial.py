@@ -8,211 +8,106 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("riskoffice", "0001_initial"),
+        ('riskoffice', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Company",
+            name='Company',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("siren", models.CharField(max_length=9, unique=True)),
-                ("vat", models.CharField(blank=True, max_length=13)),
-                ("name", models.CharField(blank=True, max_length=200)),
-                ("naf_code", models.CharField(blank=True, max_length=6)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('siren', models.CharField(max_length=9, unique=True)),
+                ('vat', models.CharField(blank=True, max_length=13)),
+                ('name', models.CharField(blank=True, max_length=200)),
+                ('naf_code', models.CharField(blank=True, max_length=6)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                "verbose_name_plural": "companies",
+                'verbose_name_plural': 'companies',
             },
         ),
         migrations.CreateModel(
-            name="Dossier",
+            name='Dossier',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                (
-                    "origin",
-                    models.CharField(
-                        choices=[("api", "Partner API"), ("history", "Historical book")], default="api", max_length=10
-                    ),
-                ),
-                (
-                    "segment",
-                    models.CharField(
-                        choices=[("b2b", "Company (B2B)"), ("b2c", "Individual (B2C)")], default="b2b", max_length=3
-                    ),
-                ),
-                ("requested_amount", models.DecimalField(decimal_places=2, max_digits=14)),
-                ("bank_tokens_json", django_cryptography.fields.encrypt(models.TextField(default="[]"))),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("scored", "Scored"), ("failed", "Failed")],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("status_detail", models.CharField(blank=True, max_length=300)),
-                (
-                    "decision",
-                    models.CharField(
-                        blank=True,
-                        choices=[("accept", "Accept"), ("guarantee", "Ask for a guarantee"), ("refuse", "Refuse")],
-                        max_length=10,
-                    ),
-                ),
-                ("decision_overridden", models.BooleanField(default=False)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("updated_at", models.DateTimeField(auto_now=True)),
-                (
-                    "company",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="dossiers",
-                        to="dossiers.company",
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="dossiers",
-                        to="riskoffice.partner",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('origin', models.CharField(choices=[('api', 'Partner API'), ('history', 'Historical book')], default='api', max_length=10)),
+                ('segment', models.CharField(choices=[('b2b', 'Company (B2B)'), ('b2c', 'Individual (B2C)')], default='b2b', max_length=3)),
+                ('requested_amount', models.DecimalField(decimal_places=2, max_digits=14)),
+                ('bank_tokens_json', django_cryptography.fields.encrypt(models.TextField(default='[]'))),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('scored', 'Scored'), ('failed', 'Failed')], default='pending', max_length=10)),
+                ('status_detail', models.CharField(blank=True, max_length=300)),
+                ('decision', models.CharField(blank=True, choices=[('accept', 'Accept'), ('guarantee', 'Ask for a guarantee'), ('refuse', 'Refuse')], max_length=10)),
+                ('decision_overridden', models.BooleanField(default=False)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+                ('company', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='dossiers', to='dossiers.company')),
+                ('partner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='dossiers', to='riskoffice.partner')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="Outcome",
+            name='Outcome',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("status", models.CharField(choices=[("repaid", "Repaid"), ("defaulted", "Defaulted")], max_length=10)),
-                ("occurred_on", models.DateField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "dossier",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="outcome", to="dossiers.dossier"
-                    ),
-                ),
-                (
-                    "recorded_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('status', models.CharField(choices=[('repaid', 'Repaid'), ('defaulted', 'Defaulted')], max_length=10)),
+                ('occurred_on', models.DateField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('dossier', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='outcome', to='dossiers.dossier')),
+                ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
         ),
         migrations.CreateModel(
-            name="Override",
+            name='Override',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "from_decision",
-                    models.CharField(
-                        choices=[("accept", "Accept"), ("guarantee", "Ask for a guarantee"), ("refuse", "Refuse")],
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "to_decision",
-                    models.CharField(
-                        choices=[("accept", "Accept"), ("guarantee", "Ask for a guarantee"), ("refuse", "Refuse")],
-                        max_length=10,
-                    ),
-                ),
-                ("reason", models.TextField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "decided_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "dossier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="overrides", to="dossiers.dossier"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('from_decision', models.CharField(choices=[('accept', 'Accept'), ('guarantee', 'Ask for a guarantee'), ('refuse', 'Refuse')], max_length=10)),
+                ('to_decision', models.CharField(choices=[('accept', 'Accept'), ('guarantee', 'Ask for a guarantee'), ('refuse', 'Refuse')], max_length=10)),
+                ('reason', models.TextField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('decided_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('dossier', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='overrides', to='dossiers.dossier')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.AddIndex(
-            model_name="dossier",
-            index=models.Index(fields=["status", "created_at"], name="dossier_status_created_idx"),
+            model_name='dossier',
+            index=models.Index(fields=['status', 'created_at'], name='dossier_status_created_idx'),
         ),
         migrations.AddIndex(
-            model_name="dossier",
-            index=models.Index(fields=["partner", "-created_at"], name="dossier_partner_created_idx"),
+            model_name='dossier',
+            index=models.Index(fields=['partner', '-created_at'], name='dossier_partner_created_idx'),
         ),
         migrations.AddConstraint(
-            model_name="dossier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("requested_amount__gt", 0)),
-                name="dossier_amount_positive",
-                violation_error_message="The requested amount must be positive.",
-            ),
+            model_name='dossier',
+            constraint=models.CheckConstraint(condition=models.Q(('requested_amount__gt', 0)), name='dossier_amount_positive', violation_error_message='The requested amount must be positive.'),
         ),
         migrations.AddConstraint(
-            model_name="dossier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("company__isnull", False), ("segment", "b2b")), ("segment", "b2c"), _connector="OR"
-                ),
-                name="dossier_b2b_has_company",
-                violation_error_message="A B2B dossier names a company.",
-            ),
+            model_name='dossier',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('company__isnull', False), ('segment', 'b2b')), ('segment', 'b2c'), _connector='OR'), name='dossier_b2b_has_company', violation_error_message='A B2B dossier names a company.'),
         ),
         migrations.AddConstraint(
-            model_name="dossier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("decision_overridden", False), models.Q(("decision", ""), _negated=True), _connector="OR"
-                ),
-                name="dossier_override_has_decision",
-                violation_error_message="An overridden dossier carries a decision.",
-            ),
+            model_name='dossier',
+            constraint=models.CheckConstraint(condition=models.Q(('decision_overridden', False), models.Q(('decision', ''), _negated=True), _connector='OR'), name='dossier_override_has_decision', violation_error_message='An overridden dossier carries a decision.'),
         ),
         migrations.AddConstraint(
-            model_name="outcome",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("status__in", ["repaid", "defaulted"])),
-                name="outcome_status_valid",
-                violation_error_message="An outcome is repaid or defaulted.",
-            ),
+            model_name='outcome',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['repaid', 'defaulted'])), name='outcome_status_valid', violation_error_message='An outcome is repaid or defaulted.'),
         ),
         migrations.AddConstraint(
-            model_name="override",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("reason", ""), _negated=True),
-                name="override_has_reason",
-                violation_error_message="An override needs a reason.",
-            ),
+            model_name='override',
+            constraint=models.CheckConstraint(condition=models.Q(('reason', ''), _negated=True), name='override_has_reason', violation_error_message='An override needs a reason.'),
         ),
         migrations.AddConstraint(
-            model_name="override",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("from_decision", models.F("to_decision")), _negated=True),
-                name="override_changes_decision",
-                violation_error_message="An override changes the decision.",
-            ),
+            model_name='override',
+            constraint=models.CheckConstraint(condition=models.Q(('from_decision', models.F('to_decision')), _negated=True), name='override_changes_decision', violation_error_message='An override changes the decision.'),
         ),
     ]

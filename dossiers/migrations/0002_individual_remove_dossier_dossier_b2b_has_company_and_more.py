@@ -5,62 +5,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0001_initial"),
-        ("riskoffice", "0002_roles"),
+        ('dossiers', '0001_initial'),
+        ('riskoffice', '0002_roles'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Individual",
+            name='Individual',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("reference", models.CharField(max_length=100)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('reference', models.CharField(max_length=100)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name="dossier",
-            name="dossier_b2b_has_company",
+            model_name='dossier',
+            name='dossier_b2b_has_company',
         ),
         migrations.AddField(
-            model_name="individual",
-            name="partner",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="individuals",
-                to="riskoffice.partner",
-            ),
+            model_name='individual',
+            name='partner',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='individuals', to='riskoffice.partner'),
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="individual",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="dossiers",
-                to="dossiers.individual",
-            ),
+            model_name='dossier',
+            name='individual',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='dossiers', to='dossiers.individual'),
         ),
         migrations.AddConstraint(
-            model_name="dossier",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("company__isnull", False), ("individual__isnull", True), ("segment", "b2b")),
-                    models.Q(("company__isnull", True), ("individual__isnull", False), ("segment", "b2c")),
-                    _connector="OR",
-                ),
-                name="dossier_applicant_matches_segment",
-                violation_error_message="A B2B dossier names a company, a B2C dossier an individual.",
-            ),
+            model_name='dossier',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('company__isnull', False), ('individual__isnull', True), ('segment', 'b2b')), models.Q(('company__isnull', True), ('individual__isnull', False), ('segment', 'b2c')), _connector='OR'), name='dossier_applicant_matches_segment', violation_error_message='A B2B dossier names a company, a B2C dossier an individual.'),
         ),
         migrations.AddConstraint(
-            model_name="individual",
-            constraint=models.UniqueConstraint(
-                fields=("partner", "reference"), name="individual_unique_reference_per_partner"
-            ),
+            model_name='individual',
+            constraint=models.UniqueConstraint(fields=('partner', 'reference'), name='individual_unique_reference_per_partner'),
         ),
     ]

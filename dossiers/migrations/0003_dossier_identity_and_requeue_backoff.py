@@ -4,29 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0002_individual_remove_dossier_dossier_b2b_has_company_and_more"),
+        ('dossiers', '0002_individual_remove_dossier_dossier_b2b_has_company_and_more'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="dossier",
-            name="applicant_name",
+            model_name='dossier',
+            name='applicant_name',
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="naf_code",
+            model_name='dossier',
+            name='naf_code',
             field=models.CharField(blank=True, max_length=6),
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="requeue_at",
+            model_name='dossier',
+            name='requeue_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="requeues",
+            model_name='dossier',
+            name='requeues',
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]

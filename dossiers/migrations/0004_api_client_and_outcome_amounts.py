@@ -6,101 +6,67 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0003_dossier_identity_and_requeue_backoff"),
-        ("riskoffice", "0003_partner_api_contract"),
+        ('dossiers', '0003_dossier_identity_and_requeue_backoff'),
+        ('riskoffice', '0003_partner_api_contract'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name="outcome",
-            name="outcome_status_valid",
+            model_name='outcome',
+            name='outcome_status_valid',
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="api_client",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="dossiers",
-                to="riskoffice.apiclient",
-            ),
+            model_name='dossier',
+            name='api_client',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='dossiers', to='riskoffice.apiclient'),
         ),
         migrations.AddField(
-            model_name="outcome",
-            name="granted_amount",
+            model_name='outcome',
+            name='granted_amount',
             field=models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True),
         ),
         migrations.AddField(
-            model_name="outcome",
-            name="outstanding_amount",
+            model_name='outcome',
+            name='outstanding_amount',
             field=models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True),
         ),
         migrations.AddField(
-            model_name="outcome",
-            name="reported_by_client",
-            field=models.ForeignKey(
-                blank=True,
-                null=True,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="+",
-                to="riskoffice.apiclient",
-            ),
+            model_name='outcome',
+            name='reported_by_client',
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='riskoffice.apiclient'),
         ),
         migrations.AddField(
-            model_name="outcome",
-            name="updated_at",
+            model_name='outcome',
+            name='updated_at',
             field=models.DateTimeField(auto_now=True),
         ),
         migrations.AddField(
-            model_name="outcome",
-            name="written_off_amount",
+            model_name='outcome',
+            name='written_off_amount',
             field=models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True),
         ),
         migrations.AlterField(
-            model_name="outcome",
-            name="status",
-            field=models.CharField(
-                choices=[("repaid", "Repaid"), ("defaulted", "Defaulted"), ("written_off", "Written off")],
-                max_length=12,
-            ),
+            model_name='outcome',
+            name='status',
+            field=models.CharField(choices=[('repaid', 'Repaid'), ('defaulted', 'Defaulted'), ('written_off', 'Written off')], max_length=12),
         ),
         migrations.AddIndex(
-            model_name="dossier",
-            index=models.Index(fields=["api_client", "created_at"], name="dossier_client_created_idx"),
+            model_name='dossier',
+            index=models.Index(fields=['api_client', 'created_at'], name='dossier_client_created_idx'),
         ),
         migrations.AddConstraint(
-            model_name="outcome",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("status__in", ["repaid", "defaulted", "written_off"])),
-                name="outcome_status_valid",
-                violation_error_message="An outcome is repaid, defaulted or written off.",
-            ),
+            model_name='outcome',
+            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['repaid', 'defaulted', 'written_off'])), name='outcome_status_valid', violation_error_message='An outcome is repaid, defaulted or written off.'),
         ),
         migrations.AddConstraint(
-            model_name="outcome",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "written_off"), _negated=True),
-                    ("written_off_amount__isnull", False),
-                    _connector="OR",
-                ),
-                name="outcome_write_off_has_amount",
-                violation_error_message="A write-off states the amount written off.",
-            ),
+            model_name='outcome',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'written_off'), _negated=True), ('written_off_amount__isnull', False), _connector='OR'), name='outcome_write_off_has_amount', violation_error_message='A write-off states the amount written off.'),
         ),
         migrations.AddConstraint(
-            model_name="outcome",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("granted_amount__isnull", True), ("granted_amount__gte", 0), _connector="OR"),
-                    models.Q(("outstanding_amount__isnull", True), ("outstanding_amount__gte", 0), _connector="OR"),
-                    models.Q(("written_off_amount__isnull", True), ("written_off_amount__gte", 0), _connector="OR"),
-                ),
-                name="outcome_amounts_not_negative",
-                violation_error_message="Outcome amounts cannot be negative.",
-            ),
+            model_name='outcome',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('granted_amount__isnull', True), ('granted_amount__gte', 0), _connector='OR'), models.Q(('outstanding_amount__isnull', True), ('outstanding_amount__gte', 0), _connector='OR'), models.Q(('written_off_amount__isnull', True), ('written_off_amount__gte', 0), _connector='OR')), name='outcome_amounts_not_negative', violation_error_message='Outcome amounts cannot be negative.'),
         ),
     ]

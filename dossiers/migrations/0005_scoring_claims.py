@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0004_api_client_and_outcome_amounts"),
+        ('dossiers', '0004_api_client_and_outcome_amounts'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="dossier",
-            name="attempts",
+            model_name='dossier',
+            name='attempts',
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name="dossier",
-            name="claimed_until",
+            model_name='dossier',
+            name='claimed_until',
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

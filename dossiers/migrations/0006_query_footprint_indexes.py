@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0005_scoring_claims"),
-        ("riskoffice", "0004_query_footprint_indexes"),
+        ('dossiers', '0005_scoring_claims'),
+        ('riskoffice', '0004_query_footprint_indexes'),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="dossier",
-            index=models.Index(fields=["-created_at"], name="dossier_created_idx"),
+            model_name='dossier',
+            index=models.Index(fields=['-created_at'], name='dossier_created_idx'),
         ),
     ]

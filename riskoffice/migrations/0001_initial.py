@@ -6,6 +6,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
@@ -15,98 +16,49 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name="Heartbeat",
+            name='Heartbeat',
             fields=[
-                ("name", models.CharField(max_length=50, primary_key=True, serialize=False)),
-                ("beat_at", models.DateTimeField()),
+                ('name', models.CharField(max_length=50, primary_key=True, serialize=False)),
+                ('beat_at', models.DateTimeField()),
             ],
         ),
         migrations.CreateModel(
-            name="Partner",
+            name='Partner',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=200, unique=True)),
-                (
-                    "is_sandbox",
-                    models.BooleanField(
-                        default=True, help_text="Sandbox partners are scored from the deterministic sandbox sources."
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=200, unique=True)),
+                ('is_sandbox', models.BooleanField(default=True, help_text='Sandbox partners are scored from the deterministic sandbox sources.')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name="ApiClient",
+            name='ApiClient',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("allowed_scopes", models.JSONField(default=list, help_text="Scopes this client may request.")),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "application",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="api_client",
-                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
-                    ),
-                ),
-                (
-                    "partner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="api_clients", to="riskoffice.partner"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('allowed_scopes', models.JSONField(default=list, help_text='Scopes this client may request.')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('application', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='api_client', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
+                ('partner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='api_clients', to='riskoffice.partner')),
             ],
         ),
         migrations.CreateModel(
-            name="AuditEvent",
+            name='AuditEvent',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
-                (
-                    "actor_system",
-                    models.CharField(blank=True, help_text="A task or command, when no person acted.", max_length=100),
-                ),
-                ("action", models.CharField(max_length=100)),
-                ("object_type", models.CharField(max_length=100)),
-                ("object_id", models.CharField(max_length=64)),
-                ("before", models.JSONField(blank=True, null=True)),
-                ("after", models.JSONField(blank=True, null=True)),
-                (
-                    "actor_client",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="riskoffice.apiclient",
-                    ),
-                ),
-                (
-                    "actor_user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
+                ('actor_system', models.CharField(blank=True, help_text='A task or command, when no person acted.', max_length=100)),
+                ('action', models.CharField(max_length=100)),
+                ('object_type', models.CharField(max_length=100)),
+                ('object_id', models.CharField(max_length=64)),
+                ('before', models.JSONField(blank=True, null=True)),
+                ('after', models.JSONField(blank=True, null=True)),
+                ('actor_client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='riskoffice.apiclient')),
+                ('actor_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-at", "-id"],
-                "indexes": [models.Index(fields=["object_type", "object_id", "-at"], name="audit_object_idx")],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("actor_user__isnull", False),
-                            ("actor_client__isnull", False),
-                            models.Q(("actor_system", ""), _negated=True),
-                            _connector="OR",
-                        ),
-                        name="audit_has_actor",
-                        violation_error_message="An audit event names who acted.",
-                    )
-                ],
+                'ordering': ['-at', '-id'],
+                'indexes': [models.Index(fields=['object_type', 'object_id', '-at'], name='audit_object_idx')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('actor_user__isnull', False), ('actor_client__isnull', False), models.Q(('actor_system', ''), _negated=True), _connector='OR'), name='audit_has_actor', violation_error_message='An audit event names who acted.')],
             },
         ),
     ]

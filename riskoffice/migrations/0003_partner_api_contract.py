@@ -5,68 +5,47 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("riskoffice", "0002_roles"),
+        ('riskoffice', '0002_roles'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="apiclient",
-            name="is_active",
-            field=models.BooleanField(
-                default=True, help_text="A disabled client gets no token, and the tokens it holds are revoked."
-            ),
+            model_name='apiclient',
+            name='is_active',
+            field=models.BooleanField(default=True, help_text='A disabled client gets no token, and the tokens it holds are revoked.'),
         ),
         migrations.AddField(
-            model_name="apiclient",
-            name="rate_limit_per_minute",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="API requests per minute; blank for the default (API_RATE_LIMIT_PER_MINUTE).",
-                null=True,
-            ),
+            model_name='apiclient',
+            name='rate_limit_per_minute',
+            field=models.PositiveIntegerField(blank=True, help_text='API requests per minute; blank for the default (API_RATE_LIMIT_PER_MINUTE).', null=True),
         ),
         migrations.AddField(
-            model_name="apiclient",
-            name="sandbox_allowance",
-            field=models.PositiveIntegerField(
-                blank=True,
-                help_text="Sandbox only: scores allowed over the allowance window; blank for the default (SANDBOX_ALLOWANCE).",
-                null=True,
-            ),
+            model_name='apiclient',
+            name='sandbox_allowance',
+            field=models.PositiveIntegerField(blank=True, help_text='Sandbox only: scores allowed over the allowance window; blank for the default (SANDBOX_ALLOWANCE).', null=True),
         ),
         migrations.AlterField(
-            model_name="partner",
-            name="is_sandbox",
-            field=models.BooleanField(
-                default=False,
-                help_text="Sandbox partners are scored from the deterministic sandbox sources only, within an allowance.",
-            ),
+            model_name='partner',
+            name='is_sandbox',
+            field=models.BooleanField(default=False, help_text='Sandbox partners are scored from the deterministic sandbox sources only, within an allowance.'),
         ),
         migrations.CreateModel(
-            name="IdempotencyKey",
+            name='IdempotencyKey',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("key", models.CharField(max_length=255)),
-                ("fingerprint", models.CharField(max_length=64)),
-                ("response_status", models.PositiveSmallIntegerField(blank=True, null=True)),
-                ("response_body", models.JSONField(blank=True, null=True)),
-                ("response_headers", models.JSONField(blank=True, default=dict)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("expires_at", models.DateTimeField(db_index=True)),
-                (
-                    "client",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="idempotency_keys",
-                        to="riskoffice.apiclient",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('key', models.CharField(max_length=255)),
+                ('fingerprint', models.CharField(max_length=64)),
+                ('response_status', models.PositiveSmallIntegerField(blank=True, null=True)),
+                ('response_body', models.JSONField(blank=True, null=True)),
+                ('response_headers', models.JSONField(blank=True, default=dict)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('expires_at', models.DateTimeField(db_index=True)),
+                ('client', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='idempotency_keys', to='riskoffice.apiclient')),
             ],
             options={
-                "constraints": [
-                    models.UniqueConstraint(fields=("client", "key"), name="idempotency_key_unique_per_client")
-                ],
+                'constraints': [models.UniqueConstraint(fields=('client', 'key'), name='idempotency_key_unique_per_client')],
             },
         ),
     ]

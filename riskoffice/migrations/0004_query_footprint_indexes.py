@@ -5,14 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("riskoffice", "0003_partner_api_contract"),
+        ('riskoffice', '0003_partner_api_contract'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="auditevent",
-            index=models.Index(fields=["action", "-at"], name="audit_action_idx"),
+            model_name='auditevent',
+            index=models.Index(fields=['action', '-at'], name='audit_action_idx'),
         ),
     ]

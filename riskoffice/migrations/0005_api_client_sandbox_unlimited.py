@@ -4,16 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("riskoffice", "0004_query_footprint_indexes"),
+        ('riskoffice', '0004_query_footprint_indexes'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="apiclient",
-            name="sandbox_unlimited",
-            field=models.BooleanField(
-                default=False, help_text="Sandbox only: no allowance at all (e.g. a load-test client)."
-            ),
+            model_name='apiclient',
+            name='sandbox_unlimited',
+            field=models.BooleanField(default=False, help_text='Sandbox only: no allowance at all (e.g. a load-test client).'),
         ),
     ]

@@ -6,215 +6,115 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("dossiers", "0001_initial"),
+        ('dossiers', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="FeatureSnapshot",
+            name='FeatureSnapshot',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("features", models.JSONField()),
-                ("provenance", models.JSONField(default=dict, help_text="Per source: name, fetched_at, status.")),
-                ("collected_at", models.DateTimeField()),
-                (
-                    "dossier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="feature_snapshots",
-                        to="dossiers.dossier",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('features', models.JSONField()),
+                ('provenance', models.JSONField(default=dict, help_text='Per source: name, fetched_at, status.')),
+                ('collected_at', models.DateTimeField()),
+                ('dossier', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feature_snapshots', to='dossiers.dossier')),
             ],
             options={
-                "ordering": ["-collected_at"],
+                'ordering': ['-collected_at'],
             },
         ),
         migrations.CreateModel(
-            name="ModelVersion",
+            name='ModelVersion',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "segment",
-                    models.CharField(choices=[("b2b", "Company (B2B)"), ("b2c", "Individual (B2C)")], max_length=3),
-                ),
-                ("version", models.PositiveIntegerField()),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("candidate", "Candidate"), ("champion", "Champion"), ("retired", "Retired")],
-                        default="candidate",
-                        max_length=10,
-                    ),
-                ),
-                ("booster_ubj", models.BinaryField(help_text="xgboost.Booster.save_raw('ubj')")),
-                ("feature_names", models.JSONField()),
-                (
-                    "categories",
-                    models.JSONField(default=dict, help_text="Category list per categorical feature, in code order."),
-                ),
-                ("monotone_constraints", models.JSONField(default=list)),
-                ("params", models.JSONField(default=dict)),
-                ("metrics", models.JSONField(default=dict)),
-                (
-                    "training_window",
-                    models.JSONField(default=dict, help_text="First and last application date trained on."),
-                ),
-                ("data_hash", models.CharField(blank=True, max_length=64)),
-                ("trained_by", models.CharField(blank=True, max_length=150)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("promoted_at", models.DateTimeField(blank=True, null=True)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('segment', models.CharField(choices=[('b2b', 'Company (B2B)'), ('b2c', 'Individual (B2C)')], max_length=3)),
+                ('version', models.PositiveIntegerField()),
+                ('status', models.CharField(choices=[('candidate', 'Candidate'), ('champion', 'Champion'), ('retired', 'Retired')], default='candidate', max_length=10)),
+                ('booster_ubj', models.BinaryField(help_text="xgboost.Booster.save_raw('ubj')")),
+                ('feature_names', models.JSONField()),
+                ('categories', models.JSONField(default=dict, help_text='Category list per categorical feature, in code order.')),
+                ('monotone_constraints', models.JSONField(default=list)),
+                ('params', models.JSONField(default=dict)),
+                ('metrics', models.JSONField(default=dict)),
+                ('training_window', models.JSONField(default=dict, help_text='First and last application date trained on.')),
+                ('data_hash', models.CharField(blank=True, max_length=64)),
+                ('trained_by', models.CharField(blank=True, max_length=150)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('promoted_at', models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                "ordering": ["segment", "-version"],
-                "constraints": [
-                    models.UniqueConstraint(fields=("segment", "version"), name="modelversion_unique_version"),
-                    models.UniqueConstraint(
-                        condition=models.Q(("status", "champion")),
-                        fields=("segment",),
-                        name="modelversion_one_champion_per_segment",
-                        violation_error_message="A segment has one champion model at a time.",
-                    ),
-                ],
+                'ordering': ['segment', '-version'],
+                'constraints': [models.UniqueConstraint(fields=('segment', 'version'), name='modelversion_unique_version'), models.UniqueConstraint(condition=models.Q(('status', 'champion')), fields=('segment',), name='modelversion_one_champion_per_segment', violation_error_message='A segment has one champion model at a time.')],
             },
         ),
         migrations.CreateModel(
-            name="PolicyVersion",
+            name='PolicyVersion',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "segment",
-                    models.CharField(choices=[("b2b", "Company (B2B)"), ("b2c", "Individual (B2C)")], max_length=3),
-                ),
-                ("version", models.PositiveIntegerField()),
-                ("is_current", models.BooleanField(default=False)),
-                ("accept_max_pd", models.FloatField(help_text="PD below which the recommendation is accept.")),
-                (
-                    "guarantee_max_pd",
-                    models.FloatField(help_text="PD below which a guarantee is asked for; above, refuse."),
-                ),
-                (
-                    "knockouts",
-                    models.JSONField(
-                        default=dict,
-                        help_text='{"open_insolvency_proceeding": true, "sanctioned_naf_codes": [...], "max_amount": 500000}',
-                    ),
-                ),
-                (
-                    "limit_revenue_share",
-                    models.FloatField(
-                        default=0.1,
-                        help_text="Recommended limit: this share of revenue, scaled by (1 - PD / guarantee_max_pd).",
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('segment', models.CharField(choices=[('b2b', 'Company (B2B)'), ('b2c', 'Individual (B2C)')], max_length=3)),
+                ('version', models.PositiveIntegerField()),
+                ('is_current', models.BooleanField(default=False)),
+                ('accept_max_pd', models.FloatField(help_text='PD below which the recommendation is accept.')),
+                ('guarantee_max_pd', models.FloatField(help_text='PD below which a guarantee is asked for; above, refuse.')),
+                ('knockouts', models.JSONField(default=dict, help_text='{"open_insolvency_proceeding": true, "sanctioned_naf_codes": [...], "max_amount": 500000}')),
+                ('limit_revenue_share', models.FloatField(default=0.1, help_text='Recommended limit: this share of revenue, scaled by (1 - PD / guarantee_max_pd).')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["segment", "-version"],
+                'ordering': ['segment', '-version'],
             },
         ),
         migrations.CreateModel(
-            name="Score",
+            name='Score',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("probability_of_default", models.FloatField()),
-                ("score", models.IntegerField()),
-                ("band", models.CharField(max_length=1)),
-                (
-                    "decision",
-                    models.CharField(
-                        choices=[("accept", "Accept"), ("guarantee", "Ask for a guarantee"), ("refuse", "Refuse")],
-                        max_length=10,
-                    ),
-                ),
-                ("recommended_limit", models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True)),
-                ("rules_fired", models.JSONField(default=list)),
-                ("base_value", models.FloatField(help_text="SHAP base value (log-odds).")),
-                ("contributions", models.JSONField(help_text="Exact TreeSHAP contribution per feature (log-odds).")),
-                ("factors", models.JSONField(help_text="Top reasons, ordered by absolute contribution.")),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "dossier",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="scores", to="dossiers.dossier"
-                    ),
-                ),
-                (
-                    "model_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="scores", to="scoring.modelversion"
-                    ),
-                ),
-                (
-                    "policy_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="scores", to="scoring.policyversion"
-                    ),
-                ),
-                (
-                    "snapshot",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="scores", to="scoring.featuresnapshot"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('probability_of_default', models.FloatField()),
+                ('score', models.IntegerField()),
+                ('band', models.CharField(max_length=1)),
+                ('decision', models.CharField(choices=[('accept', 'Accept'), ('guarantee', 'Ask for a guarantee'), ('refuse', 'Refuse')], max_length=10)),
+                ('recommended_limit', models.DecimalField(blank=True, decimal_places=2, max_digits=14, null=True)),
+                ('rules_fired', models.JSONField(default=list)),
+                ('base_value', models.FloatField(help_text='SHAP base value (log-odds).')),
+                ('contributions', models.JSONField(help_text='Exact TreeSHAP contribution per feature (log-odds).')),
+                ('factors', models.JSONField(help_text='Top reasons, ordered by absolute contribution.')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('dossier', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scores', to='dossiers.dossier')),
+                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='scores', to='scoring.modelversion')),
+                ('policy_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='scores', to='scoring.policyversion')),
+                ('snapshot', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='scores', to='scoring.featuresnapshot')),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.AddIndex(
-            model_name="featuresnapshot",
-            index=models.Index(fields=["dossier", "-collected_at"], name="snapshot_dossier_latest_idx"),
+            model_name='featuresnapshot',
+            index=models.Index(fields=['dossier', '-collected_at'], name='snapshot_dossier_latest_idx'),
         ),
         migrations.AddConstraint(
-            model_name="policyversion",
-            constraint=models.UniqueConstraint(fields=("segment", "version"), name="policy_unique_version"),
+            model_name='policyversion',
+            constraint=models.UniqueConstraint(fields=('segment', 'version'), name='policy_unique_version'),
         ),
         migrations.AddConstraint(
-            model_name="policyversion",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("is_current", True)),
-                fields=("segment",),
-                name="policy_one_current_per_segment",
-                violation_error_message="A segment has one current policy at a time.",
-            ),
+            model_name='policyversion',
+            constraint=models.UniqueConstraint(condition=models.Q(('is_current', True)), fields=('segment',), name='policy_one_current_per_segment', violation_error_message='A segment has one current policy at a time.'),
         ),
         migrations.AddConstraint(
-            model_name="policyversion",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    ("accept_max_pd__gt", 0),
-                    ("accept_max_pd__lte", models.F("guarantee_max_pd")),
-                    ("guarantee_max_pd__lt", 1),
-                ),
-                name="policy_thresholds_ordered",
-                violation_error_message="Thresholds must satisfy 0 < accept ≤ guarantee < 1.",
-            ),
+            model_name='policyversion',
+            constraint=models.CheckConstraint(condition=models.Q(('accept_max_pd__gt', 0), ('accept_max_pd__lte', models.F('guarantee_max_pd')), ('guarantee_max_pd__lt', 1)), name='policy_thresholds_ordered', violation_error_message='Thresholds must satisfy 0 < accept ≤ guarantee < 1.'),
         ),
         migrations.AddIndex(
-            model_name="score",
-            index=models.Index(fields=["dossier", "-created_at"], name="score_dossier_latest_idx"),
+            model_name='score',
+            index=models.Index(fields=['dossier', '-created_at'], name='score_dossier_latest_idx'),
         ),
         migrations.AddConstraint(
-            model_name="score",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("probability_of_default__gte", 0), ("probability_of_default__lte", 1)),
-                name="score_pd_is_probability",
-                violation_error_message="A probability of default lies in [0, 1].",
-            ),
+            model_name='score',
+            constraint=models.CheckConstraint(condition=models.Q(('probability_of_default__gte', 0), ('probability_of_default__lte', 1)), name='score_pd_is_probability', violation_error_message='A probability of default lies in [0, 1].'),
         ),
     ]

@@ -7,160 +7,84 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0002_individual_remove_dossier_dossier_b2b_has_company_and_more"),
-        ("riskoffice", "0002_roles"),
-        ("scoring", "0002_default_policies"),
+        ('dossiers', '0002_individual_remove_dossier_dossier_b2b_has_company_and_more'),
+        ('riskoffice', '0002_roles'),
+        ('scoring', '0002_default_policies'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="modelversion",
-            name="calibration",
-            field=models.JSONField(
-                blank=True,
-                default=dict,
-                help_text='Platt scaling on the margin, {"a": ..., "b": ...}; empty when it did not help.',
-            ),
+            model_name='modelversion',
+            name='calibration',
+            field=models.JSONField(blank=True, default=dict, help_text='Platt scaling on the margin, {"a": ..., "b": ...}; empty when it did not help.'),
         ),
         migrations.AddField(
-            model_name="score",
-            name="data_flags",
-            field=models.JSONField(default=list, help_text="Sources that failed or had nothing: the analyst is told."),
+            model_name='score',
+            name='data_flags',
+            field=models.JSONField(default=list, help_text='Sources that failed or had nothing: the analyst is told.'),
         ),
         migrations.CreateModel(
-            name="SourceCache",
+            name='SourceCache',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("source", models.CharField(max_length=50)),
-                ("key", models.CharField(max_length=100)),
-                ("payload", models.JSONField()),
-                ("fetched_at", models.DateTimeField()),
-                ("expires_at", models.DateTimeField()),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('source', models.CharField(max_length=50)),
+                ('key', models.CharField(max_length=100)),
+                ('payload', models.JSONField()),
+                ('fetched_at', models.DateTimeField()),
+                ('expires_at', models.DateTimeField()),
             ],
             options={
-                "constraints": [models.UniqueConstraint(fields=("source", "key"), name="sourcecache_unique_key")],
+                'constraints': [models.UniqueConstraint(fields=('source', 'key'), name='sourcecache_unique_key')],
             },
         ),
         migrations.CreateModel(
-            name="BulkScoringJob",
+            name='BulkScoringJob',
             fields=[
-                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                (
-                    "segment",
-                    models.CharField(choices=[("b2b", "Company (B2B)"), ("b2c", "Individual (B2C)")], max_length=3),
-                ),
-                ("filename", models.CharField(max_length=200)),
-                ("input_csv", models.BinaryField()),
-                ("output_csv", models.BinaryField(blank=True, null=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")],
-                        default="queued",
-                        max_length=10,
-                    ),
-                ),
-                ("rows_total", models.PositiveIntegerField(default=0)),
-                ("rows_done", models.PositiveIntegerField(default=0)),
-                ("error", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "model_version",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="scoring.modelversion",
-                    ),
-                ),
+                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ('segment', models.CharField(choices=[('b2b', 'Company (B2B)'), ('b2c', 'Individual (B2C)')], max_length=3)),
+                ('filename', models.CharField(max_length=200)),
+                ('input_csv', models.BinaryField()),
+                ('output_csv', models.BinaryField(blank=True, null=True)),
+                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
+                ('rows_total', models.PositiveIntegerField(default=0)),
+                ('rows_done', models.PositiveIntegerField(default=0)),
+                ('error', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('model_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='scoring.modelversion')),
             ],
             options={
-                "ordering": ["-created_at"],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("rows_done__lte", models.F("rows_total"))),
-                        name="bulkjob_progress_bounded",
-                        violation_error_message="Rows done cannot exceed the rows in the file.",
-                    )
-                ],
+                'ordering': ['-created_at'],
+                'constraints': [models.CheckConstraint(condition=models.Q(('rows_done__lte', models.F('rows_total'))), name='bulkjob_progress_bounded', violation_error_message='Rows done cannot exceed the rows in the file.')],
             },
         ),
         migrations.CreateModel(
-            name="FinancialStatement",
+            name='FinancialStatement',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("fiscal_year_end", models.DateField()),
-                (
-                    "source",
-                    models.CharField(
-                        choices=[("partner", "Partner (API)"), ("analyst", "Analyst upload")], max_length=10
-                    ),
-                ),
-                ("revenue", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("net_income", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("ebitda", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("equity", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("total_assets", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("current_assets", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("current_liabilities", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("financial_debt", models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "company",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="statements", to="dossiers.company"
-                    ),
-                ),
-                (
-                    "supplied_by_client",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="riskoffice.apiclient",
-                    ),
-                ),
-                (
-                    "supplied_by_user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('fiscal_year_end', models.DateField()),
+                ('source', models.CharField(choices=[('partner', 'Partner (API)'), ('analyst', 'Analyst upload')], max_length=10)),
+                ('revenue', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('net_income', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('ebitda', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('equity', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('total_assets', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('current_assets', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('current_liabilities', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('financial_debt', models.DecimalField(blank=True, decimal_places=2, max_digits=16, null=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('company', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='statements', to='dossiers.company')),
+                ('supplied_by_client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='riskoffice.apiclient')),
+                ('supplied_by_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-fiscal_year_end", "-created_at"],
-                "indexes": [models.Index(fields=["company", "-fiscal_year_end"], name="statement_company_latest_idx")],
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(("total_assets__isnull", True), ("total_assets__gte", 0), _connector="OR"),
-                        name="statement_assets_not_negative",
-                        violation_error_message="Total assets cannot be negative.",
-                    ),
-                    models.CheckConstraint(
-                        condition=models.Q(("revenue__isnull", True), ("revenue__gte", 0), _connector="OR"),
-                        name="statement_revenue_not_negative",
-                        violation_error_message="Revenue cannot be negative.",
-                    ),
-                ],
+                'ordering': ['-fiscal_year_end', '-created_at'],
+                'indexes': [models.Index(fields=['company', '-fiscal_year_end'], name='statement_company_latest_idx')],
+                'constraints': [models.CheckConstraint(condition=models.Q(('total_assets__isnull', True), ('total_assets__gte', 0), _connector='OR'), name='statement_assets_not_negative', violation_error_message='Total assets cannot be negative.'), models.CheckConstraint(condition=models.Q(('revenue__isnull', True), ('revenue__gte', 0), _connector='OR'), name='statement_revenue_not_negative', violation_error_message='Revenue cannot be negative.')],
             },
         ),
     ]

@@ -4,19 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("scoring", "0003_modelversion_calibration_score_data_flags_and_more"),
+        ('scoring', '0003_modelversion_calibration_score_data_flags_and_more'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="bulkscoringjob",
-            name="requeue_at",
+            model_name='bulkscoringjob',
+            name='requeue_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name="bulkscoringjob",
-            name="requeues",
+            model_name='bulkscoringjob',
+            name='requeues',
             field=models.PositiveSmallIntegerField(default=0),
         ),
     ]

@@ -7,295 +7,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("dossiers", "0004_api_client_and_outcome_amounts"),
-        ("scoring", "0004_bulkscoringjob_requeue"),
+        ('dossiers', '0004_api_client_and_outcome_amounts'),
+        ('scoring', '0004_bulkscoringjob_requeue'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="PortfolioRun",
+            name='PortfolioRun',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "segment",
-                    models.CharField(choices=[("b2b", "Company (B2B)"), ("b2c", "Individual (B2C)")], max_length=3),
-                ),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("running", "Running"), ("done", "Done"), ("failed", "Failed")],
-                        default="running",
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "started_by_system",
-                    models.CharField(blank=True, help_text="A command or a periodic task.", max_length=50),
-                ),
-                ("chunk_size", models.PositiveIntegerField()),
-                (
-                    "move_threshold",
-                    models.PositiveSmallIntegerField(help_text="Points a score must move to be explained."),
-                ),
-                (
-                    "companies_total",
-                    models.PositiveIntegerField(default=0, help_text="Companies in the portfolio at the start."),
-                ),
-                ("chunks_total", models.PositiveIntegerField(default=0)),
-                ("chunks_done", models.PositiveIntegerField(default=0)),
-                ("rows_done", models.PositiveIntegerField(default=0, help_text="Companies scored.")),
-                (
-                    "rows_moved",
-                    models.PositiveIntegerField(default=0, help_text="Companies whose score moved or band changed."),
-                ),
-                (
-                    "timings",
-                    models.JSONField(blank=True, default=dict, help_text="Seconds per stage, summed over the chunks."),
-                ),
-                ("error", models.TextField(blank=True)),
-                ("started_at", models.DateTimeField(auto_now_add=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "model_version",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="portfolio_runs",
-                        to="scoring.modelversion",
-                    ),
-                ),
-                (
-                    "started_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('segment', models.CharField(choices=[('b2b', 'Company (B2B)'), ('b2c', 'Individual (B2C)')], max_length=3)),
+                ('status', models.CharField(choices=[('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='running', max_length=10)),
+                ('started_by_system', models.CharField(blank=True, help_text='A command or a periodic task.', max_length=50)),
+                ('chunk_size', models.PositiveIntegerField()),
+                ('move_threshold', models.PositiveSmallIntegerField(help_text='Points a score must move to be explained.')),
+                ('companies_total', models.PositiveIntegerField(default=0, help_text='Companies in the portfolio at the start.')),
+                ('chunks_total', models.PositiveIntegerField(default=0)),
+                ('chunks_done', models.PositiveIntegerField(default=0)),
+                ('rows_done', models.PositiveIntegerField(default=0, help_text='Companies scored.')),
+                ('rows_moved', models.PositiveIntegerField(default=0, help_text='Companies whose score moved or band changed.')),
+                ('timings', models.JSONField(blank=True, default=dict, help_text='Seconds per stage, summed over the chunks.')),
+                ('error', models.TextField(blank=True)),
+                ('started_at', models.DateTimeField(auto_now_add=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='portfolio_runs', to='scoring.modelversion')),
+                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-started_at"],
+                'ordering': ['-started_at'],
             },
         ),
         migrations.CreateModel(
-            name="PortfolioChunk",
+            name='PortfolioChunk',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("sequence", models.PositiveIntegerField()),
-                ("company_from", models.BigIntegerField(help_text="First company id, inclusive.")),
-                ("company_to", models.BigIntegerField(help_text="Last company id, inclusive.")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("pending", "Pending"), ("running", "Running"), ("done", "Done")],
-                        default="pending",
-                        max_length=10,
-                    ),
-                ),
-                ("lease_token", models.UUIDField(blank=True, null=True)),
-                ("lease_until", models.DateTimeField(blank=True, null=True)),
-                ("attempts", models.PositiveSmallIntegerField(default=0)),
-                (
-                    "worker",
-                    models.CharField(
-                        blank=True, help_text="host:pid of the last worker that claimed it.", max_length=200
-                    ),
-                ),
-                ("rows", models.PositiveIntegerField(default=0)),
-                ("moved", models.PositiveIntegerField(default=0)),
-                (
-                    "timings",
-                    models.JSONField(
-                        blank=True, default=dict, help_text="Seconds per stage of the attempt that finished."
-                    ),
-                ),
-                (
-                    "peak_rss_kb",
-                    models.PositiveIntegerField(blank=True, help_text="The worker process's ru_maxrss.", null=True),
-                ),
-                ("error", models.TextField(blank=True, help_text="Why the last attempt failed, if it did.")),
-                ("enqueued_at", models.DateTimeField(blank=True, null=True)),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "run",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="chunks", to="scoring.portfoliorun"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('sequence', models.PositiveIntegerField()),
+                ('company_from', models.BigIntegerField(help_text='First company id, inclusive.')),
+                ('company_to', models.BigIntegerField(help_text='Last company id, inclusive.')),
+                ('status', models.CharField(choices=[('pending', 'Pending'), ('running', 'Running'), ('done', 'Done')], default='pending', max_length=10)),
+                ('lease_token', models.UUIDField(blank=True, null=True)),
+                ('lease_until', models.DateTimeField(blank=True, null=True)),
+                ('attempts', models.PositiveSmallIntegerField(default=0)),
+                ('worker', models.CharField(blank=True, help_text='host:pid of the last worker that claimed it.', max_length=200)),
+                ('rows', models.PositiveIntegerField(default=0)),
+                ('moved', models.PositiveIntegerField(default=0)),
+                ('timings', models.JSONField(blank=True, default=dict, help_text='Seconds per stage of the attempt that finished.')),
+                ('peak_rss_kb', models.PositiveIntegerField(blank=True, help_text="The worker process's ru_maxrss.", null=True)),
+                ('error', models.TextField(blank=True, help_text='Why the last attempt failed, if it did.')),
+                ('enqueued_at', models.DateTimeField(blank=True, null=True)),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='scoring.portfoliorun')),
             ],
             options={
-                "ordering": ["run", "sequence"],
+                'ordering': ['run', 'sequence'],
             },
         ),
         migrations.CreateModel(
-            name="CompanyScore",
+            name='CompanyScore',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("probability_of_default", models.FloatField()),
-                ("score", models.SmallIntegerField()),
-                ("band", models.CharField(max_length=1)),
-                ("previous_score", models.SmallIntegerField(blank=True, null=True)),
-                ("previous_band", models.CharField(blank=True, max_length=1)),
-                (
-                    "delta",
-                    models.GeneratedField(
-                        db_persist=True,
-                        expression=django.db.models.expressions.CombinedExpression(
-                            models.F("score"), "-", models.F("previous_score")
-                        ),
-                        output_field=models.SmallIntegerField(blank=True, null=True),
-                    ),
-                ),
-                (
-                    "base_value",
-                    models.FloatField(blank=True, help_text="SHAP base value (log-odds), moved rows only.", null=True),
-                ),
-                (
-                    "contributions",
-                    models.JSONField(blank=True, help_text="Exact TreeSHAP per feature, moved rows only.", null=True),
-                ),
-                ("factors", models.JSONField(blank=True, help_text="Top reasons, moved rows only.", null=True)),
-                (
-                    "company",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="portfolio_scores",
-                        to="dossiers.company",
-                    ),
-                ),
-                (
-                    "run",
-                    models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="scores",
-                        to="scoring.portfoliorun",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('probability_of_default', models.FloatField()),
+                ('score', models.SmallIntegerField()),
+                ('band', models.CharField(max_length=1)),
+                ('previous_score', models.SmallIntegerField(blank=True, null=True)),
+                ('previous_band', models.CharField(blank=True, max_length=1)),
+                ('delta', models.GeneratedField(db_persist=True, expression=django.db.models.expressions.CombinedExpression(models.F('score'), '-', models.F('previous_score')), output_field=models.SmallIntegerField(blank=True, null=True))),
+                ('base_value', models.FloatField(blank=True, help_text='SHAP base value (log-odds), moved rows only.', null=True)),
+                ('contributions', models.JSONField(blank=True, help_text='Exact TreeSHAP per feature, moved rows only.', null=True)),
+                ('factors', models.JSONField(blank=True, help_text='Top reasons, moved rows only.', null=True)),
+                ('company', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='portfolio_scores', to='dossiers.company')),
+                ('run', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='scores', to='scoring.portfoliorun')),
             ],
         ),
         migrations.AddConstraint(
-            model_name="portfoliorun",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("status", "running")),
-                fields=("segment",),
-                name="portfolio_one_running_run_per_segment",
-                violation_error_message="A segment's portfolio is re-scored by one run at a time.",
-            ),
+            model_name='portfoliorun',
+            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('segment',), name='portfolio_one_running_run_per_segment', violation_error_message="A segment's portfolio is re-scored by one run at a time."),
         ),
         migrations.AddConstraint(
-            model_name="portfoliorun",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("chunks_done__lte", models.F("chunks_total"))),
-                name="portfolio_run_chunks_bounded",
-                violation_error_message="A run cannot finish more chunks than it has.",
-            ),
+            model_name='portfoliorun',
+            constraint=models.CheckConstraint(condition=models.Q(('chunks_done__lte', models.F('chunks_total'))), name='portfolio_run_chunks_bounded', violation_error_message='A run cannot finish more chunks than it has.'),
         ),
         migrations.AddConstraint(
-            model_name="portfoliorun",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("finished_at__isnull", True), ("status", "running")),
-                    models.Q(models.Q(("status", "running"), _negated=True), ("finished_at__isnull", False)),
-                    _connector="OR",
-                ),
-                name="portfolio_run_finished_when_not_running",
-                violation_error_message="A run has a finish time exactly when it is no longer running.",
-            ),
+            model_name='portfoliorun',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('finished_at__isnull', True), ('status', 'running')), models.Q(models.Q(('status', 'running'), _negated=True), ('finished_at__isnull', False)), _connector='OR'), name='portfolio_run_finished_when_not_running', violation_error_message='A run has a finish time exactly when it is no longer running.'),
         ),
         migrations.AddIndex(
-            model_name="portfoliochunk",
-            index=models.Index(
-                condition=models.Q(("status", "done"), _negated=True),
-                fields=["status", "lease_until"],
-                name="portfolio_chunk_open_idx",
-            ),
+            model_name='portfoliochunk',
+            index=models.Index(condition=models.Q(('status', 'done'), _negated=True), fields=['status', 'lease_until'], name='portfolio_chunk_open_idx'),
         ),
         migrations.AddConstraint(
-            model_name="portfoliochunk",
-            constraint=models.UniqueConstraint(
-                fields=("run", "sequence"),
-                name="portfolio_chunk_unique_sequence",
-                violation_error_message="A run has one chunk per sequence number.",
-            ),
+            model_name='portfoliochunk',
+            constraint=models.UniqueConstraint(fields=('run', 'sequence'), name='portfolio_chunk_unique_sequence', violation_error_message='A run has one chunk per sequence number.'),
         ),
         migrations.AddConstraint(
-            model_name="portfoliochunk",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("company_from__lte", models.F("company_to"))),
-                name="portfolio_chunk_range_ordered",
-                violation_error_message="A chunk's first company id cannot exceed its last.",
-            ),
+            model_name='portfoliochunk',
+            constraint=models.CheckConstraint(condition=models.Q(('company_from__lte', models.F('company_to'))), name='portfolio_chunk_range_ordered', violation_error_message="A chunk's first company id cannot exceed its last."),
         ),
         migrations.AddConstraint(
-            model_name="portfoliochunk",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "running"), _negated=True),
-                    models.Q(("lease_token__isnull", False), ("lease_until__isnull", False)),
-                    _connector="OR",
-                ),
-                name="portfolio_chunk_running_has_lease",
-                violation_error_message="A running chunk is held under a lease.",
-            ),
+            model_name='portfoliochunk',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'running'), _negated=True), models.Q(('lease_token__isnull', False), ('lease_until__isnull', False)), _connector='OR'), name='portfolio_chunk_running_has_lease', violation_error_message='A running chunk is held under a lease.'),
         ),
         migrations.AddConstraint(
-            model_name="portfoliochunk",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("status", "done"), _negated=True),
-                    models.Q(("attempts__gte", 1), ("finished_at__isnull", False)),
-                    _connector="OR",
-                ),
-                name="portfolio_chunk_done_was_attempted",
-                violation_error_message="A done chunk was attempted and has a finish time.",
-            ),
+            model_name='portfoliochunk',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'done'), _negated=True), models.Q(('attempts__gte', 1), ('finished_at__isnull', False)), _connector='OR'), name='portfolio_chunk_done_was_attempted', violation_error_message='A done chunk was attempted and has a finish time.'),
         ),
         migrations.AddIndex(
-            model_name="companyscore",
-            index=models.Index(fields=["company", "-run"], name="cscore_company_latest_idx"),
+            model_name='companyscore',
+            index=models.Index(fields=['company', '-run'], name='cscore_company_latest_idx'),
         ),
         migrations.AddConstraint(
-            model_name="companyscore",
-            constraint=models.UniqueConstraint(
-                fields=("run", "company"),
-                name="companyscore_one_per_run",
-                violation_error_message="A company is scored once per run.",
-            ),
+            model_name='companyscore',
+            constraint=models.UniqueConstraint(fields=('run', 'company'), name='companyscore_one_per_run', violation_error_message='A company is scored once per run.'),
         ),
         migrations.AddConstraint(
-            model_name="companyscore",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("probability_of_default__gte", 0), ("probability_of_default__lte", 1)),
-                name="companyscore_pd_is_probability",
-                violation_error_message="A probability of default lies in [0, 1].",
-            ),
+            model_name='companyscore',
+            constraint=models.CheckConstraint(condition=models.Q(('probability_of_default__gte', 0), ('probability_of_default__lte', 1)), name='companyscore_pd_is_probability', violation_error_message='A probability of default lies in [0, 1].'),
         ),
         migrations.AddConstraint(
-            model_name="companyscore",
-            constraint=models.CheckConstraint(
-                condition=models.Q(("band__in", ["A", "B", "C", "D", "E"])),
-                name="companyscore_band_known",
-                violation_error_message="A band is one of A to E.",
-            ),
+            model_name='companyscore',
+            constraint=models.CheckConstraint(condition=models.Q(('band__in', ['A', 'B', 'C', 'D', 'E'])), name='companyscore_band_known', violation_error_message='A band is one of A to E.'),
         ),
         migrations.AddConstraint(
-            model_name="companyscore",
-            constraint=models.CheckConstraint(
-                condition=models.Q(
-                    models.Q(("base_value__isnull", True), ("contributions__isnull", True), ("factors__isnull", True)),
-                    models.Q(
-                        ("base_value__isnull", False), ("contributions__isnull", False), ("factors__isnull", False)
-                    ),
-                    _connector="OR",
-                ),
-                name="companyscore_explanation_whole",
-                violation_error_message="An explanation has its base value, contributions and factors together.",
-            ),
+            model_name='companyscore',
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('base_value__isnull', True), ('contributions__isnull', True), ('factors__isnull', True)), models.Q(('base_value__isnull', False), ('contributions__isnull', False), ('factors__isnull', False)), _connector='OR'), name='companyscore_explanation_whole', violation_error_message='An explanation has its base value, contributions and factors together.'),
         ),
     ]
