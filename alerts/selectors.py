@@ -12,7 +12,7 @@ from django.db.models import Q, QuerySet
 
 from riskoffice.models import ApiClient
 
-from .models import NegativeEvent, WebhookDelivery, WebhookEndpoint
+from .models import NegativeEvent, WatchedCompany, WebhookDelivery, WebhookEndpoint
 
 
 def webhook_endpoints_for_client(client: ApiClient) -> QuerySet[WebhookEndpoint]:
@@ -40,8 +40,7 @@ def negative_events_reported_by(client: ApiClient) -> QuerySet[NegativeEvent]:
     return NegativeEvent.objects.filter(reported_by=client).select_related("company", "individual")
 
 
-# --- monitoring (H2) ---
-from .models import WatchedCompany  # noqa: E402 (this half's own import, below H1's)
+# --- monitoring ---
 
 # Monitored companies: open exposure (a partner's dossier whose decision in force grants credit, no outcome
 # yet) or a partner's watch. Interested partners of a company: those holding that exposure or that watch.

@@ -2,7 +2,7 @@ from celery import shared_task
 
 from . import services
 from .monitoring_tasks import *  # noqa: F403 (monitoring's tasks, registered with Celery)
-from .notify import email_alerts, email_unsent_alerts  # noqa: F401 (alert e-mails, H3: registered with Celery)
+from .notify import email_alerts, email_unsent_alerts  # noqa: F401 (alert e-mails: registered with Celery)
 
 
 @shared_task

@@ -315,7 +315,7 @@ class NegativeEventForm(forms.Form):
 @login_required
 @require_http_methods(["GET", "HEAD", "POST"])
 def company_event_record(request: HttpRequest, siren: str) -> HttpResponse:
-    """An analyst records a negative event on a company (H2's service raises the alert and tells partners)."""
+    """An analyst records a negative event on a company: the service alerts, tells the partners and re-scores."""
     require_role(request, CAN_DECIDE)
     company = _company_by_siren(request, siren)
     form = NegativeEventForm(request.POST if request.method == "POST" else None)

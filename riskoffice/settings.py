@@ -581,7 +581,7 @@ CELERY_BEAT_SCHEDULE["requeue-portfolio-chunks"] = {
 }
 # --- end of portfolio re-score ---
 
-# --- Webhook delivery (issue 11, H1) ---
+# --- Webhook delivery (issue 11) ---
 from celery.schedules import crontab as _crontab  # noqa: E402
 
 # Ports webhooks may be sent to while private URLs are refused (production); any port in development.
@@ -609,7 +609,7 @@ CELERY_BEAT_SCHEDULE["send-webhook-digests"] = {
 }
 # --- end of webhook delivery ---
 
-# --- Monitoring (issue 11, H2) ---
+# --- Monitoring (issue 11) ---
 from celery.schedules import crontab as _monitoring_crontab  # noqa: E402
 
 # A re-score that lowers a monitored company's score by this many points: alert (critical) + score.dropped.
@@ -656,7 +656,7 @@ CELERY_BEAT_SCHEDULE["monitoring-requeue-event-rescores"] = {
 }
 # --- end of monitoring ---
 
-# --- Analyst alerts and e-mail (issue 11, H3) ---
+# --- Analyst alerts and e-mail (issue 11) ---
 # Django's mail backend: the console in the demo (messages printed by the worker); SMTP once EMAIL_HOST is set,
 # or any backend named by EMAIL_BACKEND (e.g. django.core.mail.backends.filebased.EmailBackend).
 EMAIL_HOST = env_str("EMAIL_HOST", "")
@@ -687,7 +687,7 @@ CELERY_BEAT_SCHEDULE["email-unsent-alerts"] = {
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("alerts.context.alerts_context")
 # --- end of analyst alerts ---
 
-# --- The API schema's names for issue 11's choice sets (issue 11, H4) ---
+# --- The API schema's names for issue 11's choice sets ---
 # One component per choice set (riskoffice/openapi.py); the event types follow alerts/events.py.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     {

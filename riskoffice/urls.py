@@ -24,7 +24,7 @@ api_patterns = (
         path("events", alerts_api.EventCreate.as_view(), name="events"),
         path("webhooks", alerts_api.EndpointListCreate.as_view(), name="webhooks"),
         path("webhooks/<int:pk>", alerts_api.EndpointDetail.as_view(), name="webhook-detail"),
-        # --- webhooks: rotation, pause, delivery log, redelivery (H1) ---
+        # Webhooks: rotation, pause, the delivery log, redelivery.
         path("webhooks/<int:pk>/rotate-secret", alerts_api.EndpointRotateSecret.as_view(), name="webhook-rotate"),
         path("webhooks/<int:pk>/pause", alerts_api.EndpointPause.as_view(), name="webhook-pause"),
         path("webhooks/<int:pk>/resume", alerts_api.EndpointResume.as_view(), name="webhook-resume"),
@@ -39,11 +39,9 @@ api_patterns = (
             alerts_api.DeliveryRedeliver.as_view(),
             name="webhook-redeliver",
         ),
-        # --- end webhooks (H1) ---
-        # --- monitoring: the partner's watch list (H2) ---
+        # Monitoring: the partner's watch list.
         path("monitoring", monitoring_api.WatchListCreate.as_view(), name="monitoring"),
         path("monitoring/<str:siren>", monitoring_api.WatchDetail.as_view(), name="monitoring-detail"),
-        # --- end monitoring (H2) ---
     ],
     "api",
 )

@@ -33,6 +33,26 @@ KIND_WORDS = (
 )
 
 
+def _records(client: HttpSource, where: str) -> list[Any]:
+    """Every record matching the ODSQL ``where``, newest first, page after page (at most MAX_PAGES).
+
+    Raises ``SourceFailed`` on any page's failure or odd answer: a caller gets all the pages or nothing.
+    """
+    records: list[Any] = []
+    for page in range(MAX_PAGES):
+        body = client.get_json(
+            RECORDS_PATH,
+            params={"where": where, "order_by": "dateparution desc", "limit": PAGE_SIZE, "offset": page * PAGE_SIZE},
+        )
+        found = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(found, list):
+            raise SourceFailed("unexpected answer: no results list")
+        records.extend(found)
+        if len(found) < PAGE_SIZE or (page + 1) * PAGE_SIZE >= int(body.get("total_count") or 0):
+            break
+    return records
+
+
 def bodacc_lookup(siren: str) -> SourceResult:
     """Whether an insolvency proceeding is open for ``siren``, from its BODACC notices."""
     if not siren.isdigit():  # it goes into an ODSQL where clause
@@ -40,24 +60,8 @@ def bodacc_lookup(siren: str) -> SourceResult:
     client = HttpSource(SOURCE, settings.BODACC_URL)
 
     def fetch() -> dict[str, Any]:
-        notices: list[dict[str, Any]] = []
-        for page in range(MAX_PAGES):
-            body = client.get_json(
-                RECORDS_PATH,
-                params={
-                    "where": f'registre="{siren}" AND familleavis="collective"',
-                    "order_by": "dateparution desc",
-                    "limit": PAGE_SIZE,
-                    "offset": page * PAGE_SIZE,
-                },
-            )
-            records = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(records, list):
-                raise SourceFailed("unexpected answer: no results list")
-            notices.extend(n for n in (notice_from(r, siren) for r in records) if n is not None)
-            if len(records) < PAGE_SIZE or (page + 1) * PAGE_SIZE >= int(body.get("total_count") or 0):
-                break
-        return {"notices": notices}
+        records = _records(client, f'registre="{siren}" AND familleavis="collective"')
+        return {"notices": [n for n in (notice_from(r, siren) for r in records) if n is not None]}
 
     try:
         answer = cached_answer(source=SOURCE, key=siren, ttl_seconds=settings.SOURCE_CACHE_SECONDS_BODACC, fetch=fetch)
@@ -153,24 +157,8 @@ def bodacc_recent_notices(siren: str, *, since: str) -> list[dict[str, Any]]:
         raise SourceFailed("not a SIREN or not a date")
     client = HttpSource(SOURCE, settings.BODACC_URL)
     families = " OR ".join(f'familleavis="{family}"' for family in WATCHED_FAMILIES)
-    notices: list[dict[str, Any]] = []
-    for page in range(MAX_PAGES):
-        body = client.get_json(
-            RECORDS_PATH,
-            params={
-                "where": f"registre=\"{siren}\" AND ({families}) AND dateparution>=date'{since}'",
-                "order_by": "dateparution desc",
-                "limit": PAGE_SIZE,
-                "offset": page * PAGE_SIZE,
-            },
-        )
-        records = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(records, list):
-            raise SourceFailed("unexpected answer: no results list")
-        notices.extend(n for n in (watch_notice_from(r, siren) for r in records) if n is not None)
-        if len(records) < PAGE_SIZE or (page + 1) * PAGE_SIZE >= int(body.get("total_count") or 0):
-            break
-    return notices
+    records = _records(client, f"registre=\"{siren}\" AND ({families}) AND dateparution>=date'{since}'")
+    return [n for n in (watch_notice_from(r, siren) for r in records) if n is not None]
 
 
 def watch_notice_from(record: Any, siren: str) -> dict[str, Any] | None:
