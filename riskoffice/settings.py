@@ -699,3 +699,11 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
     }
 )
 # --- end of the API schema's names ---
+
+# --- The labelled set (issue 12) ---
+# A repaid credit becomes a "good" label for train_model only once this many months have passed since its
+# decision (scoring.model.registry.labelled_history); a default counts whenever it happened. 0: at once.
+OUTCOME_PERFORMANCE_WINDOW_MONTHS = env_int("OUTCOME_PERFORMANCE_WINDOW_MONTHS", 12)
+if OUTCOME_PERFORMANCE_WINDOW_MONTHS < 0:
+    raise ImproperlyConfigured("OUTCOME_PERFORMANCE_WINDOW_MONTHS must be 0 or more months.")
+# --- end of the labelled set ---

@@ -2,35 +2,107 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
+from dossiers.models import Outcome
 from riskoffice.audit import Actor, audit_record
 from scoring.model.training import train_segment
 from scoring.models import DEFAULT_OUTCOMES, FeatureSnapshot, ModelVersion
 from scoring.selectors import champion_for
 
 
-def labelled_history(segment: str) -> tuple[list[dict[str, Any]], list[int], list[str]]:
-    """Rows, labels and application dates of every dossier with an outcome and a feature snapshot.
+@dataclass(frozen=True)
+class LabelledHistory:
+    """The rows a model learns from, oldest application first, and what was left out and why."""
 
-    Oldest application first; a dossier scored more than once contributes its latest snapshot.
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    dates: list[str] = field(default_factory=list)
+    # Repaid credits whose performance window has not yet run: "good so far" is not a label.
+    immature: int = 0
+    # Outcomes with no features from before the outcome: nothing known at decision time to learn from.
+    without_snapshot: int = 0
+    window_months: int = 12
+
+    @property
+    def defaults(self) -> int:
+        return sum(self.labels)
+
+    def summary(self) -> str:
+        return (
+            f"Labelled set: {len(self.rows)} files ({self.defaults} defaults); left out: {self.immature} not yet "
+            f"matured (window {self.window_months} months), {self.without_snapshot} without a score."
+        )
+
+
+def labelled_history(segment: str, *, now: datetime | None = None, window_months: int | None = None) -> LabelledHistory:
+    """The segment's matured outcomes, each with the features the decision was taken on (point in time).
+
+    Matured: a default or write-off counts whenever it happened (a default inside the window is a
+    matured bad); a repaid credit counts only once ``window_months`` (``OUTCOME_PERFORMANCE_WINDOW_MONTHS``)
+    have passed since its decision, else a loan granted last week and repaid would teach "good".
+
+    Point in time: a dossier's row is the snapshot of the score its decision in force stood on when the
+    outcome came: the latest one collected before the outcome was recorded and no later than the day the
+    outcome occurred. Every score (first scoring, challenge, retry) collects its own snapshot, and a re-score
+    replaces the decision in force, overrides included (``dossiers.batch``): so a challenge before the outcome
+    is the decision the credit was granted on, while a re-score after it — or a statement, an event, a
+    data point recorded later — never feeds the row. The window runs from that snapshot's collection.
+
+    Two queries whatever the size of the book: the outcomes, then the snapshots that precede them.
     """
-    snapshots = (
-        FeatureSnapshot.objects.filter(dossier__segment=segment, dossier__outcome__isnull=False)
-        .order_by("dossier__created_at", "dossier_id", "collected_at")
-        .values_list("dossier_id", "features", "dossier__outcome__status", "dossier__created_at")
+    now = now or timezone.now()
+    window_months = settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS if window_months is None else window_months
+    matured_before = now - relativedelta(months=window_months)
+    outcomes = list(
+        Outcome.objects.filter(dossier__segment=segment)
+        .order_by("dossier__created_at", "dossier_id")
+        .values_list("dossier_id", "status", "occurred_on", "dossier__created_at")
     )
-    latest: dict[Any, tuple[dict[str, Any], str, Any]] = {}
-    for dossier_id, features, outcome, created_at in snapshots.iterator(chunk_size=2000):
-        latest[dossier_id] = (features, outcome, created_at)  # the last one per dossier wins, order kept
-    rows = [features for features, _, _ in latest.values()]
-    labels = [1 if outcome in DEFAULT_OUTCOMES else 0 for _, outcome, _ in latest.values()]
-    dates = [created_at.isoformat() for _, _, created_at in latest.values()]
-    return rows, labels, dates
+    decision_snapshot: dict[Any, tuple[datetime, dict[str, Any]]] = {}
+    last_day = {dossier_id: occurred_on for dossier_id, _, occurred_on, _ in outcomes}
+    snapshots = (
+        FeatureSnapshot.objects.filter(dossier__segment=segment, collected_at__lt=F("dossier__outcome__created_at"))
+        .order_by()
+        .values_list("dossier_id", "collected_at", "features")
+    )
+    for dossier_id, collected_at, features in snapshots.iterator(chunk_size=2000):
+        occurred_on = last_day.get(dossier_id)  # None: an outcome recorded since the first query
+        if occurred_on is None or timezone.localtime(collected_at).date() > occurred_on:
+            continue  # collected after the outcome occurred, though before it was recorded
+        kept = decision_snapshot.get(dossier_id)
+        if kept is None or collected_at > kept[0]:
+            decision_snapshot[dossier_id] = (collected_at, features)
+    rows, labels, dates = [], [], []
+    immature = without_snapshot = 0
+    for dossier_id, status, _, created_at in outcomes:
+        if dossier_id not in decision_snapshot:
+            without_snapshot += 1
+            continue
+        collected_at, features = decision_snapshot[dossier_id]
+        is_default = status in DEFAULT_OUTCOMES
+        if not is_default and collected_at > matured_before:
+            immature += 1
+            continue
+        rows.append(features)
+        labels.append(1 if is_default else 0)
+        dates.append(created_at.isoformat())
+    return LabelledHistory(
+        rows=rows,
+        labels=labels,
+        dates=dates,
+        immature=immature,
+        without_snapshot=without_snapshot,
+        window_months=window_months,
+    )
 
 
 @transaction.atomic
@@ -83,7 +155,14 @@ def model_promote(*, model_version: ModelVersion, actor: Actor) -> ModelVersion:
 
 
 def model_train_from_dossiers(
-    *, segment: str = "b2b", trained_by: str = "train_model", promote: bool = True
+    *,
+    segment: str = "b2b",
+    trained_by: str = "train_model",
+    promote: bool = True,
+    history: LabelledHistory | None = None,
 ) -> ModelVersion:
-    trained = train_segment(segment, *labelled_history(segment))
+    """Train on ``history`` (by default the segment's labelled history as of now), register, maybe promote."""
+    if history is None:
+        history = labelled_history(segment)
+    trained = train_segment(segment, history.rows, history.labels, history.dates)
     return model_register(segment=segment, trained=trained, trained_by=trained_by, promote=promote)

@@ -7,14 +7,15 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.model.csv_training import CsvTrainingError, train_from_csv
-from scoring.model.registry import model_register, model_train_from_dossiers
+from scoring.model.registry import labelled_history, model_register, model_train_from_dossiers
 from scoring.model.training import metrics_lines
 from scoring.selectors import champion_for
 
 
 class Command(BaseCommand):
     help = (
-        "Train XGBoost on labelled dossiers (those with a repaid/defaulted outcome), or with --csv on a file of "
+        "Train XGBoost on labelled dossiers (defaults, and repaid credits whose performance window has run), "
+        "or with --csv on a file of "
         "historical labelled files, and store a new version."
     )
 
@@ -63,8 +64,12 @@ class Command(BaseCommand):
         if any(options[name] for name in ("csv", "target", "positive", "date_column", "exclude", "folds")):
             self.train_from_csv(segment=segment, promote=not no_promote, **options)
             return
+        history = labelled_history(segment)
+        self.stdout.write(history.summary())
         try:
-            version = model_train_from_dossiers(segment=segment, trained_by="train_model", promote=not no_promote)
+            version = model_train_from_dossiers(
+                segment=segment, trained_by="train_model", promote=not no_promote, history=history
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         for line in metrics_lines(version.metrics):
