@@ -23,6 +23,7 @@ from dossiers.api import (
     StrictCharField,
     StrictDateField,
     StrictDecimalField,
+    list_query_filters,
 )
 from riskoffice.api import api_client_of, raise_service_error
 from riskoffice.audit import Actor
@@ -195,23 +196,6 @@ class DeliveryFilterSerializer(serializers.Serializer):
     event_type = serializers.ChoiceField(choices=DELIVERY_EVENT_TYPES, required=False)
 
 
-def _delivery_filters(request: Request) -> dict[str, Any]:
-    """The validated filters; an unknown or repeated parameter is refused rather than ignored."""
-    params = request.query_params
-    known = set(DeliveryFilterSerializer().fields) | set(ScoreCursorPagination.PARAMETERS)
-    errors = {name: ["Unknown parameter."] for name in params if name not in known}
-    errors.update(
-        {name: ["Give this parameter once."] for name in params if name in known and len(params.getlist(name)) > 1}
-    )
-    if errors:
-        raise serializers.ValidationError(errors)
-    filters = DeliveryFilterSerializer(
-        data={name: params[name] for name in params if name not in ScoreCursorPagination.PARAMETERS}
-    )
-    filters.is_valid(raise_exception=True)
-    return filters.validated_data
-
-
 def _delivery_representation(delivery: WebhookDelivery, *, attempts: bool = False) -> dict[str, Any]:
     body = {
         "message_id": delivery.message_id,
@@ -259,7 +243,7 @@ class DeliveryList(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """The endpoint's deliveries, newest first, filtered by status and event type, by cursor pages."""
         endpoint, _ = _endpoint_of(request, pk)
-        filters = _delivery_filters(request)
+        filters = list_query_filters(request, DeliveryFilterSerializer)
         deliveries = webhook_deliveries_of(endpoint).filter(**filters).select_related("digest")
         paginator = ScoreCursorPagination()
         page = paginator.paginate_queryset(deliveries, request, view=self)

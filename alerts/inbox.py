@@ -20,6 +20,7 @@ from riskoffice.audit import Actor, audit_record
 from riskoffice.roles import CAN_DECIDE, has_any_role
 
 from .models import Alert, NegativeEvent
+from .selectors import alerts_for_user
 
 ACKNOWLEDGED = "alert.acknowledged"
 # The model's labels are not translated; the back-office's are.
@@ -52,9 +53,9 @@ class InboxFilters:
     company_id: int | None = None
 
 
-def inbox_alerts(filters: InboxFilters) -> QuerySet[Alert]:
+def inbox_alerts(user: Any, filters: InboxFilters) -> QuerySet[Alert]:
     """The inbox, unacknowledged first then newest first (alert_inbox_idx), with what each row shows."""
-    rows = Alert.objects.select_related("company", "negative_event", "acknowledged_by", "dossier")
+    rows = alerts_for_user(user).select_related("company", "negative_event", "acknowledged_by", "dossier")
     rows = rows.only(
         *(f.name for f in Alert._meta.concrete_fields),
         "company__siren",
@@ -173,6 +174,6 @@ def alerts_acknowledge(*, alert_ids: list[int], user: Any, now: datetime | None 
         raise ValidationError(_("Acknowledge at most %(count)d alerts at once.") % {"count": BULK_MAX})
     now = now or timezone.now()
     done = 0
-    for alert in Alert.objects.filter(pk__in=ids, acknowledged_at__isnull=True).order_by("pk"):
+    for alert in alerts_for_user(user).filter(pk__in=ids, acknowledged_at__isnull=True).order_by("pk"):
         done += alert_acknowledge(alert=alert, user=user, now=now, quiet=True)
     return done

@@ -15,7 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from dossiers.api import CompanySerializer, RejectUnknownFieldsMixin, ScoreCursorPagination
+from dossiers.api import CompanySerializer, RejectUnknownFieldsMixin, ScoreCursorPagination, list_query_filters
 from dossiers.identifiers import siren_error
 from riskoffice.api import api_client_of, raise_service_error
 
@@ -32,10 +32,6 @@ class WatchRequestSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
     company = WatchCompanySerializer(help_text="The company to watch: one you have scored.")
 
 
-class WatchCursorPagination(ScoreCursorPagination):
-    """Newest watch first, by cursor pages like GET /api/v1/scores."""
-
-
 def watch_representation(watch: WatchedCompany, *, has_open_exposure: bool | None = None) -> dict[str, Any]:
     exposure = getattr(watch, "has_open_exposure", None) if has_open_exposure is None else has_open_exposure
     return {
@@ -50,10 +46,8 @@ class WatchListCreate(APIView):
 
     def get(self, request: Request) -> Response:
         """The partner's watched companies, newest first, each saying whether the partner also holds exposure."""
-        unknown = sorted(set(request.query_params) - set(WatchCursorPagination.PARAMETERS))
-        if unknown:
-            raise serializers.ValidationError({name: ["Unknown parameter."] for name in unknown})
-        paginator = WatchCursorPagination()
+        list_query_filters(request, serializers.Serializer)  # no filter: only the pages' parameters
+        paginator = ScoreCursorPagination()  # newest first, cursor pages like GET /api/v1/scores
         page = paginator.paginate_queryset(watched_companies_for_client(api_client_of(request)), request, view=self)
         return paginator.get_paginated_response([watch_representation(watch) for watch in page])
 

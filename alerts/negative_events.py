@@ -110,22 +110,12 @@ def negative_event_record(
     # Analysts read these in the back-office: in their language.
     if not has_any_role(user, CAN_DECIDE):
         raise PermissionDenied(_("Only analysts and senior analysts record negative events."))
-    errors: dict[str, str] = {}
-    if kind not in ANALYST_EVENT_KINDS:
-        errors["kind"] = _("Choose one of: %(kinds)s.") % {"kinds": ", ".join(ANALYST_EVENT_KINDS)}
+    errors = _event_errors(ANALYST_EVENT_KINDS, kind, occurred_on, amount, days_late, reason_code)
     if occurred_on is None:
         errors["occurred_on"] = _("Give the date of the event.")
-    elif occurred_on > timezone.localdate():
-        errors["occurred_on"] = _("The event date cannot be in the future.")
-    if amount is not None and amount < 0:
-        errors["amount"] = _("The amount cannot be negative.")
-    if days_late is not None and kind != Kind.PAYMENT_DELAY:
-        errors["days_late"] = _("Only a payment delay has days late.")
-    elif days_late is not None and not 1 <= days_late <= 3650:
+    if "days_late" not in errors and days_late is not None and not 1 <= days_late <= 3650:
         errors["days_late"] = _("Days late run from 1 to 3650.")
-    if reason_code and kind != Kind.SEPA_INCIDENT:
-        errors["reason_code"] = _("Only a SEPA incident has a reason code.")
-    elif reason_code and not re.fullmatch(r"[A-Z0-9]{4}", reason_code.upper()):
+    if "reason_code" not in errors and reason_code and not re.fullmatch(r"[A-Z0-9]{4}", reason_code.upper()):
         errors["reason_code"] = _("A SEPA reason code is four letters or digits, e.g. AM04.")
     if len(note) > 1000:
         errors["note"] = _("Keep the note under 1000 characters.")
@@ -157,23 +147,37 @@ def _event_check(
     days_late: int | None,
     reason_code: str,
 ) -> None:
-    errors: dict[str, str] = {}
+    errors = _event_errors(PARTNER_EVENT_KINDS, kind, occurred_on, amount, days_late, reason_code)
     if not event_id or len(event_id) > 100:
         errors["event_id"] = "Give your own id for the event, 1 to 100 characters."
-    if kind not in PARTNER_EVENT_KINDS:
-        errors["kind"] = f"Choose one of {', '.join(PARTNER_EVENT_KINDS)}."
-    if occurred_on > timezone.localdate():
-        errors["occurred_on"] = "The event date cannot be in the future."
     if bool(siren) == bool(reference):
         errors["subject"] = "The event is about a company (SIREN) or an individual (reference), exactly one."
-    if amount is not None and amount < 0:
-        errors["amount"] = "The amount cannot be negative."
-    if days_late is not None and kind != Kind.PAYMENT_DELAY:
-        errors["days_late"] = "Only a payment delay has days late."
-    if reason_code and kind != Kind.SEPA_INCIDENT:
-        errors["reason_code"] = "Only a SEPA incident has a reason code."
     if errors:
         raise ValidationError(errors)
+
+
+def _event_errors(
+    kinds: tuple[str, ...],
+    kind: str,
+    occurred_on: date | None,
+    amount: Decimal | None,
+    days_late: int | None,
+    reason_code: str,
+) -> dict[str, str]:
+    """What is wrong with an event's fields, however it came in. In the request's language: the partner API
+    always answers in English (riskoffice.middleware.LocaleMiddleware), the back-office in the analyst's."""
+    errors: dict[str, str] = {}
+    if kind not in kinds:
+        errors["kind"] = _("Choose one of: %(kinds)s.") % {"kinds": ", ".join(kinds)}
+    if occurred_on is not None and occurred_on > timezone.localdate():
+        errors["occurred_on"] = _("The event date cannot be in the future.")
+    if amount is not None and amount < 0:
+        errors["amount"] = _("The amount cannot be negative.")
+    if days_late is not None and kind != Kind.PAYMENT_DELAY:
+        errors["days_late"] = _("Only a payment delay has days late.")
+    if reason_code and kind != Kind.SEPA_INCIDENT:
+        errors["reason_code"] = _("Only a SEPA incident has a reason code.")
+    return errors
 
 
 def _event_subject(client: ApiClient, *, siren: str, reference: str) -> dict[str, Any]:

@@ -11,8 +11,16 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from riskoffice.models import ApiClient
+from riskoffice.roles import CAN_READ_DOSSIERS, has_any_role
 
-from .models import NegativeEvent, WatchedCompany, WebhookDelivery, WebhookEndpoint
+from .models import Alert, NegativeEvent, WatchedCompany, WebhookDelivery, WebhookEndpoint
+
+
+def alerts_for_user(user: Any) -> QuerySet[Alert]:
+    """The alerts a back-office user may read: the team's inbox, for everyone who reads dossiers; none otherwise."""
+    if not has_any_role(user, CAN_READ_DOSSIERS):
+        return Alert.objects.none()
+    return Alert.objects.all()
 
 
 def webhook_endpoints_for_client(client: ApiClient) -> QuerySet[WebhookEndpoint]:

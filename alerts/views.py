@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from django import forms
@@ -13,7 +12,6 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -29,7 +27,7 @@ from riskoffice.scoping import get_or_404
 from riskoffice.web import apply_service_errors, require_role, seek_page
 
 from . import inbox, selectors, services
-from .models import Alert, NegativeEvent, WebhookDelivery, WebhookEndpoint
+from .models import NegativeEvent, WebhookDelivery, WebhookEndpoint
 
 PAGE_SIZE = 50
 PAGE_SIZES = (25, 50, 100)
@@ -95,14 +93,15 @@ def inbox_page(request: HttpRequest) -> HttpResponse:
     form.is_valid()  # the valid fields filter; each invalid one is named in a note
     data = form.cleaned_data
     siren = (data.get("company") or "").strip()
-    company = Company.objects.filter(siren=siren).only("pk", "siren", "name").first() if siren else None
+    companies = dossier_selectors.companies_for_user(request.user)
+    company = companies.filter(siren=siren).only("pk", "siren", "name").first() if siren else None
     filters = inbox.InboxFilters(
         show=data.get("show") or ("all" if company else "unread"),
         kind=data.get("kind") or "",
         severity=data.get("severity") or "",
         company_id=company.pk if company else (-1 if siren else None),
     )
-    page = seek_page(inbox.inbox_alerts(filters), request.GET.get("page"), data.get("size") or PAGE_SIZE)
+    page = seek_page(inbox.inbox_alerts(request.user, filters), request.GET.get("page"), data.get("size") or PAGE_SIZE)
     rows = [(alert, inbox.alert_what(alert)) for alert in page.object_list]
     return render(
         request,
@@ -126,7 +125,7 @@ def inbox_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def alert_acknowledge(request: HttpRequest, pk: int) -> HttpResponse:
     require_role(request, CAN_DECIDE)
-    alert = get_or_404(Alert.objects.all(), pk)
+    alert = get_or_404(selectors.alerts_for_user(request.user), pk)
     try:
         inbox.alert_acknowledge(alert=alert, user=request.user)
     except ValidationError as error:
@@ -214,7 +213,12 @@ def company_limit(request: HttpRequest, siren: str) -> HttpResponse:
     alert_id = _id_or_none((request.POST if posted else request.GET).get("alert"))
     alert = None
     if alert_id:
-        alert = Alert.objects.select_related("negative_event").filter(pk=alert_id, company=company).first()
+        alert = (
+            selectors.alerts_for_user(request.user)
+            .select_related("negative_event")
+            .filter(pk=alert_id, company=company)
+            .first()
+        )
     if posted and form.is_valid():
         if alert_id and alert is None:
             form.add_error(None, _("This alert is not about this company."))
@@ -295,21 +299,8 @@ class NegativeEventForm(forms.Form):
         required=False, max_length=1000, label=gettext_lazy("Note"), widget=forms.Textarea(attrs={"rows": 2})
     )
 
-    def clean_occurred_on(self) -> date:
-        day = self.cleaned_data["occurred_on"]
-        if day > timezone.localdate():
-            raise ValidationError(_("The date cannot be in the future."))
-        return day
-
-    def clean(self) -> dict[str, Any]:
-        # The service checks these too; here the analyst reads why in their own language.
-        data = super().clean()
-        kind = data.get("kind")
-        if data.get("days_late") is not None and kind != NegativeEvent.Kind.PAYMENT_DELAY:
-            self.add_error("days_late", _("Only a payment delay has days late."))
-        if data.get("reason_code") and kind != NegativeEvent.Kind.SEPA_INCIDENT:
-            self.add_error("reason_code", _("Only a SEPA incident has a reason code."))
-        return data
+    # The rules between fields (a future date, days late only for a payment delay...) are the service's:
+    # alerts.negative_events answers in the analyst's language, keyed by field (apply_service_errors).
 
 
 @login_required
@@ -418,7 +409,8 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deliveries = selectors.webhook_deliveries_of(endpoint).defer("payload").prefetch_related("attempt_log")
     page = seek_page(deliveries, request.GET.get("page"), DELIVERIES_PAGE_SIZE)
     counts = dict(
-        WebhookDelivery.objects.filter(endpoint=endpoint)
+        selectors.webhook_deliveries_of(endpoint)
+        .order_by()
         .values_list("status")
         .annotate(n=Count("pk"))
         .values_list("status", "n")

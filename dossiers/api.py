@@ -265,7 +265,7 @@ class ScoreListCreate(APIView):
 
     def get(self, request: Request) -> Response:
         """The partner's dossiers, newest first, each as GET /scores/{id} shows it; filtered, by cursor pages."""
-        dossiers = score_list_queryset(api_client_of(request), _score_list_filters(request))
+        dossiers = score_list_queryset(api_client_of(request), list_query_filters(request, ScoreListFilterSerializer))
         paginator = ScoreCursorPagination()
         page = paginator.paginate_queryset(dossiers, request, view=self)
         lang = _language(request)
@@ -397,17 +397,21 @@ class ScoreCursorPagination(CursorPagination):
         return Response({"results": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
 
 
-def _score_list_filters(request: Request) -> dict[str, Any]:
-    """The validated filters; an unknown or repeated parameter is refused rather than ignored."""
+def list_query_filters(request: Request, filters_class: type[serializers.Serializer]) -> dict[str, Any]:
+    """A list's validated query filters; an unknown or repeated parameter is refused rather than ignored.
+
+    Every cursor-paged list of the API reads its query string through here: ``filters_class`` declares the
+    filters, the pagination's own parameters are known too.
+    """
     params = request.query_params
-    known = set(ScoreListFilterSerializer().fields) | set(ScoreCursorPagination.PARAMETERS)
+    known = set(filters_class().fields) | set(ScoreCursorPagination.PARAMETERS)
     errors = {name: ["Unknown parameter."] for name in params if name not in known}
     errors.update(
         {name: ["Give this parameter once."] for name in params if name in known and len(params.getlist(name)) > 1}
     )
     if errors:
         raise serializers.ValidationError(errors)
-    filters = ScoreListFilterSerializer(
+    filters = filters_class(
         data={name: params[name] for name in params if name not in ScoreCursorPagination.PARAMETERS}
     )
     filters.is_valid(raise_exception=True)

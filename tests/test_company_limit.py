@@ -278,7 +278,7 @@ def test_an_event_dated_in_the_future_is_refused(client, analyst, acme):
 
     response = client.post(EVENT_URL, {"kind": "payment_delay", "occurred_on": tomorrow.isoformat()})
 
-    assert response.status_code == 400 and "The date cannot be in the future." in errors_of(response)
+    assert response.status_code == 400 and "The event date cannot be in the future." in errors_of(response)
 
 
 def test_only_analysts_record_events(client, auditor, acme):
