@@ -33,7 +33,7 @@ from scoring.models import CompanyScore, PortfolioRun
 
 from . import events as event_types
 from .models import Alert, NegativeEvent, WatchedCompany
-from .selectors import alert_dossiers, interested_partners, open_exposure_score_ids
+from .selectors import alert_dossiers, interested_partners, open_exposure_dossiers, open_exposure_score_ids
 from .services import events_publish
 
 logger = logging.getLogger(__name__)
@@ -301,15 +301,8 @@ def negative_event_announce(*, event: NegativeEvent, rescore: bool = True) -> Al
         return None
     alert = None
     if event.kind in ALERTED_KINDS:
-        alert = Alert.objects.create(
-            kind=Alert.Kind.NEGATIVE_EVENT,
-            severity=Alert.Severity.CRITICAL,
-            dedup_key=f"event:{event.pk}",
-            company_id=event.company_id,
-            dossier_id=alert_dossiers([event.company_id]).get(event.company_id),
-            negative_event=event,
-            event_kind=event.kind,
-        )
+        dossier_id = alert_dossiers([event.company_id]).get(event.company_id)
+        alert = _event_alert(event, dossier_id=dossier_id, company_id=event.company_id)
     event_type = event_types.NEGATIVE_EVENT_TYPES.get(event.kind)
     if event_type:
         reporter = _reporter_partner_id(event)
@@ -326,8 +319,6 @@ def negative_event_announce(*, event: NegativeEvent, rescore: bool = True) -> Al
                 for partner_id in sorted(recipients)
             ]
         )
-    if alert is not None:
-        _alerts_email([alert.pk])
     if rescore and event.kind in RESCORED_KINDS:
         from .monitoring_tasks import rescore_after_event
 
@@ -336,31 +327,28 @@ def negative_event_announce(*, event: NegativeEvent, rescore: bool = True) -> Al
 
 
 def _individual_announce(event: NegativeEvent) -> Alert | None:
-    exposed = Dossier.objects.filter(
-        individual_id=event.individual_id,
-        decision__in=_granted(),
-        outcome__isnull=True,
-    )
-    if event.kind not in ALERTED_KINDS or not exposed.exists():
+    if event.kind not in ALERTED_KINDS:
         return None
-    dossier = exposed.order_by("-created_at").first()
+    exposed = open_exposure_dossiers().filter(individual_id=event.individual_id).order_by("-created_at", "-pk")
+    dossier_id = exposed.values_list("pk", flat=True).first()
+    if dossier_id is None:
+        return None
+    return _event_alert(event, dossier_id=dossier_id, individual_id=event.individual_id)
+
+
+def _event_alert(event: NegativeEvent, *, dossier_id: Any, **subject: Any) -> Alert:
+    """The critical alert a negative event raises (once: ``event:<id>``), e-mailed to analysts after commit."""
     alert = Alert.objects.create(
         kind=Alert.Kind.NEGATIVE_EVENT,
         severity=Alert.Severity.CRITICAL,
         dedup_key=f"event:{event.pk}",
-        individual_id=event.individual_id,
-        dossier=dossier,
+        dossier_id=dossier_id,
         negative_event=event,
         event_kind=event.kind,
+        **subject,
     )
     _alerts_email([alert.pk])
     return alert
-
-
-def _granted() -> tuple[str, ...]:
-    from dossiers.selectors import GRANTED_DECISIONS
-
-    return GRANTED_DECISIONS
 
 
 def _reporter_partner_id(event: NegativeEvent) -> int | None:

@@ -55,13 +55,11 @@ def negative_events_reported_by(client: ApiClient) -> QuerySet[NegativeEvent]:
 
 
 def open_exposure_dossiers() -> QuerySet[Any]:
-    """Dossiers of a partner on a company that grant credit and are not settled (dossiers.selectors' rule)."""
+    """A partner's dossiers that grant credit and are not settled (dossiers.selectors' rule); filter by subject."""
     from dossiers.models import Dossier
     from dossiers.selectors import GRANTED_DECISIONS
 
-    return Dossier.objects.filter(
-        partner__isnull=False, company__isnull=False, decision__in=GRANTED_DECISIONS, outcome__isnull=True
-    )
+    return Dossier.objects.filter(partner__isnull=False, decision__in=GRANTED_DECISIONS, outcome__isnull=True)
 
 
 def monitored_companies() -> QuerySet[Any]:
