@@ -125,21 +125,15 @@ def _notices_record(company_id: int, notices: list[dict[str, Any]], today: date)
 
 
 def _details(notice: dict[str, Any]) -> dict[str, Any]:
-    details = {
-        "bodacc_id": notice["id"],
+    common = {"bodacc_id": notice["id"], "published_on": notice.get("published", "")}
+    if notice["kind"] == "accounts":
+        return {**common, "deposit": notice.get("nature", ""), "closing_date": notice.get("closing_date", "")}
+    return {
+        **common,
         "tribunal": notice.get("tribunal", ""),
         "jugement": notice.get("nature", ""),
         "proceeding": notice["kind"],
-        "published_on": notice.get("published", ""),
     }
-    if notice["kind"] == "accounts":
-        details = {
-            "bodacc_id": notice["id"],
-            "deposit": notice.get("nature", ""),
-            "closing_date": notice.get("closing_date", ""),
-            "published_on": notice.get("published", ""),
-        }
-    return details
 
 
 def _date(value: Any, default: date) -> date:
