@@ -217,6 +217,8 @@ class Alert(models.Model):
         SCORE_DROPPED = "score_dropped", "Score dropped"
         BAND_CHANGED = "band_changed", "Band changed"
         NEGATIVE_EVENT = "negative_event", "Negative event"
+        # A champion's live population drifted from its training reference (PSI): senior analysts only.
+        MODEL_DRIFT = "model_drift", "Model drift"
 
     class Severity(models.TextChoices):
         CRITICAL = "critical", "Critical"
@@ -247,6 +249,9 @@ class Alert(models.Model):
     previous_band = models.CharField(max_length=1, blank=True)
     band = models.CharField(max_length=1, blank=True)
     event_kind = models.CharField(max_length=30, blank=True, help_text="The negative event's kind.")
+    drift_check = models.ForeignKey(
+        "scoring.DriftCheck", null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
@@ -263,9 +268,11 @@ class Alert(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(company__isnull=False) | models.Q(individual__isnull=False),
+                condition=models.Q(company__isnull=False)
+                | models.Q(individual__isnull=False)
+                | models.Q(kind="model_drift"),
                 name="alert_has_subject",
-                violation_error_message="An alert is about a company or an individual.",
+                violation_error_message="An alert is about a company, an individual or a model's drift.",
             ),
             models.CheckConstraint(
                 condition=models.Q(acknowledged_at__isnull=True, acknowledged_by__isnull=True)

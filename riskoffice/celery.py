@@ -9,7 +9,7 @@ app = Celery("riskoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Tasks that live beside the work they run, inside an app's sub-package.
-app.autodiscover_tasks(["scoring.bulk", "scoring.portfolio"])
+app.autodiscover_tasks(["scoring.bulk", "scoring.portfolio", "scoring.model"])
 
 
 @worker_ready.connect

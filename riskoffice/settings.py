@@ -707,3 +707,60 @@ OUTCOME_PERFORMANCE_WINDOW_MONTHS = env_int("OUTCOME_PERFORMANCE_WINDOW_MONTHS",
 if OUTCOME_PERFORMANCE_WINDOW_MONTHS < 0:
     raise ImproperlyConfigured("OUTCOME_PERFORMANCE_WINDOW_MONTHS must be 0 or more months.")
 # --- end of the labelled set ---
+
+
+# --- Model governance (issue 12): retraining, champion and challenger, shadow scoring, drift ---
+def env_float(name: str, default: float) -> float:
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
+# Scheduled retraining: the day of the month (1-28) at MODEL_RETRAIN_AT (HH:MM local); "off" disables it.
+MODEL_RETRAIN_DAY_OF_MONTH = env_int("MODEL_RETRAIN_DAY_OF_MONTH", 1)
+if not 1 <= MODEL_RETRAIN_DAY_OF_MONTH <= 28:
+    raise ImproperlyConfigured("MODEL_RETRAIN_DAY_OF_MONTH must lie between 1 and 28.")
+MODEL_RETRAIN_AT = env_str("MODEL_RETRAIN_AT", "03:00")
+# A retraining starts on its own once this many matured outcomes arrived since the last one (0: never).
+MODEL_RETRAIN_MIN_NEW_OUTCOMES = env_int("MODEL_RETRAIN_MIN_NEW_OUTCOMES", 200)
+# The out-of-time holdout champion and challenger are compared on: the latest share of the labelled set.
+MODEL_HOLDOUT_SHARE = env_float("MODEL_HOLDOUT_SHARE", 0.2)
+if not 0.05 <= MODEL_HOLDOUT_SHARE <= 0.5:
+    raise ImproperlyConfigured("MODEL_HOLDOUT_SHARE must lie between 0.05 and 0.5.")
+# Bootstrap resamples of the holdout for the intervals of the comparison.
+MODEL_BOOTSTRAP_RESAMPLES = env_int("MODEL_BOOTSTRAP_RESAMPLES", 1000)
+# Promotion gates (scoring/model/comparison.py). Not worse beyond noise: the upper end of the 95 % interval
+# of (challenger - champion) AUC must reach -MODEL_GATE_AUC_TOLERANCE, and of their Brier difference the
+# lower end must stay under +MODEL_GATE_BRIER_TOLERANCE. Calibration: in every band with enough files the
+# challenger's mean PD lies within MODEL_GATE_CALIBRATION_TOLERANCE (absolute) of the band's interval of the
+# realised default rate. The holdout needs MODEL_GATE_MIN_DEFAULTS defaults for any of it to mean something.
+MODEL_GATE_AUC_TOLERANCE = env_float("MODEL_GATE_AUC_TOLERANCE", 0.0)
+MODEL_GATE_BRIER_TOLERANCE = env_float("MODEL_GATE_BRIER_TOLERANCE", 0.0)
+MODEL_GATE_CALIBRATION_TOLERANCE = env_float("MODEL_GATE_CALIBRATION_TOLERANCE", 0.02)
+MODEL_GATE_MIN_DEFAULTS = env_int("MODEL_GATE_MIN_DEFAULTS", 10)
+# Drift: the daily PSI of the champion's last MODEL_DRIFT_WINDOW_DAYS of scores against its training reference,
+# at MODEL_DRIFT_AT (HH:MM local, "off" disables); above MODEL_PSI_ALERT an alert to senior analysts.
+MODEL_DRIFT_AT = env_str("MODEL_DRIFT_AT", "04:00")
+MODEL_DRIFT_WINDOW_DAYS = env_int("MODEL_DRIFT_WINDOW_DAYS", 30)
+MODEL_DRIFT_MIN_SCORES = env_int("MODEL_DRIFT_MIN_SCORES", 100)
+MODEL_PSI_ALERT = env_float("MODEL_PSI_ALERT", 0.25)
+for _entry, _setting, _task in (("model-drift-check", "MODEL_DRIFT_AT", "scoring.model.tasks.drift_check_daily"),):
+    _schedule = _monitoring_schedule(_setting, globals()[_setting])
+    if _schedule is not None:
+        CELERY_BEAT_SCHEDULE[_entry] = {"task": _task, "schedule": _schedule}
+if _monitoring_schedule("MODEL_RETRAIN_AT", MODEL_RETRAIN_AT) is not None:
+    _hour, _minute = (int(part) for part in MODEL_RETRAIN_AT.split(":"))
+    CELERY_BEAT_SCHEDULE["model-retrain-monthly"] = {
+        "task": "scoring.model.tasks.retrain_scheduled",
+        "schedule": _monitoring_crontab(hour=_hour, minute=_minute, day_of_month=MODEL_RETRAIN_DAY_OF_MONTH),
+    }
+# New mature outcomes are counted, and a retraining whose worker died is failed, by this sweep.
+CELERY_BEAT_SCHEDULE["model-retrain-sweep"] = {
+    "task": "scoring.model.tasks.retrain_sweep",
+    "schedule": timedelta(minutes=env_int("MODEL_RETRAIN_SWEEP_MINUTES", 15)),
+}
+# --- end of model governance ---

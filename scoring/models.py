@@ -39,9 +39,13 @@ class ModelVersion(models.Model):
     """
 
     class Status(models.TextChoices):
-        CANDIDATE = "candidate", "Candidate"
-        CHAMPION = "champion", "Champion"
-        RETIRED = "retired", "Retired"
+        CANDIDATE = "candidate", _("Candidate")
+        # Trained by a retraining, compared with the champion, shadow-scoring live dossiers until a
+        # senior analyst approves (it becomes the champion) or rejects it.
+        CHALLENGER = "challenger", _("Challenger")
+        CHAMPION = "champion", _("Champion")
+        RETIRED = "retired", _("Retired")
+        REJECTED = "rejected", _("Rejected")
 
     segment = models.CharField(max_length=3, choices=Segment.choices)
     version = models.PositiveIntegerField()
@@ -62,6 +66,19 @@ class ModelVersion(models.Model):
     trained_by = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # The training reference PSI compares live scores and features with (scoring/model/drift.py):
+    # {"score": {"edges": [...], "shares": [...]}, "features": {name: {...}}, "rows": n}.
+    reference = models.JSONField(default=dict, blank=True)
+    # The champion/challenger comparison on the out-of-time holdout, with its gates
+    # (scoring/model/comparison.py); empty for a version no retraining compared.
+    comparison = models.JSONField(default=dict, blank=True)
+    # Who decided on a challenger (approved: promoted; rejected) and when.
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["segment", "-version"]
@@ -72,6 +89,17 @@ class ModelVersion(models.Model):
                 condition=models.Q(status="champion"),
                 name="modelversion_one_champion_per_segment",
                 violation_error_message="A segment has one champion model at a time.",
+            ),
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(status="challenger"),
+                name="modelversion_one_challenger_per_segment",
+                violation_error_message="A segment has one challenger model at a time.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["candidate", "challenger", "champion", "retired", "rejected"]),
+                name="modelversion_status_valid",
+                violation_error_message="Unknown model status.",
             ),
         ]
 
@@ -498,5 +526,111 @@ class CompanyScore(models.Model):
                 | models.Q(contributions__isnull=False, factors__isnull=False, base_value__isnull=False),
                 name="companyscore_explanation_whole",
                 violation_error_message="An explanation has its base value, contributions and factors together.",
+            ),
+        ]
+
+
+class RetrainingRun(models.Model):
+    """One retraining of a segment's model: scheduled, triggered by new mature outcomes, or started by hand.
+
+    Its stage and progress are what the back-office shows while it runs; its challenger is what it made.
+    """
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", _("Scheduled")
+        OUTCOMES = "outcomes", _("New mature outcomes")
+        MANUAL = "manual", _("Started by a senior analyst")
+        COMMAND = "command", _("Command line")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=200, blank=True, help_text="What the run is doing, for the back-office.")
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Matured outcomes in the labelled set when the run started: the "enough new outcomes" trigger counts from it.
+    labelled_rows = models.PositiveIntegerField(null=True, blank=True)
+    labelled = models.JSONField(default=dict, blank=True, help_text="The labelled set: rows, defaults, left out.")
+    challenger = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="retraining_runs"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="retraining_one_active_per_segment",
+                violation_error_message="A retraining of this segment is already queued or running.",
+            ),
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="retraining_progress_percent"),
+        ]
+
+
+class ShadowScore(models.Model):
+    """A challenger's score of a live dossier, next to the champion's: never shown to partners, never decides."""
+
+    score = models.ForeignKey(Score, on_delete=models.CASCADE, related_name="shadow_scores")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="shadow_scores")
+    probability_of_default = models.FloatField()
+    score_value = models.IntegerField()
+    band = models.CharField(max_length=1)
+    # What the live score's policy version would have recommended with the challenger's PD.
+    decision = models.CharField(max_length=10, choices=Decision.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["model_version", "-created_at"], name="shadow_model_latest_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["score", "model_version"],
+                name="shadow_once_per_score_and_model",
+                violation_error_message="A challenger shadow-scores a score once.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(probability_of_default__gte=0, probability_of_default__lte=1),
+                name="shadow_pd_is_probability",
+            ),
+        ]
+
+
+class DriftCheck(models.Model):
+    """The daily PSI of a champion's live scores and features against its training reference."""
+
+    segment = models.CharField(max_length=3, choices=Segment.choices)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="drift_checks")
+    day = models.DateField()
+    window_days = models.PositiveSmallIntegerField()
+    scores_compared = models.PositiveIntegerField(default=0)
+    psi_score = models.FloatField(null=True, blank=True, help_text="Null when too few scores to compare.")
+    psi_features = models.JSONField(default=dict, blank=True, help_text="{feature: PSI}")
+    # The worst of the score's and the features' PSI, and what it was.
+    psi_max = models.FloatField(null=True, blank=True)
+    psi_max_of = models.CharField(max_length=100, blank=True)
+    alerted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "segment"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "day"],
+                name="driftcheck_once_a_day",
+                violation_error_message="A model's drift is checked once a day.",
             ),
         ]

@@ -20,6 +20,15 @@ def champion_for(segment: str) -> ModelVersion | None:
     )
 
 
+def challenger_for(segment: str) -> ModelVersion | None:
+    """The segment's challenger (shadow-scoring, awaiting a senior analyst's decision), booster deferred."""
+    return (
+        ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHALLENGER)
+        .defer("booster_ubj")
+        .first()
+    )
+
+
 def policy_current(segment: str) -> PolicyVersion | None:
     return PolicyVersion.objects.filter(segment=segment, is_current=True).first()
 
