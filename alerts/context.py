@@ -18,7 +18,7 @@ def alerts_context(request: HttpRequest) -> dict[str, object]:
         # Called by the template (once, however often it is used): a page without the navigation counts nothing.
         from .inbox import UNREAD_CAP, unread_count
 
-        count = unread_count()
+        count = unread_count(request.user)
         return f"{UNREAD_CAP}+" if count > UNREAD_CAP else count
 
     return {"alerts_unread": unread}

@@ -36,6 +36,7 @@ KIND_LABELS = {
     Alert.Kind.SCORE_DROPPED: gettext_lazy("Score dropped"),
     Alert.Kind.BAND_CHANGED: gettext_lazy("Band changed"),
     Alert.Kind.NEGATIVE_EVENT: gettext_lazy("Negative event"),
+    Alert.Kind.MODEL_DRIFT: gettext_lazy("Model drift"),
 }
 SEVERITY_LABELS = {Alert.Severity.CRITICAL: gettext_lazy("Critical"), Alert.Severity.WARNING: gettext_lazy("Warning")}
 # Bulk acknowledgement takes at most this many alerts at once (one page of the inbox at its largest).
@@ -55,7 +56,9 @@ class InboxFilters:
 
 def inbox_alerts(user: Any, filters: InboxFilters) -> QuerySet[Alert]:
     """The inbox, unacknowledged first then newest first (alert_inbox_idx), with what each row shows."""
-    rows = alerts_for_user(user).select_related("company", "negative_event", "acknowledged_by", "dossier")
+    rows = alerts_for_user(user).select_related(
+        "company", "negative_event", "acknowledged_by", "dossier", "drift_check"
+    )
     rows = rows.only(
         *(f.name for f in Alert._meta.concrete_fields),
         "company__siren",
@@ -70,6 +73,11 @@ def inbox_alerts(user: Any, filters: InboxFilters) -> QuerySet[Alert]:
         "acknowledged_by__username",
         "dossier__id",
         "dossier__applicant_name",
+        "drift_check__segment",
+        "drift_check__psi_max",
+        "drift_check__psi_max_of",
+        "drift_check__scores_compared",
+        "drift_check__window_days",
     )
     if filters.show != "all":
         rows = rows.filter(acknowledged_at__isnull=True)
@@ -87,9 +95,10 @@ def inbox_alerts(user: Any, filters: InboxFilters) -> QuerySet[Alert]:
 UNREAD_CAP = 99
 
 
-def unread_count() -> int:
-    """Alerts no one has acknowledged, up to UNREAD_CAP + 1: one capped COUNT over alert_inbox_idx."""
-    return Alert.objects.filter(acknowledged_at__isnull=True).order_by()[: UNREAD_CAP + 1].count()
+def unread_count(user: Any) -> int:
+    """Alerts of ``user``'s inbox no one has acknowledged, up to UNREAD_CAP + 1: one capped COUNT over
+    alert_inbox_idx (a model's drift counts only for senior analysts, who alone see it)."""
+    return alerts_for_user(user).filter(acknowledged_at__isnull=True).order_by()[: UNREAD_CAP + 1].count()
 
 
 def _event_source(source: str) -> str:
@@ -104,6 +113,10 @@ def _event_source(source: str) -> str:
 
 def alert_what(alert: Alert) -> str:
     """What happened, in the words of the inbox and the e-mail."""
+    if alert.kind == Alert.Kind.MODEL_DRIFT:
+        from .notify import drift_summary
+
+        return drift_summary(alert)
     if alert.kind == Alert.Kind.NEGATIVE_EVENT:
         event: NegativeEvent | None = alert.negative_event
         kind = str(EVENT_KIND_LABELS.get(event.kind if event else alert.event_kind, _("Negative event")))

@@ -38,11 +38,12 @@ def alerts_email_on_commit(alert_ids: list[int]) -> None:
         enqueue_on_commit(email_alerts, ids)
 
 
-def alert_recipients() -> list[str]:
-    """The addresses of active analysts and senior analysts, each once."""
+def alert_recipients(*, seniors_only: bool = False) -> list[str]:
+    """The addresses of active analysts and senior analysts (only the latter with ``seniors_only``), each once."""
+    roles = [SENIOR_ANALYST] if seniors_only else [ANALYST, SENIOR_ANALYST]
     addresses = (
         get_user_model()
-        .objects.filter(is_active=True, groups__name__in=[ANALYST, SENIOR_ANALYST])
+        .objects.filter(is_active=True, groups__name__in=roles)
         .exclude(email="")
         .values_list("email", flat=True)
         .distinct()
@@ -59,10 +60,33 @@ def alert_summary(alert: Alert) -> str:
     """What happened, in one line: "score 712 → 640", "band B → D", "Insolvency proceeding on 2026-11-02 (BODACC)"."""
     from .inbox import alert_what
 
+    if alert.kind == Alert.Kind.MODEL_DRIFT:
+        return drift_summary(alert)
     return alert_what(alert)
 
 
+def drift_summary(alert: Alert) -> str:
+    """A drift alert in one line: "PSI 0.31 (worst: debt_ratio) over 412 scores of the last 30 days"."""
+    check = alert.drift_check
+    if check is None or check.psi_max is None:
+        return _("Model drift")
+    return _("PSI %(psi).2f (worst: %(feature)s) over %(n)d scores of the last %(days)d days") % {
+        "psi": check.psi_max,
+        "feature": check.psi_max_of,
+        "n": check.scores_compared,
+        "days": check.window_days,
+    }
+
+
+def models_url() -> str:
+    """The back-office's models page, where a drift alert is acted on."""
+    return reverse("scoring:models")
+
+
 def _subject_name(alert: Alert) -> str:
+    if alert.kind == Alert.Kind.MODEL_DRIFT:
+        segment = alert.drift_check.segment if alert.drift_check else "?"
+        return _("Model of segment %(segment)s") % {"segment": segment}
     if alert.company_id:
         name = alert.company.name or _("Company")
         return f"{name} (SIREN {alert.company.siren})"
@@ -71,7 +95,9 @@ def _subject_name(alert: Alert) -> str:
 
 def _alert_lines(alert: Alert) -> list[str]:
     lines = [f"- {_subject_name(alert)}: {alert_summary(alert)}"]
-    if alert.dossier_id:
+    if alert.kind == Alert.Kind.MODEL_DRIFT:
+        lines.append("  " + backoffice_url(models_url()))
+    elif alert.dossier_id:
         lines.append("  " + backoffice_url(reverse("dossiers:detail", args=[alert.dossier_id])))
     elif alert.company_id:
         lines.append("  " + backoffice_url(reverse("dossiers:company", args=[alert.company.siren])))
@@ -108,21 +134,30 @@ def alerts_email(*, alert_ids: list[int], now: Any = None) -> int:
         ]
         if not claimed:
             return 0
-        recipients = alert_recipients()
-        if not recipients:
-            # Nobody to tell: marked e-mailed all the same, or the sweep would try for ever.
-            logger.warning("No active analyst has an e-mail address: %d alerts not e-mailed", len(claimed))
-            return len(claimed)
         alerts = list(
-            Alert.objects.filter(pk__in=claimed).select_related("company", "negative_event").order_by("-created_at")
+            Alert.objects.filter(pk__in=claimed)
+            .select_related("company", "negative_event", "drift_check")
+            .order_by("-created_at")
         )
-        with translation.override(settings.ALERT_EMAIL_LANGUAGE or settings.LANGUAGE_CODE):
-            subject, body = alert_email(alerts)
-        connection = get_connection()
-        # One message per recipient: analysts do not see each other's addresses.
-        connection.send_messages(
-            [EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in recipients]
+        # A model's drift goes to senior analysts only (they own the model); the rest to every analyst.
+        groups = (
+            (alert_recipients(), [a for a in alerts if a.kind != Alert.Kind.MODEL_DRIFT]),
+            (alert_recipients(seniors_only=True), [a for a in alerts if a.kind == Alert.Kind.MODEL_DRIFT]),
         )
+        messages = []
+        for recipients, group in groups:
+            if not group:
+                continue
+            if not recipients:
+                # Nobody to tell: marked e-mailed all the same, or the sweep would try for ever.
+                logger.warning("No active analyst to e-mail has an address: %d alerts not e-mailed", len(group))
+                continue
+            with translation.override(settings.ALERT_EMAIL_LANGUAGE or settings.LANGUAGE_CODE):
+                subject, body = alert_email(group)
+            # One message per recipient: analysts do not see each other's addresses.
+            messages += [EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in recipients]
+        if messages:
+            get_connection().send_messages(messages)
     return len(claimed)
 
 

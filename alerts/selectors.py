@@ -11,15 +11,20 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from riskoffice.models import ApiClient
-from riskoffice.roles import CAN_READ_DOSSIERS, has_any_role
+from riskoffice.roles import CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
 
 from .models import Alert, NegativeEvent, WatchedCompany, WebhookDelivery, WebhookEndpoint
 
 
 def alerts_for_user(user: Any) -> QuerySet[Alert]:
-    """The alerts a back-office user may read: the team's inbox, for everyone who reads dossiers; none otherwise."""
+    """The alerts a back-office user may read: the team's inbox, for everyone who reads dossiers; none otherwise.
+
+    A model's drift is for senior analysts, who own the model: others do not see those alerts.
+    """
     if not has_any_role(user, CAN_READ_DOSSIERS):
         return Alert.objects.none()
+    if not has_any_role(user, {SENIOR_ANALYST}):
+        return Alert.objects.exclude(kind=Alert.Kind.MODEL_DRIFT)
     return Alert.objects.all()
 
 

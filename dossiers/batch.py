@@ -54,6 +54,7 @@ from riskoffice.audit import Actor, audit_record, audit_records
 from riskoffice.queueing import enqueue
 from riskoffice.subjects.review import human_reviews_prefetch
 from scoring.assessment import Assessment, AssessmentUnavailable, assess_many
+from scoring.model.shadow import shadow_scores_enqueue
 from scoring.models import FeatureSnapshot, Score
 
 from .models import Challenge, Company, Dossier
@@ -237,6 +238,8 @@ def dossiers_record_assessments(assessments: dict[Any, Assessment]) -> list[tupl
             if dossier.partner_id
         ]
     )
+    # The segment's challenger, if any, scores them too after commit (never changes the decision).
+    shadow_scores_enqueue((dossier.segment, score.pk) for dossier, score in zip(dossiers, scores, strict=True))
     return list(zip(dossiers, scores, strict=True))
 
 

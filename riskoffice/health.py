@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 
@@ -48,10 +49,61 @@ def _check_workers() -> str | None:
     return None
 
 
-def _check_model() -> str | None:
-    from scoring.selectors import champion_for
+# The segment a deployment scores by default (a dossier's default segment): always in use, so that a fresh
+# deployment without any model is not ready.
+DEFAULT_SEGMENT = "b2b"
+# The applicant a dossier of each segment names (the dossier_applicant_matches_segment constraint): the foreign
+# key's index finds "a dossier of this segment" without scanning the dossiers, which have no segment index.
+APPLICANT_OF_SEGMENT = {"b2b": "company", "b2c": "individual"}
 
-    return None if champion_for("b2b") else "model: no champion model for b2b (run manage.py train_model)"
+
+def segments_in_use() -> dict[str, bool]:
+    """The segments in use, each with whether it has a champion, in one query (its subqueries run once each).
+
+    The default segment is always in use. Another is in use when it has a current policy and either has ever had
+    a champion (a champion or a retired model: a rollback or a retirement does not take it out of use) or has
+    dossiers (applications arrive that need its model). The migrations give every segment a current policy, so a
+    B2B-only deployment, with no B2C model and no B2C dossier, does not need a B2C champion to be ready. A segment
+    without a current policy cannot score at all: ``_check_model`` reports the default segment in that case.
+    """
+    from dossiers.models import Dossier
+    from scoring.models import ModelVersion, PolicyVersion
+
+    champions = ModelVersion.objects.filter(segment=OuterRef("segment"))
+    dossiers = {
+        f"dossiers_{segment}": Exists(Dossier.objects.filter(segment=segment, **{f"{applicant}__isnull": False}))
+        for segment, applicant in APPLICANT_OF_SEGMENT.items()
+        if segment != DEFAULT_SEGMENT
+    }
+    current = (
+        PolicyVersion.objects.filter(is_current=True)
+        .order_by()
+        .annotate(
+            has_champion=Exists(champions.filter(status=ModelVersion.Status.CHAMPION)),
+            had_champion=Exists(
+                champions.filter(status__in=[ModelVersion.Status.CHAMPION, ModelVersion.Status.RETIRED])
+            ),
+            **dossiers,
+        )
+        .values("segment", "has_champion", "had_champion", *dossiers)
+    )
+    return {
+        row["segment"]: row["has_champion"]
+        for row in current
+        if row["segment"] == DEFAULT_SEGMENT or row["had_champion"] or row.get(f"dossiers_{row['segment']}")
+    }
+
+
+def _check_model() -> str | None:
+    in_use = segments_in_use()
+    if DEFAULT_SEGMENT not in in_use:
+        return f"model: no current policy for {DEFAULT_SEGMENT} (publish one on the policy page)"
+    missing = [segment for segment, has_champion in sorted(in_use.items()) if not has_champion]
+    if not missing:
+        return None
+    return "model: " + "; ".join(
+        f"no champion for {segment} (run manage.py train_model --segment {segment})" for segment in missing
+    )
 
 
 def _check_register() -> str | None:

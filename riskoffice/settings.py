@@ -737,7 +737,8 @@ MODEL_BOOTSTRAP_RESAMPLES = env_int("MODEL_BOOTSTRAP_RESAMPLES", 1000)
 # of (challenger - champion) AUC must reach -MODEL_GATE_AUC_TOLERANCE, and of their Brier difference the
 # lower end must stay under +MODEL_GATE_BRIER_TOLERANCE. Calibration: in every band with enough files the
 # challenger's mean PD lies within MODEL_GATE_CALIBRATION_TOLERANCE (absolute) of the band's interval of the
-# realised default rate. The holdout needs MODEL_GATE_MIN_DEFAULTS defaults for any of it to mean something.
+# realised default rate, or misses it by no more than the champion's. The holdout needs
+# MODEL_GATE_MIN_DEFAULTS defaults for any of it to mean something.
 MODEL_GATE_AUC_TOLERANCE = env_float("MODEL_GATE_AUC_TOLERANCE", 0.0)
 MODEL_GATE_BRIER_TOLERANCE = env_float("MODEL_GATE_BRIER_TOLERANCE", 0.0)
 MODEL_GATE_CALIBRATION_TOLERANCE = env_float("MODEL_GATE_CALIBRATION_TOLERANCE", 0.02)

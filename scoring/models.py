@@ -570,6 +570,10 @@ class RetrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The models page: a segment's recent runs, newest first.
+            models.Index(fields=["segment", "-created_at"], name="retraining_segment_recent_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["segment"],
@@ -627,6 +631,10 @@ class DriftCheck(models.Model):
 
     class Meta:
         ordering = ["-day", "segment"]
+        indexes = [
+            # The models page: a segment's latest check and its last 30 days.
+            models.Index(fields=["segment", "-day"], name="driftcheck_segment_recent_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["model_version", "day"],

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from riskoffice.roles import AUDITOR, CAN_DECIDE, CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
-from scoring.models import BulkScoringJob, FinancialStatement, ModelVersion, PolicyVersion
+from riskoffice.roles import ADMIN, AUDITOR, CAN_DECIDE, CAN_READ_DOSSIERS, SENIOR_ANALYST, has_any_role
+from scoring.models import BulkScoringJob, DriftCheck, FinancialStatement, ModelVersion, PolicyVersion, RetrainingRun
 
 
 def champion_for(segment: str) -> ModelVersion | None:
@@ -23,9 +23,7 @@ def champion_for(segment: str) -> ModelVersion | None:
 def challenger_for(segment: str) -> ModelVersion | None:
     """The segment's challenger (shadow-scoring, awaiting a senior analyst's decision), booster deferred."""
     return (
-        ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHALLENGER)
-        .defer("booster_ubj")
-        .first()
+        ModelVersion.objects.filter(segment=segment, status=ModelVersion.Status.CHALLENGER).defer("booster_ubj").first()
     )
 
 
@@ -60,3 +58,29 @@ def statements_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Fina
     if not has_any_role(user, CAN_READ_DOSSIERS):
         return FinancialStatement.objects.none()
     return FinancialStatement.objects.select_related("supplied_by_user", "supplied_by_client__partner")
+
+
+def _can_read_models(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Model governance is the risk managers' (senior analysts'), read by auditors and admins."""
+    return has_any_role(user, {SENIOR_ANALYST, AUDITOR, ADMIN})
+
+
+def model_versions_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[ModelVersion]:
+    """Every model version of every segment, newest first within a segment, booster deferred; none for others."""
+    if not _can_read_models(user):
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.select_related("decided_by").defer("booster_ubj").order_by("segment", "-version")
+
+
+def retraining_runs_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[RetrainingRun]:
+    """Retraining runs, newest first, with who started them and the challenger they made (booster deferred)."""
+    if not _can_read_models(user):
+        return RetrainingRun.objects.none()
+    return RetrainingRun.objects.select_related("started_by", "challenger").defer("challenger__booster_ubj")
+
+
+def drift_checks_for_user(user: AbstractBaseUser | AnonymousUser) -> QuerySet[DriftCheck]:
+    """Daily drift checks, latest day first, with the model each one measured (booster deferred)."""
+    if not _can_read_models(user):
+        return DriftCheck.objects.none()
+    return DriftCheck.objects.select_related("model_version").defer("model_version__booster_ubj")

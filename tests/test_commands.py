@@ -48,7 +48,7 @@ def test_seed_demo_twice_keeps_one_history(reference_data):
     assert Dossier.objects.filter(origin=Dossier.Origin.HISTORY).count() == 300
 
 
-def test_train_model_stores_an_xgboost_model_with_its_features_and_metrics_and_promotes_it(reference_data):
+def test_train_model_stores_an_xgboost_model_with_its_features_and_metrics_and_promotes_the_first(reference_data):
     run("seed_demo", "--companies", "2000")
     output = run("train_model")
     model = ModelVersion.objects.get()
@@ -60,14 +60,15 @@ def test_train_model_stores_an_xgboost_model_with_its_features_and_metrics_and_p
     assert model.training_window["from"] < model.training_window["to"]
     assert len(model.data_hash) == 64
 
+    # With a champion in place, training again makes a challenger a senior analyst must approve.
     run("train_model")
     model.refresh_from_db()
-    assert model.status == "retired"
-    assert ModelVersion.objects.get(version=2).status == "champion"
+    assert model.status == "champion"
+    assert ModelVersion.objects.get(version=2).status == "challenger"
 
 
 def test_train_model_without_labelled_history_says_why(reference_data):
-    with pytest.raises(CommandError, match="at least 200 labelled rows"):
+    with pytest.raises(CommandError, match=r"0 matured files.*at least 200 labelled rows"):
         run("train_model")
 
 

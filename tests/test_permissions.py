@@ -41,8 +41,9 @@ from riskoffice.models import AuditEvent
 from riskoffice.roles import ANALYST
 from riskoffice.subjects.models import SubjectRequest
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
-from scoring.models import BulkScoringJob, FinancialStatement, PolicyVersion
-from tests.conftest import ALL_SCOPES, PartnerClient, _user, login, make_partner_client, obtain_token
+from scoring.model.registry import model_register
+from scoring.models import BulkScoringJob, FinancialStatement, ModelVersion, PolicyVersion, RetrainingRun
+from tests.conftest import ALL_SCOPES, PartnerClient, _user, login, make_partner_client, obtain_token, trained_once
 from tests.test_backoffice import scored_dossier
 from tests.test_bulk_scoring import csv_bytes, portfolio_rows
 
@@ -172,6 +173,30 @@ class Objects:
         owner: PartnerClient = self.fixture("marketplace")
         return WatchedCompany.objects.create(partner=owner.partner, company=self.dossier.company)
 
+    @cached_property
+    def challenger(self) -> ModelVersion:
+        """A challenger of the B2B champion, awaiting a senior analyst's decision."""
+        self.fixture("champion")
+        return model_register(
+            segment="b2b",
+            trained=trained_once(),
+            trained_by="tests",
+            promote=False,
+            status=ModelVersion.Status.CHALLENGER,
+        )
+
+    @cached_property
+    def retraining_run(self) -> RetrainingRun:
+        """The scheduled retraining that made the challenger."""
+        return RetrainingRun.objects.create(
+            segment="b2b",
+            trigger=RetrainingRun.Trigger.SCHEDULE,
+            status=RetrainingRun.Status.SUCCEEDED,
+            stage="Challenger registered",
+            progress=100,
+            challenger=self.challenger,
+        )
+
 
 @pytest.fixture
 def objects(request, settings) -> Objects:
@@ -195,6 +220,7 @@ def world_state() -> tuple:
             SubjectRequest,
             Alert,
             WatchedCompany,
+            RetrainingRun,
         )
     )
     dossiers = Dossier.objects.order_by("pk").values_list(
@@ -203,7 +229,8 @@ def world_state() -> tuple:
     alerts = Alert.objects.order_by("pk").values_list("pk", "acknowledged_at")
     endpoints = WebhookEndpoint.objects.order_by("pk").values_list("pk", "is_active", "paused_at", "mode")
     deliveries = WebhookDelivery.objects.order_by("pk").values_list("pk", "status", "attempts")
-    return (*counts, list(dossiers), list(alerts), list(endpoints), list(deliveries))
+    models = ModelVersion.objects.order_by("pk").values_list("pk", "status", "decided_at")
+    return (*counts, list(dossiers), list(alerts), list(endpoints), list(deliveries), list(models))
 
 
 # --- the back-office -------------------------------------------------------------------------------
@@ -227,6 +254,7 @@ ACTIONS_WITHOUT_FORM = {
     "webhook pause",
     "webhook resume",
     "webhook redeliver",
+    "model retrain",
 }
 
 # url kind -> (URL name, its kwargs, the text that only someone allowed in may see)
@@ -291,6 +319,23 @@ BACKOFFICE_URLS: dict[str, tuple[str, Any, Any]] = {
         "alerts:webhook-redeliver",
         lambda o: {"pk": o.delivery.endpoint_id, "delivery_pk": o.delivery.pk},
         None,
+    ),
+    "models": ("scoring:models", lambda o: {}, lambda o: o.challenger.label),
+    "model": ("scoring:model-detail", lambda o: {"pk": o.challenger.pk}, lambda o: o.challenger.label),
+    "unknown model": ("scoring:model-detail", lambda o: {"pk": 987654}, None),
+    "model card md": ("scoring:model-card-md", lambda o: {"pk": o.challenger.pk}, lambda o: o.challenger.label),
+    "model card json": ("scoring:model-card-json", lambda o: {"pk": o.challenger.pk}, lambda o: o.challenger.label),
+    "model approve": ("scoring:model-approve", lambda o: {"pk": o.challenger.pk}, None),
+    "model approve unknown": ("scoring:model-approve", lambda o: {"pk": 987654}, None),
+    "model reject": ("scoring:model-reject", lambda o: {"pk": o.challenger.pk}, None),
+    "model rollback": ("scoring:model-rollback", lambda o: {"segment": "b2b"}, None),
+    "model rollback unknown segment": ("scoring:model-rollback", lambda o: {"segment": "b2z"}, None),
+    "model retrain": ("scoring:model-retrain", lambda o: {"segment": "b2b"}, None),
+    "model retrain unknown segment": ("scoring:model-retrain", lambda o: {"segment": "b2z"}, None),
+    "retraining progress": (
+        "scoring:retraining-progress",
+        lambda o: {"pk": o.retraining_run.pk},
+        lambda o: "Challenger registered",
     ),
     "admin": ("admin:index", lambda o: {}, None),
 }
@@ -359,6 +404,19 @@ BACKOFFICE_MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("webhook pause", "POST"):                  (302,    403,     403,    403,         403,   403,    302),
     ("webhook resume", "POST"):                 (302,    403,     403,    403,         403,   403,    302),
     ("webhook redeliver", "POST"):              (302,    403,     403,    403,         403,   403,    302),
+    ("models", "GET"):                          (302,    403,     403,    403,         200,   200,    200),
+    ("model", "GET"):                           (302,    403,     403,    403,         200,   200,    200),
+    ("unknown model", "GET"):                   (302,    403,     403,    403,         404,   404,    404),
+    ("model card md", "GET"):                   (302,    403,     403,    403,         200,   200,    200),
+    ("model card json", "GET"):                 (302,    403,     403,    403,         200,   200,    200),
+    ("model approve", "POST"):                  (302,    403,     403,    403,         400,   403,    403),
+    ("model approve unknown", "POST"):          (302,    403,     403,    403,         404,   403,    403),
+    ("model reject", "POST"):                   (302,    403,     403,    403,         400,   403,    403),
+    ("model rollback", "POST"):                 (302,    403,     403,    403,         400,   403,    403),
+    ("model rollback unknown segment", "POST"): (302,    403,     403,    403,         404,   403,    403),
+    ("model retrain", "POST"):                  (302,    403,     403,    403,         302,   403,    403),
+    ("model retrain unknown segment", "POST"):  (302,    403,     403,    403,         404,   403,    403),
+    ("retraining progress", "GET"):             (302,    403,     403,    403,         200,   200,    200),
     ("admin", "GET"):                           (302,    302,     302,    302,         302,   302,    200),
 }
 # fmt: on

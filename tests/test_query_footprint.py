@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -49,7 +49,7 @@ from riskoffice.models import Heartbeat
 from scoring.bulk.jobs import bulk_job_create, bulk_job_run
 from scoring.model.registry import model_register
 from scoring.model.synthetic import siren_from_number
-from scoring.models import BulkScoringJob, ModelVersion, PolicyVersion
+from scoring.models import BulkScoringJob, DriftCheck, ModelVersion, PolicyVersion, RetrainingRun
 from scoring.policy.versions import policy_create_version
 from tests.conftest import PartnerClient, login, make_partner_client, obtain_token, trained_once
 from tests.test_bulk_scoring import csv_bytes, portfolio_rows
@@ -235,6 +235,43 @@ class World:
         self.fixture("champion")
         return model_register(segment="b2b", trained=trained_once(), trained_by="tests", promote=False)
 
+    @cached_property
+    def challenger(self) -> ModelVersion:
+        """A challenger of the B2B champion awaiting a decision (the models page compares the two)."""
+        self.fixture("champion")
+        status = ModelVersion.Status.CHALLENGER
+        return model_register(segment="b2b", trained=trained_once(), trained_by="tests", promote=False, status=status)
+
+    @cached_property
+    def retraining(self) -> RetrainingRun:
+        return self.retraining_run(0)
+
+    def retraining_run(self, n: int) -> RetrainingRun:
+        """The n-th finished retraining of the B2B model, with the version it made."""
+        return RetrainingRun.objects.create(
+            segment="b2b",
+            trigger=RetrainingRun.Trigger.SCHEDULE,
+            status=RetrainingRun.Status.SUCCEEDED,
+            stage="Challenger registered",
+            progress=100,
+            started_by=self.senior,
+            challenger=self.model_version(n),
+        )
+
+    def drift_check(self, n: int) -> DriftCheck:
+        """The B2B champion's drift check of n days ago."""
+        return DriftCheck.objects.create(
+            segment="b2b",
+            model_version=self.fixture("champion"),
+            day=timezone.localdate() - timedelta(days=n),
+            window_days=30,
+            scores_compared=400,
+            psi_score=0.02 * n,
+            psi_features={"revenue": 0.03 * n, "sector": 0.01},
+            psi_max=0.03 * n,
+            psi_max_of="revenue",
+        )
+
     def alert(self, n: int) -> Alert:
         """The n-th alert on the first dossier's company: a score drop seen by the daily re-score."""
         return Alert.objects.create(
@@ -283,6 +320,8 @@ class World:
                 self.endpoint,
             ),
             "model versions": (ModelVersion.objects.count, self.model_version),
+            "retraining runs": (RetrainingRun.objects.count, self.retraining_run),
+            "drift checks": (DriftCheck.objects.count, self.drift_check),
             "alerts": (Alert.objects.count, self.alert),
             "deliveries": (
                 WebhookDelivery.objects.filter(endpoint=self.webhook, event_type="score.changed").count,
@@ -428,6 +467,11 @@ LISTS: dict[str, ListRow] = {
     "admin: usage as CSV": ListRow(_url("admin:riskoffice_apiclient_usage", "?format=csv"), "admin", "api clients", 7),
     "admin: partners": ListRow(_url("admin:riskoffice_partner_changelist"), "admin", "api clients", 8),
     "admin: audit trail": ListRow(_url("admin:riskoffice_auditevent_changelist"), "admin", "dossiers", 9),
+    # The models page: its versions, runs and drift checks; each segment's back-testing and override analysis
+    # (two queries each) and, with a challenger, its shadow summary.
+    "models page": ListRow(_url("scoring:models"), "senior", "model versions", 20),
+    "models page, retraining runs": ListRow(_url("scoring:models"), "auditor", "retraining runs", 18),
+    "models page, drift history": ListRow(_url("scoring:models"), "admin", "drift checks", 19),
     "admin: model versions": ListRow(_url("admin:scoring_modelversion_changelist"), "admin", "model versions", 8),
     "admin: policy versions": ListRow(_url("admin:scoring_policyversion_changelist"), "admin", "policy versions", 8),
 }
@@ -558,6 +602,15 @@ def _by_siren(w: World) -> str:
     return reverse("api:scores") + f"?siren={w.dossier.company.siren}"
 
 
+def _challenger_page(w: World) -> str:
+    w.challenger  # noqa: B018 - the page shows its comparison and shadow summary
+    return reverse("scoring:models")
+
+
+def _url_of(name: str, *args: str) -> Callable[[World], str]:
+    return lambda w: reverse(name, args=list(args))
+
+
 # fmt: off
 PAGES: dict[str, Row] = {
     # the back-office
@@ -588,6 +641,15 @@ PAGES: dict[str, Row] = {
     # A new version is previewed on past dossiers before it is published (the preview is the costly step).
     "policy, new version": Row("POST", _policy_new, "senior", 200, 14, lambda w: {
         **POLICY, "note": "Tighter accept.", "min_data_sources": "1", "refer_when_thin": "on", "action": "preview"}),
+    "models page, a challenger": Row("GET", _challenger_page, "auditor", 200, 21),  # + the shadow summary (3)
+    "model card": Row("GET", _of("scoring:model-detail", "challenger"), "senior", 200, 8),
+    "model card, markdown": Row("GET", _of("scoring:model-card-md", "challenger"), "auditor", 200, 6),
+    "model card, json": Row("GET", _of("scoring:model-card-json", "challenger"), "admin", 200, 7),
+    "retraining progress (htmx)": Row("GET", _of("scoring:retraining-progress", "retraining"), "senior", 200, 6,
+                                      headers=lambda w: {"HTTP_HX_REQUEST": "true"}),
+    "start a retraining": Row("POST", _url_of("scoring:model-retrain", "b2c"), "senior", 302, 12),
+    "reject a challenger": Row("POST", _of("scoring:model-reject", "challenger"), "senior", 302, 11,
+                               lambda w: {"note": "Not convincing."}),
     "login page": Row("GET", _url("login"), "anonymous", 200, 2),
     "healthz": Row("GET", _url("healthz"), "anonymous", 200, 0),
     # 7: the GDPR register's gap check (its activities with their categories, and the categories in use).
@@ -770,6 +832,10 @@ FILTERS = {
     "an idempotency key":                           Filter("riskoffice_idempotencykey", ("client_id", "key")),
     "a user's bulk jobs":                           Filter("scoring_bulkscoringjob", ("created_by_id",)),
     "a segment's policy versions":                  Filter("scoring_policyversion", ("segment", "version")),
+    "models page: a segment's model versions":      Filter("scoring_modelversion", ("segment", "version")),
+    "models page: a segment's recent retrainings":  Filter("scoring_retrainingrun", ("segment", "created_at")),
+    "models page: a segment's recent drift checks": Filter("scoring_driftcheck", ("segment", "day")),
+    "a challenger's shadow scores":                 Filter("scoring_shadowscore", ("model_version_id", "created_at")),
 }
 # fmt: on
 

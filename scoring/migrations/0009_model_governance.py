@@ -159,4 +159,12 @@ class Migration(migrations.Migration):
             model_name='shadowscore',
             constraint=models.CheckConstraint(condition=models.Q(('probability_of_default__gte', 0), ('probability_of_default__lte', 1)), name='shadow_pd_is_probability'),
         ),
+        migrations.AddIndex(
+            model_name='driftcheck',
+            index=models.Index(fields=['segment', '-day'], name='driftcheck_segment_recent_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='retrainingrun',
+            index=models.Index(fields=['segment', '-created_at'], name='retraining_segment_recent_idx'),
+        ),
     ]

@@ -16,7 +16,6 @@ from dossiers.models import Outcome
 from riskoffice.audit import Actor, audit_record
 from scoring.model.training import train_segment
 from scoring.models import DEFAULT_OUTCOMES, FeatureSnapshot, ModelVersion
-from scoring.selectors import champion_for
 
 
 @dataclass(frozen=True)
@@ -106,11 +105,29 @@ def labelled_history(segment: str, *, now: datetime | None = None, window_months
 
 
 @transaction.atomic
-def model_register(*, segment: str, trained: Any, trained_by: str, promote: bool) -> ModelVersion:
+def model_register(
+    *,
+    segment: str,
+    trained: Any,
+    trained_by: str,
+    promote: bool,
+    status: str = ModelVersion.Status.CANDIDATE,
+    reference: dict[str, Any] | None = None,
+    comparison: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Store a trained model as the segment's next version: a candidate, a challenger, or (``promote``) the champion.
+
+    A new challenger supersedes one still awaiting a senior analyst's decision: that one is rejected, with a
+    note naming its successor (a segment has one challenger at a time).
+    """
     next_version = (ModelVersion.objects.filter(segment=segment).aggregate(v=Max("version"))["v"] or 0) + 1
+    actor = Actor.of_system(trained_by or "train_model")
+    if status == ModelVersion.Status.CHALLENGER and not promote:
+        challenger_supersede(segment=segment, by_version=next_version, actor=actor)
     model_version = ModelVersion.objects.create(
         segment=segment,
         version=next_version,
+        status=ModelVersion.Status.CANDIDATE if promote else status,
         booster_ubj=trained.booster_ubj,
         feature_names=trained.feature_names,
         categories=trained.categories,
@@ -121,34 +138,73 @@ def model_register(*, segment: str, trained: Any, trained_by: str, promote: bool
         data_hash=trained.data_hash,
         trained_by=trained_by,
         calibration=trained.calibration,
+        reference=reference or {},
+        comparison=comparison or {},
     )
-    actor = Actor.of_system(trained_by or "train_model")
     audit_record(
         actor=actor,
         action="model.registered",
         obj=model_version,
-        after={"version": model_version.label, "metrics": trained.metrics},
+        after={
+            "version": model_version.label,
+            "status": model_version.status,
+            "metrics": trained.metrics,
+            "gates_passed": (comparison or {}).get("passed"),
+        },
     )
     if promote:
         model_promote(model_version=model_version, actor=actor)
     return model_version
 
 
+def challenger_supersede(*, segment: str, by_version: int, actor: Actor) -> ModelVersion | None:
+    """The segment's challenger still awaiting a decision, rejected because a newer one replaces it; audited."""
+    previous = (
+        ModelVersion.objects.select_for_update()
+        .filter(segment=segment, status=ModelVersion.Status.CHALLENGER)
+        .defer("booster_ubj")
+        .first()
+    )
+    if previous is None:
+        return None
+    previous.status = ModelVersion.Status.REJECTED
+    previous.decided_at = timezone.now()
+    previous.decision_note = f"superseded by v{by_version}"
+    previous.save(update_fields=["status", "decided_at", "decision_note"])
+    audit_record(
+        actor=actor,
+        action="model.challenger_superseded",
+        obj=previous,
+        before={"status": ModelVersion.Status.CHALLENGER},
+        after={"status": previous.status, "note": previous.decision_note},
+    )
+    return previous
+
+
 @transaction.atomic
 def model_promote(*, model_version: ModelVersion, actor: Actor) -> ModelVersion:
-    """Make a version the segment's champion; the previous champion retires."""
-    previous = champion_for(model_version.segment)
+    """Make a version the segment's champion; the previous champion retires (``retired_at``: rollback's order)."""
+    previous = (
+        ModelVersion.objects.select_for_update()
+        .filter(segment=model_version.segment, status=ModelVersion.Status.CHAMPION)
+        .defer("booster_ubj")
+        .first()
+    )
+    now = timezone.now()
     if previous and previous.pk != model_version.pk:
         previous.status = ModelVersion.Status.RETIRED
-        previous.save(update_fields=["status"])
+        previous.retired_at = now
+        previous.save(update_fields=["status", "retired_at"])
+    before_status = model_version.status
     model_version.status = ModelVersion.Status.CHAMPION
-    model_version.promoted_at = timezone.now()
-    model_version.save(update_fields=["status", "promoted_at"])
+    model_version.promoted_at = now
+    model_version.retired_at = None
+    model_version.save(update_fields=["status", "promoted_at", "retired_at"])
     audit_record(
         actor=actor,
         action="model.promoted",
         obj=model_version,
-        before={"champion": previous.label if previous else None},
+        before={"champion": previous.label if previous else None, "status": before_status},
         after={"champion": model_version.label},
     )
     return model_version

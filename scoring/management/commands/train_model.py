@@ -1,4 +1,9 @@
-"""Train an XGBoost PD model on labelled dossiers, or on a CSV of a team's own book, and make it the champion."""
+"""Train an XGBoost PD model on labelled dossiers, or on a CSV of a team's own book.
+
+The segment's first model becomes the champion at once. With a champion in place, training on the dossiers
+is a retraining run (as the monthly task does): the new model is a challenger compared with the champion on
+an out-of-time holdout, and a senior analyst approves it in the back-office.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,17 @@ from django.core.management.base import BaseCommand, CommandError
 
 from scoring.model.csv_training import CsvTrainingError, train_from_csv
 from scoring.model.registry import labelled_history, model_register, model_train_from_dossiers
+from scoring.model.retraining import GovernanceError, comparison_lines, retraining_execute, retraining_start
 from scoring.model.training import metrics_lines
+from scoring.models import RetrainingRun
 from scoring.selectors import champion_for
 
 
 class Command(BaseCommand):
     help = (
         "Train XGBoost on labelled dossiers (defaults, and repaid credits whose performance window has run), "
-        "or with --csv on a file of "
-        "historical labelled files, and store a new version."
+        "or with --csv on a file of historical labelled files, and store a new version: the champion when the "
+        "segment has none, else a challenger compared with it (dossiers) or a candidate (--csv)."
     )
 
     def add_arguments(self, parser):
@@ -64,6 +71,9 @@ class Command(BaseCommand):
         if any(options[name] for name in ("csv", "target", "positive", "date_column", "exclude", "folds")):
             self.train_from_csv(segment=segment, promote=not no_promote, **options)
             return
+        if not no_promote:
+            self.retrain(segment)
+            return
         history = labelled_history(segment)
         self.stdout.write(history.summary())
         try:
@@ -75,6 +85,50 @@ class Command(BaseCommand):
         for line in metrics_lines(version.metrics):
             self.stdout.write(line)
         self.stdout.write(self.style.SUCCESS(f"Trained {version.label} ({version.status})."))
+        self.stdout.write(json.dumps(version.metrics, sort_keys=True))
+
+    def retrain(self, segment: str) -> None:
+        """A retraining run, inline: a segment's first model becomes its champion; later ones are challengers that
+        a senior analyst approves in the back-office (never promoted here)."""
+        try:
+            run = retraining_start(segment=segment, trigger=RetrainingRun.Trigger.COMMAND, enqueue=False)
+        except GovernanceError as exc:
+            raise CommandError(str(exc)) from None
+        champion = champion_for(segment)
+        if champion is None:
+            self.stdout.write(
+                f"No champion for {segment}: training its first model (run {run.pk}), validated on the latest files "
+                "and then made the champion."
+            )
+        else:
+            self.stdout.write(f"{champion.label} is the champion: retraining (run {run.pk}) for a challenger.")
+        run = retraining_execute(run_id=run.pk)
+        if run.labelled.get("summary"):
+            self.stdout.write(run.labelled["summary"])
+        if run.status != RetrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"Retraining run {run.pk} failed: {run.error}")
+        version = run.challenger
+        for line in metrics_lines(version.metrics):
+            self.stdout.write(line)
+        self.stdout.write("")
+        for line in comparison_lines(version.comparison):
+            self.stdout.write(line)
+        self.stdout.write("")
+        if version.status == version.Status.CHAMPION:
+            self.stdout.write(self.style.SUCCESS(f"Trained {version.label} ({version.status})."))
+        elif version.comparison.get("passed"):
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"{version.label} is the challenger: a senior analyst approves it in the back-office."
+                )
+            )
+        else:
+            self.stdout.write(
+                self.style.WARNING(
+                    f"{version.label} is the challenger, but it did not pass the promotion gates: it shadow-scores "
+                    "live dossiers and cannot be approved."
+                )
+            )
         self.stdout.write(json.dumps(version.metrics, sort_keys=True))
 
     def train_from_csv(
@@ -116,6 +170,17 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.WARNING(
                     "Not promoted: the data shows leakage (above). Drop those columns with --exclude and train again."
+                )
+            )
+        champion = champion_for(segment)
+        if promote and champion is not None:
+            # A champion's successor is approved by a senior analyst after a comparison on the same holdout;
+            # a CSV model's features are the file's, which the live dossiers do not have: kept as a candidate.
+            promote = False
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Not promoted: {champion.label} is the champion. This model is registered as a candidate, "
+                    "not compared with it: its features are the CSV's, not the live dossiers'."
                 )
             )
         version = model_register(
