@@ -274,8 +274,15 @@ def sandbox_company(siren: str, *, with_bank: bool) -> SyntheticCompany:
     return company if with_bank else replace(company, bank=None)
 
 
-def generate_portfolio(n: int, *, seed: int = 7) -> list[tuple[SyntheticCompany, float, bool]]:
-    """``n`` companies with their true PD and a default drawn from it."""
+def generate_portfolio(
+    n: int, *, seed: int = 7, drift_from: int | None = None
+) -> list[tuple[SyntheticCompany, float, bool]]:
+    """``n`` companies with their true PD and a default drawn from it.
+
+    With ``drift_from``, the companies from that position on (generation order is time) draw their default from
+    ``true_pd_drifted`` instead: the same companies and the same random draws, so every row before the drift
+    point, and every company after it, is the one the undrifted book has.
+    """
     rng = np.random.default_rng(seed)
     portfolio = []
     used: set[str] = set()
@@ -285,9 +292,65 @@ def generate_portfolio(n: int, *, seed: int = 7) -> list[tuple[SyntheticCompany,
             continue
         used.add(siren)
         company = draw_company(rng, siren)
-        pd_true = true_pd(company.features())
+        drifted = drift_from is not None and len(portfolio) >= drift_from
+        pd_true = (true_pd_drifted if drifted else true_pd)(company.features())
         portfolio.append((company, pd_true, bool(rng.random() < pd_true)))
     return portfolio
+
+
+# --- Drift: the true risk function changes (scripts/bench_drift.py) -------------------------
+
+# After the drift, a downturn: defaults rise across the board, leverage that mattered little now matters a lot
+# (debt costs more to serve), and hospitality and construction suffer most. Every change keeps the catalogue's
+# risk directions, so a retrained model, monotone as they say, can learn the new function.
+DRIFT_LEVEL_SHIFT = 0.3
+DRIFT_DEBT_TO_EBITDA = 0.25  # per unit of clip(debt_to_ebitda, 0, 15), instead of 0.07
+DRIFT_SECTOR_SHIFT = {"I": 0.8, "F": 0.6}
+
+
+def true_logit_drifted(f: dict[str, Any]) -> float:
+    """The ground truth after the drift::
+
+    logit(PD) = true_logit(features)
+      + 0.3                                                level shift
+      + (0.25 - 0.07) · clip(debt_to_ebitda, 0, 15)        leverage now weighs 0.25 a unit
+      + 0.8 · [sector I] + 0.6 · [sector F]                hospitality, construction
+    """
+    z = true_logit(f) + DRIFT_LEVEL_SHIFT
+    leverage = f.get("debt_to_ebitda")
+    if not is_missing(leverage):
+        z += (DRIFT_DEBT_TO_EBITDA - 0.07) * float(np.clip(float(leverage), 0, 15))
+    z += DRIFT_SECTOR_SHIFT.get(f.get("naf_section") or "", 0.0)
+    return z
+
+
+def true_pd_drifted(features: dict[str, Any]) -> float:
+    return 1 / (1 + math.exp(-true_logit_drifted(features)))
+
+
+@dataclass
+class MonthlyApplication:
+    month: int
+    company: SyntheticCompany
+    true_pd: float
+    defaulted: bool
+
+
+def generate_monthly_applications(
+    per_month: int, *, first_month: int, last_month: int, drift_month: int | None = None, seed: int = 7
+) -> list[MonthlyApplication]:
+    """``per_month`` applications for each month from ``first_month`` to ``last_month`` (inclusive), in order.
+
+    One book from ``generate_portfolio``: month ``m`` holds the next ``per_month`` companies. Defaults follow
+    ``true_pd`` before ``drift_month`` and ``true_pd_drifted`` from it on (never, when it is None).
+    """
+    months = list(range(first_month, last_month + 1))
+    drift_from = None if drift_month is None else max(0, (drift_month - first_month)) * per_month
+    book = generate_portfolio(per_month * len(months), seed=seed, drift_from=drift_from)
+    return [
+        MonthlyApplication(month=months[i // per_month], company=company, true_pd=pd_true, defaulted=defaulted)
+        for i, (company, pd_true, defaulted) in enumerate(book)
+    ]
 
 
 # --- Individuals (B2C) ----------------------------------------------------------------------
