@@ -466,6 +466,8 @@ CELERY_TASK_ROUTES = {
     "alerts.tasks.deliver_due_webhooks": {"queue": "webhooks"},
     "scoring.tasks.run_bulk_job": {"queue": "bulk"},  # analysts' files: minutes of work each
     "scoring.portfolio.rescore_chunk": {"queue": "bulk"},  # portfolio re-scores: thousands of companies a task
+    "scoring.model.tasks.retrain_model": {"queue": "bulk"},  # a retraining: minutes of k-fold training
+    "scoring.model.tasks.shadow_score_many": {"queue": "bulk"},  # the challenger's shadow scores: never urgent
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # every task is idempotent
