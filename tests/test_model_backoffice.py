@@ -10,12 +10,14 @@ every page and change nothing; analysts and people without a role see none of it
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 
+from dossiers.models import Company, Dossier, Outcome
 from dossiers.outcomes import outcome_record
 from riskoffice.audit import Actor
 from riskoffice.models import AuditEvent
@@ -112,6 +114,19 @@ def test_the_page_shows_the_champion_and_the_challenger_compared_on_the_same_hol
     assert 'data-testid="no-challenger-b2c"' in html
 
 
+def test_the_page_shows_the_champions_training_window_as_dates(client, auditor, champion):
+    champion.training_window = {"from": "2024-01-01T09:30:00.123456+00:00", "to": "2025-06-23T15:45:21.991056+00:00"}
+    champion.save(update_fields=["training_window"])
+    login(client, auditor)
+
+    html = page(client)
+
+    assert "2025-06-23T15:45" not in html  # the stored ISO timestamp, not shown as it is
+    window = champion.training_window
+    first, last = (date_format(datetime.fromisoformat(window[end]).date(), "DATE_FORMAT") for end in ("from", "to"))
+    assert f"<dd>{first} → {last}</dd>" in html
+
+
 def test_the_page_warns_when_the_champion_was_trained_on_part_of_the_holdout(client, senior, champion):
     comparison = holdout_comparison(champion, champion_trained_to="2025-03-31T23:59:59+00:00")
     make_challenger(champion, comparison)
@@ -163,6 +178,19 @@ def test_the_page_back_tests_the_predicted_pd_against_matured_outcomes(client, a
     assert "1 dossiers with a matured outcome (1 defaults)" in html
     assert 'data-testid="overrides-b2b"' in html and "Not overridden" in html
     assert 'data-testid="no-backtest-b2c"' in html
+
+
+def test_the_page_says_why_outcomes_without_a_stored_score_are_not_back_tested(client, auditor, champion):
+    """An imported history (features and outcomes, no score) trains models but holds no predicted PD to check."""
+    company = Company.objects.create(siren="552100554", vat="FR96552100554")
+    dossier = Dossier.objects.create(company=company, requested_amount=1000)
+    Outcome.objects.create(dossier=dossier, status="defaulted", occurred_on=timezone.localdate())
+    login(client, auditor)
+
+    html = page(client)
+
+    assert 'data-testid="no-backtest-b2b"' in html
+    assert "Left out: 1 outcomes of dossiers without a stored score" in html
 
 
 # --- approving, rejecting, rolling back --------------------------------------------------------------------------

@@ -3,10 +3,12 @@ English. The values themselves stay numbers; only their text follows the active 
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
-from django.utils.formats import number_format
+from django.utils import timezone
+from django.utils.formats import date_format, number_format
 from django.utils.translation import get_language
 
 register = template.Library()
@@ -55,3 +57,20 @@ def eur(value: object, digits: int = 0) -> str:
     text = _grouped(abs(number), int(digits))
     sign = "-" if number < 0 and text.strip("0.,\u00a0\u202f ") else ""  # no "-0 €"
     return f"{sign}{text}{NBSP}€" if _french() else f"{sign}€{text}"
+
+
+@register.filter
+def isodate(value: object) -> object:
+    """A stored ISO timestamp ("2025-06-23T15:45:21.99+00:00", JSON fields keep them so) as its local date.
+
+    Anything that does not parse is shown as it is (a missing value as "—").
+    """
+    if value in (None, ""):
+        return MISSING
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return value
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return date_format(moment.date(), "DATE_FORMAT")
