@@ -368,6 +368,28 @@ def test_the_model_card_is_shown_and_exported_as_markdown_and_json(client, audit
     assert card["identity"]["label"] == challenger.label and card["comparison"]["passed"] is True
 
 
+def test_a_first_models_card_compares_it_with_no_champion(client, auditor, champion):
+    """The first model of a segment is validated on its holdout alone: no champion column to name."""
+    portfolio = generate_portfolio(600, seed=77)
+    comparison = compare_on_holdout(
+        champion=None,
+        challenger=engine.model_load(champion),
+        rows=[company.features() for company, _, _ in portfolio],
+        labels=[int(defaulted) for _, _, defaulted in portfolio],
+        dates=["2025-06-15T00:00:00+00:00"] * len(portfolio),
+        segment="b2b",
+        resamples=20,
+    )
+    champion.comparison = comparison
+    champion.save(update_fields=["comparison"])
+    login(client, auditor)
+
+    html = client.get(reverse("scoring:model-detail", args=[champion.pk])).content.decode()
+
+    assert 'data-testid="comparison-card"' in html
+    assert "No champion (first model)" in html and "Champion champion" not in html
+
+
 def test_an_unknown_model_version_is_not_found(client, senior, champion):
     login(client, senior)
 
