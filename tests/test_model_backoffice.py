@@ -127,6 +127,21 @@ def test_the_page_shows_the_champions_training_window_as_dates(client, auditor, 
     assert f"<dd>{first} → {last}</dd>" in html
 
 
+def test_the_gates_are_told_in_the_readers_language_with_the_verdicts_stored(client, auditor, challenger):
+    """A retraining stores its gates in the worker's language; the page tells them again in the reader's."""
+    stored = {gate["name"]: gate for gate in challenger.comparison["gates"]}
+    login(client, auditor)
+
+    french = client.get(MODELS, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    english = client.get(MODELS, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    holdout = challenger.comparison["holdout"]
+    assert f"L&#x27;échantillon de test compte {holdout['rows']} dossiers et {holdout['defaults']} défauts" in french
+    assert "AUC du challenger moins celle de b2b-v1" in french and "Challenger minus" not in french
+    assert stored["auc_not_worse"]["detail"].split(":")[0] in english  # the stored sentence, in English
+    assert french.count("✓") == english.count("✓") == sum(gate["passed"] for gate in stored.values())
+
+
 def test_the_page_warns_when_the_champion_was_trained_on_part_of_the_holdout(client, senior, champion):
     comparison = holdout_comparison(champion, champion_trained_to="2025-03-31T23:59:59+00:00")
     make_challenger(champion, comparison)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from scoring.model.comparison import gates_in_language
 from scoring.model.features import FEATURES_BY_NAME
 from scoring.models import ModelVersion, RetrainingRun
 
@@ -402,7 +403,7 @@ def _comparison_lines(comparison: dict[str, Any]) -> list[str]:
                 f"({_pct(band['observed_low'])} – {_pct(band['observed_high'])}) | "
                 f"{_pct(band['challenger_mean_pd'])} | {_pct(band['champion_mean_pd'])} |"
             )
-    gates = comparison.get("gates") or []
+    gates = gates_in_language(comparison)
     if gates:
         lines += [
             "",

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext as _
 from scipy.sparse import csr_matrix
 from scipy.stats import beta
 
@@ -117,8 +118,9 @@ def gate_settings() -> dict[str, Any]:
     }
 
 
-def gates_evaluate(comparison: dict[str, Any]) -> list[dict[str, Any]]:
-    """The promotion gates of a comparison, under the current ``MODEL_GATE_*`` settings.
+def gates_evaluate(comparison: dict[str, Any], config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The promotion gates of a comparison, under ``config`` (stored ``comparison["settings"]``) or the current
+    ``MODEL_GATE_*`` settings; each gate's sentence in the active language.
 
     (a) ``holdout_defaults``: enough defaults in the holdout for any figure to mean something;
     (b) ``auc_not_worse``: the challenger's AUC is not worse beyond noise (the high end of the paired
@@ -129,14 +131,16 @@ def gates_evaluate(comparison: dict[str, Any]) -> list[dict[str, Any]]:
         PD lies within the tolerance of the band's interval of the observed default rate, or no further
         outside it than the champion's mean PD over the same files.
     """
-    min_defaults = settings.MODEL_GATE_MIN_DEFAULTS
-    auc_tolerance = settings.MODEL_GATE_AUC_TOLERANCE
-    brier_tolerance = settings.MODEL_GATE_BRIER_TOLERANCE
-    calibration_tolerance = settings.MODEL_GATE_CALIBRATION_TOLERANCE
+    config = {**gate_settings(), **(config or {})}
+    min_defaults = config["min_defaults"]
+    auc_tolerance = config["auc_tolerance"]
+    brier_tolerance = config["brier_tolerance"]
+    calibration_tolerance = config["calibration_tolerance"]
+    min_files = config["calibration_min_files"]
     holdout = comparison["holdout"]
     difference = comparison.get("difference") or {}
     has_champion = comparison.get("champion") is not None
-    champion_label = (comparison.get("champion") or {}).get("label") or "the champion"
+    champion_label = (comparison.get("champion") or {}).get("label") or _("the champion")
     gates = []
 
     defaults = holdout["defaults"]
@@ -144,13 +148,14 @@ def gates_evaluate(comparison: dict[str, Any]) -> list[dict[str, Any]]:
         _gate(
             "holdout_defaults",
             defaults >= min_defaults,
-            f"The holdout of {holdout['rows']} files holds {defaults} defaults; at least {min_defaults} are needed.",
+            _("The holdout of %(rows)s files holds %(defaults)s defaults; at least %(min)s are needed.")
+            % {"rows": holdout["rows"], "defaults": defaults, "min": min_defaults},
         )
     )
 
     if not has_champion:
-        gates.append(_gate("auc_not_worse", True, "No champion to compare with: the AUC gate does not apply."))
-        gates.append(_gate("brier_not_worse", True, "No champion to compare with: the Brier gate does not apply."))
+        gates.append(_gate("auc_not_worse", True, _("No champion to compare with: the AUC gate does not apply.")))
+        gates.append(_gate("brier_not_worse", True, _("No champion to compare with: the Brier gate does not apply.")))
     else:
         auc = difference.get("auc") or {}
         if auc.get("high") is None:
@@ -158,33 +163,53 @@ def gates_evaluate(comparison: dict[str, Any]) -> list[dict[str, Any]]:
                 _gate(
                     "auc_not_worse",
                     False,
-                    "The AUC difference cannot be measured: the holdout needs both defaults and repaid files.",
+                    _("The AUC difference cannot be measured: the holdout needs both defaults and repaid files."),
                 )
             )
         else:
             passed = auc["high"] >= -auc_tolerance
-            gates.append(
-                _gate(
-                    "auc_not_worse",
-                    passed,
-                    f"Challenger minus {champion_label} AUC: {auc['value']:+.4f} (95 % interval {auc['low']:+.4f} "
-                    f"to {auc['high']:+.4f}); the high end must reach {0.0 - auc_tolerance:+.4f}: "
-                    + ("not worse beyond noise." if passed else "worse beyond noise."),
+            figures = {
+                "champion": champion_label,
+                "value": f"{auc['value']:+.4f}",
+                "low": f"{auc['low']:+.4f}",
+                "high": f"{auc['high']:+.4f}",
+                "bound": f"{0.0 - auc_tolerance:+.4f}",
+            }
+            detail = (
+                _(
+                    "Challenger minus %(champion)s AUC: %(value)s (95 %% interval %(low)s to %(high)s); the high end "
+                    "must reach %(bound)s: not worse beyond noise."
+                )
+                if passed
+                else _(
+                    "Challenger minus %(champion)s AUC: %(value)s (95 %% interval %(low)s to %(high)s); the high end "
+                    "must reach %(bound)s: worse beyond noise."
                 )
             )
+            gates.append(_gate("auc_not_worse", passed, detail % figures))
         brier = difference.get("brier") or {}
         passed = brier["low"] <= brier_tolerance
-        gates.append(
-            _gate(
-                "brier_not_worse",
-                passed,
-                f"Challenger minus {champion_label} Brier score: {brier['value']:+.6f} (95 % interval "
-                f"{brier['low']:+.6f} to {brier['high']:+.6f}); the low end must stay at or under "
-                f"{brier_tolerance:+.6f}: " + ("not worse beyond noise." if passed else "worse beyond noise."),
+        figures = {
+            "champion": champion_label,
+            "value": f"{brier['value']:+.6f}",
+            "low": f"{brier['low']:+.6f}",
+            "high": f"{brier['high']:+.6f}",
+            "bound": f"{brier_tolerance:+.6f}",
+        }
+        detail = (
+            _(
+                "Challenger minus %(champion)s Brier score: %(value)s (95 %% interval %(low)s to %(high)s); the low "
+                "end must stay at or under %(bound)s: not worse beyond noise."
+            )
+            if passed
+            else _(
+                "Challenger minus %(champion)s Brier score: %(value)s (95 %% interval %(low)s to %(high)s); the low "
+                "end must stay at or under %(bound)s: worse beyond noise."
             )
         )
+        gates.append(_gate("brier_not_worse", passed, detail % figures))
 
-    judged = [band for band in comparison.get("calibration", []) if band["n"] >= CALIBRATION_MIN_FILES]
+    judged = [band for band in comparison.get("calibration", []) if band["n"] >= min_files]
 
     def miss(band: dict[str, Any], mean_pd: float) -> float:
         """How far a mean PD lies outside the band's observed interval widened by the tolerance (0 inside)."""
@@ -204,39 +229,76 @@ def gates_evaluate(comparison: dict[str, Any]) -> list[dict[str, Any]]:
         and miss(band, band["challenger_mean_pd"]) <= miss(band, band["champion_mean_pd"])
     ]
     outside = [band for band in outside if band not in no_worse]
+    tolerance = f"{calibration_tolerance:.3f}"
     if not judged:
-        detail = f"No band holds {CALIBRATION_MIN_FILES} files or more: calibration by band is not judged."
+        detail = _("No band holds %(min)s files or more: calibration by band is not judged.") % {"min": min_files}
     elif not outside:
-        detail = (
-            f"In each of the {len(judged)} bands with at least {CALIBRATION_MIN_FILES} files "
-            f"({', '.join(b['band'] for b in judged)}) the challenger's mean PD lies within "
-            f"{calibration_tolerance:.3f} of the observed default rate's 95 % interval"
-        )
+        detail = _(
+            "In each of the %(count)s bands with at least %(min)s files (%(bands)s) the challenger's mean PD lies "
+            "within %(tolerance)s of the observed default rate's 95 %% interval."
+        ) % {
+            "count": len(judged),
+            "min": min_files,
+            "bands": ", ".join(b["band"] for b in judged),
+            "tolerance": tolerance,
+        }
         if no_worse:
-            detail += ", or no further from it than the champion's ({})".format(
-                "; ".join(
-                    f"band {b['band']}, mean PD {b['challenger_mean_pd']:.4f} against the champion's "
-                    f"{b['champion_mean_pd']:.4f}, observed {b['observed_rate']:.4f} "
-                    f"({b['observed_low']:.4f} to {b['observed_high']:.4f})"
+            detail += " " + _("Where it does not, it is no further from it than the champion's: %(bands)s.") % {
+                "bands": "; ".join(
+                    _(
+                        "band %(band)s, mean PD %(challenger)s against the champion's %(champion)s, observed "
+                        "%(observed)s (%(low)s to %(high)s)"
+                    )
+                    % {
+                        "band": b["band"],
+                        "challenger": f"{b['challenger_mean_pd']:.4f}",
+                        "champion": f"{b['champion_mean_pd']:.4f}",
+                        "observed": f"{b['observed_rate']:.4f}",
+                        "low": f"{b['observed_low']:.4f}",
+                        "high": f"{b['observed_high']:.4f}",
+                    }
                     for b in no_worse
                 )
-            )
-        detail += "."
+            }
     else:
-        detail = (
-            "Mean PD outside the observed rate's 95 % interval widened by {:.3f}, and further from it than the "
-            "champion's: {}.".format(
-                calibration_tolerance,
-                "; ".join(
-                    f"band {b['band']}, {b['n']} files, mean PD {b['challenger_mean_pd']:.4f} against observed "
-                    f"{b['observed_rate']:.4f} ({b['observed_low']:.4f} to {b['observed_high']:.4f})"
-                    + ("" if b["champion_mean_pd"] is None else f", the champion's {b['champion_mean_pd']:.4f}")
-                    for b in outside
-                ),
-            )
-        )
+        detail = _(
+            "Mean PD outside the observed rate's 95 %% interval widened by %(tolerance)s, and further from it than "
+            "the champion's: %(bands)s."
+        ) % {
+            "tolerance": tolerance,
+            "bands": "; ".join(
+                _(
+                    "band %(band)s, %(n)s files, mean PD %(challenger)s against observed %(observed)s "
+                    "(%(low)s to %(high)s)"
+                )
+                % {
+                    "band": b["band"],
+                    "n": b["n"],
+                    "challenger": f"{b['challenger_mean_pd']:.4f}",
+                    "observed": f"{b['observed_rate']:.4f}",
+                    "low": f"{b['observed_low']:.4f}",
+                    "high": f"{b['observed_high']:.4f}",
+                }
+                + (
+                    ""
+                    if b["champion_mean_pd"] is None
+                    else _(", the champion's %(champion)s") % {"champion": f"{b['champion_mean_pd']:.4f}"}
+                )
+                for b in outside
+            ),
+        }
     gates.append(_gate("calibration", not outside, detail))
     return gates
+
+
+def gates_in_language(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored gates with their sentences in the active language (the stored ones are in the language the
+    retraining ran in): recomputed under the settings stored with the comparison, verdicts kept as stored."""
+    stored = comparison.get("gates") or []
+    if not stored or "settings" not in comparison:
+        return list(stored)
+    fresh = {gate["name"]: gate["detail"] for gate in gates_evaluate(comparison, comparison["settings"])}
+    return [{**gate, "detail": fresh.get(gate["name"], gate["detail"])} for gate in stored]
 
 
 def calibration_by_band(
@@ -245,7 +307,7 @@ def calibration_by_band(
     """Per band of the challenger's PD: files, defaults, observed rate with its Jeffreys 95 % interval, mean PDs."""
     bands = np.array([band_for(float(p)) for p in challenger_pd])
     table = []
-    for band, _, _ in BANDS:
+    for band, *_bounds in BANDS:
         mask = bands == band
         n = int(mask.sum())
         if n == 0:

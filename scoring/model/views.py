@@ -31,6 +31,7 @@ from riskoffice.roles import ADMIN, AUDITOR, SENIOR_ANALYST, has_any_role
 from riskoffice.scoping import get_or_404
 from riskoffice.web import require_role
 from scoring.model import backtest, card, retraining, shadow
+from scoring.model import comparison as comparison_module
 from scoring.models import Decision, DriftCheck, ModelVersion, RetrainingRun, Segment
 from scoring.selectors import drift_checks_for_user, model_versions_for_user, retraining_runs_for_user
 
@@ -161,8 +162,10 @@ def _shadow_view(challenger: ModelVersion) -> dict[str, Any]:
 
 
 def _titled_gates(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored gates, titled and told in the reader's language."""
     return [
-        {**gate, "title": GATE_TITLES.get(gate.get("name"), gate.get("name"))} for gate in comparison.get("gates") or []
+        {**gate, "title": GATE_TITLES.get(gate.get("name"), gate.get("name"))}
+        for gate in comparison_module.gates_in_language(comparison)
     ]
 
 
