@@ -729,6 +729,12 @@ if not 1 <= MODEL_RETRAIN_DAY_OF_MONTH <= 28:
 MODEL_RETRAIN_AT = env_str("MODEL_RETRAIN_AT", "03:00")
 # A retraining starts on its own once this many matured outcomes arrived since the last one (0: never).
 MODEL_RETRAIN_MIN_NEW_OUTCOMES = env_int("MODEL_RETRAIN_MIN_NEW_OUTCOMES", 200)
+# A retraining learns the applications of the last MODEL_RETRAIN_WINDOW_MONTHS months (0: every matured outcome).
+# After a drift, older outcomes teach the risk as it was; keep it above OUTCOME_PERFORMANCE_WINDOW_MONTHS, or the
+# window holds defaults and no matured repayment (docs/models.md).
+MODEL_RETRAIN_WINDOW_MONTHS = env_int("MODEL_RETRAIN_WINDOW_MONTHS", 0)
+if MODEL_RETRAIN_WINDOW_MONTHS < 0:
+    raise ImproperlyConfigured("MODEL_RETRAIN_WINDOW_MONTHS must be 0 (every month) or a number of months.")
 # The out-of-time holdout champion and challenger are compared on: the latest share of the labelled set.
 MODEL_HOLDOUT_SHARE = env_float("MODEL_HOLDOUT_SHARE", 0.2)
 if not 0.05 <= MODEL_HOLDOUT_SHARE <= 0.5:

@@ -8,10 +8,11 @@ with its comparison and PSI reference. The segment's first model becomes the cha
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from io import StringIO
 
 import pytest
+from dateutil.relativedelta import relativedelta
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -126,6 +127,34 @@ def test_a_run_trains_on_the_earlier_rows_and_registers_a_challenger_compared_on
     assert challenger.reference["features"] and challenger.reference["score"]
     actions = set(AuditEvent.objects.values_list("action", flat=True))
     assert {"model.retraining_started", "model.registered", "model.retraining_succeeded"} <= actions
+
+
+def test_a_retraining_window_learns_only_the_recent_applications(book, settings):
+    """After a drift, older outcomes teach the risk as it was: MODEL_RETRAIN_WINDOW_MONTHS leaves them out."""
+    settings.MODEL_RETRAIN_WINDOW_MONTHS = 20
+    since = timezone.now() - relativedelta(months=20)
+
+    run = retrain()
+
+    assert run.status == "succeeded", run.error
+    older = run.labelled["older_left_out"]
+    assert 0 < older < 2000 and run.labelled["rows"] == 2000
+    assert run.labelled_rows == run.labelled["window_rows"] == 2000 - older
+    assert run.labelled["train_rows"] + run.labelled["holdout_rows"] == 2000 - older
+    assert "20 months of applications" in run.labelled["summary"]
+    assert datetime.fromisoformat(run.challenger.training_window["from"]) >= since
+
+
+def test_a_window_shorter_than_the_performance_window_fails_and_says_why(book, settings):
+    """Repaid credits mature after 12 months: three months of applications hold none to learn from."""
+    settings.MODEL_RETRAIN_WINDOW_MONTHS = 3
+
+    run = retrain()
+
+    assert run.status == "failed" and "Traceback" not in run.error
+    assert "The last 3 months of applications (MODEL_RETRAIN_WINDOW_MONTHS) hold" in run.error
+    assert "Widen the window: repaid credits mature only after 12 months." in run.error
+    assert challenger_for("b2b") is None
 
 
 def test_the_same_task_twice_trains_once(book):
