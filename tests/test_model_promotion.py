@@ -7,6 +7,7 @@ champion with no restart; rollback brings the previous champion back. Every deci
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -158,6 +159,31 @@ def test_rollback_restores_the_previous_champion_for_the_next_dossier(challenger
     event = AuditEvent.objects.get(action="model.rolled_back")
     assert event.actor_user == senior
     assert (event.before["champion"], event.after["champion"]) == (challenger.label, book.label)
+
+
+def test_rollback_brings_back_the_champion_retired_last_even_beside_one_retired_before_retired_at_was_kept(
+    champion, senior
+):
+    """A version retired before ``retired_at`` existed (NULL) counts from its promotion, never ahead of later ones."""
+    older = model_register(segment="b2b", trained=trained_once(), trained_by="tests", promote=False)
+    ModelVersion.objects.filter(pk=older.pk).update(
+        status="retired", promoted_at=champion.promoted_at - timedelta(days=400), retired_at=None
+    )
+    newer = model_register(segment="b2b", trained=trained_once(), trained_by="tests", promote=True)  # retires v1
+    assert ModelVersion.objects.get(pk=champion.pk).retired_at is not None
+
+    restored = champion_rollback(segment="b2b", user=senior, note="", seen_champion=newer.pk)
+
+    assert restored == champion and champion_for("b2b") == champion
+
+
+def test_a_rollback_decided_on_a_champion_replaced_since_is_refused(challenger, book, senior):
+    challenger_approve(model_version=challenger, user=senior, note="")
+
+    with pytest.raises(GovernanceError, match="The champion changed since this page was shown"):
+        champion_rollback(segment="b2b", user=senior, note="Undo.", seen_champion=book.pk)
+    assert champion_for("b2b") == challenger
+    assert not AuditEvent.objects.filter(action="model.rolled_back").exists()
 
 
 def test_rollback_without_a_previous_champion_is_refused(champion, senior):

@@ -1,6 +1,6 @@
 """Back-testing: did the PDs the decisions stood on come true? And did the analysts' overrides pay off?
 
-The files are the segment's matured outcomes, by the rule of ``scoring.model.registry.labelled_history``:
+The files are the segment's matured outcomes, by the rule of ``scoring.model.registry.decided_outcomes``:
 a default or write-off counts whenever it happened; a repayment only once
 ``OUTCOME_PERFORMANCE_WINDOW_MONTHS`` have passed since the score the decision stood on. That score is the
 dossier's latest one created before the outcome was recorded, and no later than the day the outcome
@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from dossiers.models import Outcome, Override
+from dossiers.models import Override
 from dossiers.overrides import _EXPOSURE
 from scoring.model.comparison import jeffreys_interval
-from scoring.models import DEFAULT_OUTCOMES, Score
+from scoring.model.registry import decided_outcomes
+from scoring.models import Score
 from scoring.policy.scale import BANDS, band_for
 
 WITHIN, UNDER, OVER = "within", "under-predicted", "over-predicted"
@@ -129,41 +129,18 @@ def override_analysis(segment: str, *, now: datetime | None = None) -> dict[str,
 
 
 def _matured_files(segment: str, *, now: datetime | None) -> tuple[list[_File], dict[str, int]]:
-    """The matured files with the score their decision stood on; two queries whatever the size of the book."""
-    now = now or timezone.now()
+    """The matured files with the score their decision stood on (``registry.decided_outcomes``, on scores)."""
     window_months = settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS
-    matured_before = now - relativedelta(months=window_months)
-    outcomes = {
-        dossier_id: (status, occurred_on, recorded_at, applied_at)
-        for dossier_id, status, occurred_on, recorded_at, applied_at in Outcome.objects.filter(
-            dossier__segment=segment
-        ).values_list("dossier_id", "status", "occurred_on", "created_at", "dossier__created_at")
-    }
-    decision_score: dict[Any, tuple[datetime, float, str]] = {}
     scores = (
         Score.objects.filter(dossier__segment=segment, created_at__lt=F("dossier__outcome__created_at"))
         .order_by()
         .values_list("dossier_id", "created_at", "probability_of_default", "decision")
     )
-    for dossier_id, created_at, pd, decision in scores.iterator(chunk_size=2000):
-        outcome = outcomes.get(dossier_id)
-        if outcome is None or timezone.localtime(created_at).date() > outcome[1]:
-            continue  # scored after the outcome occurred, though before it was recorded
-        kept = decision_score.get(dossier_id)
-        if kept is None or created_at > kept[0]:
-            decision_score[dossier_id] = (created_at, pd, decision)
-    files = []
-    immature = without_score = 0
-    for dossier_id, (status, _, recorded_at, applied_at) in sorted(outcomes.items(), key=lambda kv: kv[1][3]):
-        if dossier_id not in decision_score:
-            without_score += 1
-            continue
-        scored_at, pd, decision = decision_score[dossier_id]
-        defaulted = status in DEFAULT_OUTCOMES
-        if not defaulted and scored_at > matured_before:
-            immature += 1
-            continue
-        files.append(_File(dossier_id, pd, defaulted, applied_at, scored_at, decision, recorded_at))
+    decided, immature, without_score = decided_outcomes(segment, scores, now=now, window_months=window_months)
+    files = [
+        _File(d.dossier_id, d.payload[0], d.defaulted, d.applied_at, d.decided_at, d.payload[1], d.outcome_recorded_at)
+        for d in decided
+    ]
     return files, {"immature": immature, "without_score": without_score, "window_months": window_months}
 
 

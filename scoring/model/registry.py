@@ -9,7 +9,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, QuerySet
 from django.utils import timezone
 
 from dossiers.models import Outcome
@@ -42,21 +42,33 @@ class LabelledHistory:
         )
 
 
-def labelled_history(segment: str, *, now: datetime | None = None, window_months: int | None = None) -> LabelledHistory:
-    """The segment's matured outcomes, each with the features the decision was taken on (point in time).
+@dataclass(frozen=True)
+class DecidedOutcome:
+    """A matured outcome with what the decision in force stood on: its time (``decided_at``) and ``payload``."""
 
-    Matured: a default or write-off counts whenever it happened (a default inside the window is a
-    matured bad); a repaid credit counts only once ``window_months`` (``OUTCOME_PERFORMANCE_WINDOW_MONTHS``)
-    have passed since its decision, else a loan granted last week and repaid would teach "good".
+    dossier_id: Any
+    defaulted: bool
+    applied_at: datetime
+    outcome_recorded_at: datetime
+    decided_at: datetime
+    payload: tuple[Any, ...]
 
-    Point in time: a dossier's row is the snapshot of the score its decision in force stood on when the
-    outcome came: the latest one collected before the outcome was recorded and no later than the day the
-    outcome occurred. Every score (first scoring, challenge, retry) collects its own snapshot, and a re-score
-    replaces the decision in force, overrides included (``dossiers.batch``): so a challenge before the outcome
-    is the decision the credit was granted on, while a re-score after it — or a statement, an event, a
-    data point recorded later — never feeds the row. The window runs from that snapshot's collection.
 
-    Two queries whatever the size of the book: the outcomes, then the snapshots that precede them.
+def decided_outcomes(
+    segment: str, decisions: QuerySet, *, now: datetime | None = None, window_months: int | None = None
+) -> tuple[list[DecidedOutcome], int, int]:
+    """The segment's matured outcomes, oldest application first, each with the artefact its decision stood on.
+
+    ``decisions`` yields ``(dossier_id, at, *payload)`` for the segment's dossiers: feature snapshots
+    (``labelled_history``) or scores (``backtest``). The rule both share, in one place:
+
+    - point in time: a dossier's artefact is the latest one made before its outcome was recorded and no later
+      than the day the outcome occurred (a re-score after a default is not what the credit was granted on);
+    - matured: a default or write-off counts whenever it happened; a repaid credit only once ``window_months``
+      (``OUTCOME_PERFORMANCE_WINDOW_MONTHS``) have passed since that artefact.
+
+    Returns the matured files, the repaid ones not yet matured, and the outcomes without an artefact. Two
+    queries whatever the size of the book: the outcomes, then the artefacts that precede them.
     """
     now = now or timezone.now()
     window_months = settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS if window_months is None else window_months
@@ -64,40 +76,53 @@ def labelled_history(segment: str, *, now: datetime | None = None, window_months
     outcomes = list(
         Outcome.objects.filter(dossier__segment=segment)
         .order_by("dossier__created_at", "dossier_id")
-        .values_list("dossier_id", "status", "occurred_on", "dossier__created_at")
+        .values_list("dossier_id", "status", "occurred_on", "created_at", "dossier__created_at")
     )
-    decision_snapshot: dict[Any, tuple[datetime, dict[str, Any]]] = {}
-    last_day = {dossier_id: occurred_on for dossier_id, _, occurred_on, _ in outcomes}
+    last_day = {dossier_id: occurred_on for dossier_id, _, occurred_on, _, _ in outcomes}
+    decided: dict[Any, tuple[datetime, tuple[Any, ...]]] = {}
+    for dossier_id, at, *payload in decisions.iterator(chunk_size=2000):
+        occurred_on = last_day.get(dossier_id)  # None: an outcome recorded since the first query
+        if occurred_on is None or timezone.localtime(at).date() > occurred_on:
+            continue  # made after the outcome occurred, though before it was recorded
+        kept = decided.get(dossier_id)
+        if kept is None or at > kept[0]:
+            decided[dossier_id] = (at, tuple(payload))
+    files: list[DecidedOutcome] = []
+    immature = without_decision = 0
+    for dossier_id, status, _, recorded_at, applied_at in outcomes:
+        if dossier_id not in decided:
+            without_decision += 1
+            continue
+        at, payload = decided[dossier_id]
+        defaulted = status in DEFAULT_OUTCOMES
+        if not defaulted and at > matured_before:
+            immature += 1
+            continue
+        files.append(DecidedOutcome(dossier_id, defaulted, applied_at, recorded_at, at, payload))
+    return files, immature, without_decision
+
+
+def labelled_history(segment: str, *, now: datetime | None = None, window_months: int | None = None) -> LabelledHistory:
+    """The segment's matured outcomes, each with the features the decision was taken on (point in time).
+
+    The rule is ``decided_outcomes``'s, on feature snapshots. Every score (first scoring, challenge, retry)
+    collects its own snapshot, and a re-score replaces the decision in force, overrides included
+    (``dossiers.batch``): so a challenge before the outcome is the decision the credit was granted on, while a
+    re-score after it — or a statement, an event, a data point recorded later — never feeds the row. The
+    performance window runs from that snapshot's collection; a loan granted last week and repaid would
+    otherwise teach "good".
+    """
+    window_months = settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS if window_months is None else window_months
     snapshots = (
         FeatureSnapshot.objects.filter(dossier__segment=segment, collected_at__lt=F("dossier__outcome__created_at"))
         .order_by()
         .values_list("dossier_id", "collected_at", "features")
     )
-    for dossier_id, collected_at, features in snapshots.iterator(chunk_size=2000):
-        occurred_on = last_day.get(dossier_id)  # None: an outcome recorded since the first query
-        if occurred_on is None or timezone.localtime(collected_at).date() > occurred_on:
-            continue  # collected after the outcome occurred, though before it was recorded
-        kept = decision_snapshot.get(dossier_id)
-        if kept is None or collected_at > kept[0]:
-            decision_snapshot[dossier_id] = (collected_at, features)
-    rows, labels, dates = [], [], []
-    immature = without_snapshot = 0
-    for dossier_id, status, _, created_at in outcomes:
-        if dossier_id not in decision_snapshot:
-            without_snapshot += 1
-            continue
-        collected_at, features = decision_snapshot[dossier_id]
-        is_default = status in DEFAULT_OUTCOMES
-        if not is_default and collected_at > matured_before:
-            immature += 1
-            continue
-        rows.append(features)
-        labels.append(1 if is_default else 0)
-        dates.append(created_at.isoformat())
+    files, immature, without_snapshot = decided_outcomes(segment, snapshots, now=now, window_months=window_months)
     return LabelledHistory(
-        rows=rows,
-        labels=labels,
-        dates=dates,
+        rows=[file.payload[0] for file in files],
+        labels=[1 if file.defaulted else 0 for file in files],
+        dates=[file.applied_at.isoformat() for file in files],
         immature=immature,
         without_snapshot=without_snapshot,
         window_months=window_months,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -146,28 +147,11 @@ def _execute(run: RetrainingRun) -> None:
         )
     run.labelled_rows = len(history.rows)
     run.save(update_fields=["labelled_rows", "labelled"])
-    window_holdout = round(len(history.rows) * settings.MODEL_HOLDOUT_SHARE)
-    if settings.MODEL_RETRAIN_WINDOW_MONTHS and len(history.rows) - window_holdout < MIN_ROWS:
-        raise RetrainingFailed(
-            _(
-                "The last %(months)d months of applications (MODEL_RETRAIN_WINDOW_MONTHS) hold %(rows)d matured "
-                "files, %(older)d older ones left out: too few to train a model and keep a holdout (training needs "
-                "at least %(min)d labelled rows before the holdout). Widen the window: repaid credits mature only "
-                "after %(performance)d months."
-            )
-            % {
-                "months": settings.MODEL_RETRAIN_WINDOW_MONTHS,
-                "rows": len(history.rows),
-                "older": older,
-                "min": MIN_ROWS,
-                "performance": settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS,
-            }
-        )
 
     _stage(run, gettext_noop("Splitting out the out-of-time holdout"), 15)
     champion = champion_for(segment)
     champion_trained_to = (champion.training_window or {}).get("to") if champion else None
-    train, holdout = _time_split(history, champion_trained_to)
+    train, holdout = _time_split(history, champion_trained_to, older)
     run.labelled.update({"train_rows": len(train[0]), "holdout_rows": len(holdout[0])})
     run.save(update_fields=["labelled"])
 
@@ -280,7 +264,7 @@ def _recent(history: LabelledHistory, months: int) -> tuple[LabelledHistory, int
 
 
 def _time_split(
-    history: LabelledHistory, champion_trained_to: str | None = None
+    history: LabelledHistory, champion_trained_to: str | None = None, older: int = 0
 ) -> tuple[tuple[list, list, list], tuple[list, list, list]]:
     """The earlier rows to train on, and the out-of-time holdout both models are judged on.
 
@@ -294,6 +278,22 @@ def _time_split(
     n = len(history.rows)
     holdout_n = round(n * settings.MODEL_HOLDOUT_SHARE)
     if n - holdout_n < MIN_ROWS or holdout_n == 0:
+        if older:
+            raise RetrainingFailed(
+                _(
+                    "The last %(months)d months of applications (MODEL_RETRAIN_WINDOW_MONTHS) hold %(rows)d matured "
+                    "files, %(older)d older ones left out: too few to train a model and keep a holdout (training "
+                    "needs at least %(min)d labelled rows before the holdout). Widen the window: repaid credits "
+                    "mature only after %(performance)d months."
+                )
+                % {
+                    "months": settings.MODEL_RETRAIN_WINDOW_MONTHS,
+                    "rows": n,
+                    "older": older,
+                    "min": MIN_ROWS,
+                    "performance": settings.OUTCOME_PERFORMANCE_WINDOW_MONTHS,
+                }
+            )
         raise RetrainingFailed(
             _(
                 "The labelled set has %(rows)d matured files: too few to train a model and keep a holdout "
@@ -382,20 +382,21 @@ def _require_senior(user: Any) -> None:
         raise PermissionDenied(_("Only a senior analyst decides on models."))
 
 
-def _locked(model_version: ModelVersion) -> ModelVersion:
-    return ModelVersion.objects.select_for_update().defer("booster_ubj").get(pk=model_version.pk)
+def _locked_challenger(model_version: ModelVersion, nothing_to_do: str) -> ModelVersion:
+    """The version, locked, if it is still its segment's challenger; else ``nothing_to_do`` as the refusal."""
+    locked = ModelVersion.objects.select_for_update().defer("booster_ubj").get(pk=model_version.pk)
+    if locked.status != ModelVersion.Status.CHALLENGER:
+        raise GovernanceError(nothing_to_do % {"model": locked.label, "status": locked.get_status_display()})
+    return locked
 
 
 @transaction.atomic
 def challenger_approve(*, model_version: ModelVersion, user: Any, note: str) -> ModelVersion:
     """Promote a challenger whose gates passed: it becomes the champion, the champion retires."""
     _require_senior(user)
-    locked = _locked(model_version)
-    if locked.status != ModelVersion.Status.CHALLENGER:
-        raise GovernanceError(
-            _("%(model)s is not the challenger (it is %(status)s): there is nothing to approve.")
-            % {"model": locked.label, "status": locked.get_status_display()}
-        )
+    locked = _locked_challenger(
+        model_version, _("%(model)s is not the challenger (it is %(status)s): there is nothing to approve.")
+    )
     if not (locked.comparison or {}).get("passed"):
         failed = [g.get("name", "?") for g in (locked.comparison or {}).get("gates", []) if not g.get("passed")]
         raise GovernanceError(
@@ -430,12 +431,9 @@ def challenger_approve(*, model_version: ModelVersion, user: Any, note: str) -> 
 def challenger_reject(*, model_version: ModelVersion, user: Any, note: str) -> ModelVersion:
     """Reject a challenger: it stops shadow-scoring and can never be promoted."""
     _require_senior(user)
-    locked = _locked(model_version)
-    if locked.status != ModelVersion.Status.CHALLENGER:
-        raise GovernanceError(
-            _("%(model)s is not the challenger (it is %(status)s): there is nothing to reject.")
-            % {"model": locked.label, "status": locked.get_status_display()}
-        )
+    locked = _locked_challenger(
+        model_version, _("%(model)s is not the challenger (it is %(status)s): there is nothing to reject.")
+    )
     locked.status = ModelVersion.Status.REJECTED
     locked.decided_by, locked.decided_at, locked.decision_note = user, timezone.now(), note.strip()
     locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
@@ -449,20 +447,35 @@ def challenger_reject(*, model_version: ModelVersion, user: Any, note: str) -> M
     return locked
 
 
+def rollback_target(versions: Iterable[ModelVersion]) -> ModelVersion | None:
+    """The version a rollback brings back: of the retired versions that were once champion, the one retired last
+    (a version retired before ``retired_at`` was kept counts from its promotion). The Models page names it with
+    the same rule, so the version it shows is the version that returns."""
+    retired = [v for v in versions if v.status == ModelVersion.Status.RETIRED and v.promoted_at is not None]
+    return max(retired, key=lambda v: (v.retired_at or v.promoted_at, v.version), default=None)
+
+
 @transaction.atomic
-def champion_rollback(*, segment: str, user: Any, note: str) -> ModelVersion:
-    """The previous champion (the most recently retired version that was once promoted) returns; the current retires."""
+def champion_rollback(*, segment: str, user: Any, note: str, seen_champion: int | None = None) -> ModelVersion:
+    """The previous champion (``rollback_target``) returns; the current one retires.
+
+    ``seen_champion``: the champion the senior analyst saw when deciding; if another decision replaced it since,
+    the rollback is refused as stale rather than undoing a decision the analyst never saw.
+    """
     _require_senior(user)
-    previous = (
+    locked = list(
         ModelVersion.objects.select_for_update()
         .defer("booster_ubj")
-        .filter(segment=segment, status=ModelVersion.Status.RETIRED, promoted_at__isnull=False)
-        .order_by("-retired_at", "-version")
-        .first()
+        .filter(segment=segment, status__in=[ModelVersion.Status.CHAMPION, ModelVersion.Status.RETIRED])
     )
+    current = next((v for v in locked if v.status == ModelVersion.Status.CHAMPION), None)
+    if seen_champion is not None and (current is None or current.pk != seen_champion):
+        raise GovernanceError(
+            _("The champion changed since this page was shown: nothing was rolled back. Review it again.")
+        )
+    previous = rollback_target(locked)
     if previous is None:
         raise GovernanceError(_("No previous champion of this segment to roll back to."))
-    current = champion_for(segment)
     actor = Actor(user=user)
     audit_record(
         actor=actor,

@@ -273,9 +273,7 @@ def _segments(request: HttpRequest, invalid: dict[str, Any] | None = None) -> li
         mine = versions.get(value, [])
         champion = next((v for v in mine if v.status == ModelVersion.Status.CHAMPION), None)
         challenger = next((v for v in mine if v.status == ModelVersion.Status.CHALLENGER), None)
-        # The version a rollback brings back, as champion_rollback chooses it: the champion retired last.
-        retired = [v for v in mine if v.status == ModelVersion.Status.RETIRED and v.promoted_at is not None]
-        returns = max(retired, key=lambda v: (v.retired_at or v.promoted_at, v.version), default=None)
+        returns = retraining.rollback_target(mine)  # the version a rollback brings back, as the service picks it
         recent = list(
             retraining_runs_for_user(request.user).filter(segment=value).order_by("-created_at", "-pk")[:RECENT_RUNS]
         )
@@ -465,22 +463,20 @@ def model_reject(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def model_rollback(request: HttpRequest, segment: str) -> HttpResponse:
-    """The previous champion returns; the form names it, and a champion changed since is a stale request."""
+    """The previous champion returns; the form names the champion the reader saw (a changed one: stale, refused)."""
     require_role(request, CAN_ACT)
     _segment_or_404(segment)
     form = RollbackForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Nothing was rolled back: correct the form below."))
         return _page(request, invalid={"segment": segment, "action": "rollback", "form": form}, status=400)
-    current = model_versions_for_user(request.user).filter(segment=segment, status=ModelVersion.Status.CHAMPION)
-    seen = form.cleaned_data.get("champion")
-    if seen is not None and not current.filter(pk=seen).exists():
-        messages.error(
-            request, _("The champion changed since this page was shown: nothing was rolled back. Review it again.")
-        )
-        return _back_to(segment)
     try:
-        restored = retraining.champion_rollback(segment=segment, user=request.user, note=form.cleaned_data["note"])
+        restored = retraining.champion_rollback(
+            segment=segment,
+            user=request.user,
+            note=form.cleaned_data["note"],
+            seen_champion=form.cleaned_data.get("champion"),
+        )
     except retraining.GovernanceError as error:
         messages.error(request, str(error))
     else:
