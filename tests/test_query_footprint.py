@@ -467,11 +467,11 @@ LISTS: dict[str, ListRow] = {
     "admin: usage as CSV": ListRow(_url("admin:riskoffice_apiclient_usage", "?format=csv"), "admin", "api clients", 7),
     "admin: partners": ListRow(_url("admin:riskoffice_partner_changelist"), "admin", "api clients", 8),
     "admin: audit trail": ListRow(_url("admin:riskoffice_auditevent_changelist"), "admin", "dossiers", 9),
-    # The models page: its versions, runs and drift checks; each segment's back-testing and override analysis
-    # (two queries each) and, with a challenger, its shadow summary.
-    "models page": ListRow(_url("scoring:models"), "senior", "model versions", 20),
-    "models page, retraining runs": ListRow(_url("scoring:models"), "auditor", "retraining runs", 18),
-    "models page, drift history": ListRow(_url("scoring:models"), "admin", "drift checks", 19),
+    # The models page: its versions, runs and drift checks; per segment, one read of its matured outcomes (two queries)
+    # for back-testing and override analysis, its overrides, and, with a challenger, its shadow summary.
+    "models page": ListRow(_url("scoring:models"), "senior", "model versions", 18),
+    "models page, retraining runs": ListRow(_url("scoring:models"), "auditor", "retraining runs", 16),
+    "models page, drift history": ListRow(_url("scoring:models"), "admin", "drift checks", 17),
     "admin: model versions": ListRow(_url("admin:scoring_modelversion_changelist"), "admin", "model versions", 8),
     "admin: policy versions": ListRow(_url("admin:scoring_policyversion_changelist"), "admin", "policy versions", 8),
 }
@@ -641,7 +641,7 @@ PAGES: dict[str, Row] = {
     # A new version is previewed on past dossiers before it is published (the preview is the costly step).
     "policy, new version": Row("POST", _policy_new, "senior", 200, 14, lambda w: {
         **POLICY, "note": "Tighter accept.", "min_data_sources": "1", "refer_when_thin": "on", "action": "preview"}),
-    "models page, a challenger": Row("GET", _challenger_page, "auditor", 200, 21),  # + the shadow summary (3)
+    "models page, a challenger": Row("GET", _challenger_page, "auditor", 200, 19),  # + the shadow summary (3)
     "model card": Row("GET", _of("scoring:model-detail", "challenger"), "senior", 200, 8),
     "model card, markdown": Row("GET", _of("scoring:model-card-md", "challenger"), "auditor", 200, 6),
     "model card, json": Row("GET", _of("scoring:model-card-json", "challenger"), "admin", 200, 7),

@@ -55,7 +55,25 @@ def backtest_by_band(segment: str, *, now: datetime | None = None) -> dict[str, 
     "mean_pd", "observed_rate", "low", "high", "verdict"}``, the verdict saying whether the mean PD lies
     within the observed rate's interval, below it (under-predicted) or above it (over-predicted).
     """
+    return _backtest(segment, *_matured_files(segment, now=now))
+
+
+def override_analysis(segment: str, *, now: datetime | None = None) -> dict[str, Any]:
+    """Observed default rates of overridden files, more lenient or stricter, against the files nobody overrode.
+
+    ``{"rows", "groups": [{"direction", "n", "defaults", "mean_pd", "observed_rate", "low", "high",
+    "changes": {"refuse→accept": n, ...}}]}``, groups in the order more lenient, stricter, not overridden.
+    """
+    return _overrides(segment, *_matured_files(segment, now=now))
+
+
+def backtest_and_overrides(segment: str, *, now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``backtest_by_band`` and ``override_analysis`` from one read of the matured files (the Models page)."""
     files, skipped = _matured_files(segment, now=now)
+    return _backtest(segment, files, skipped), _overrides(segment, files, skipped)
+
+
+def _backtest(segment: str, files: list[_File], skipped: dict[str, int]) -> dict[str, Any]:
     by_period: dict[str, list[_File]] = {}
     for file in files:
         by_period.setdefault(_quarter(file.applied_at), []).append(file)
@@ -77,13 +95,7 @@ def backtest_by_band(segment: str, *, now: datetime | None = None) -> dict[str, 
     }
 
 
-def override_analysis(segment: str, *, now: datetime | None = None) -> dict[str, Any]:
-    """Observed default rates of overridden files, more lenient or stricter, against the files nobody overrode.
-
-    ``{"rows", "groups": [{"direction", "n", "defaults", "mean_pd", "observed_rate", "low", "high",
-    "changes": {"refuse→accept": n, ...}}]}``, groups in the order more lenient, stricter, not overridden.
-    """
-    files, skipped = _matured_files(segment, now=now)
+def _overrides(segment: str, files: list[_File], skipped: dict[str, int]) -> dict[str, Any]:
     by_dossier = {f.dossier_id: f for f in files}
     in_force: dict[Any, tuple[datetime, str]] = {}
     overrides = (

@@ -236,9 +236,8 @@ def _drift_view(checks: list[DriftCheck]) -> dict[str, Any]:
     }
 
 
-def _backtest_view(segment: str) -> dict[str, Any]:
+def _backtest_view(result: dict[str, Any]) -> dict[str, Any]:
     """Back-testing by band, each band's verdict in the reader's language."""
-    result = backtest.backtest_by_band(segment)
 
     def labelled(bands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**band, "verdict_label": VERDICTS.get(band.get("verdict"), band.get("verdict"))} for band in bands]
@@ -250,8 +249,7 @@ def _backtest_view(segment: str) -> dict[str, Any]:
     }
 
 
-def _overrides_view(segment: str) -> dict[str, Any]:
-    result = backtest.override_analysis(segment)
+def _overrides_view(result: dict[str, Any]) -> dict[str, Any]:
     groups = [
         {**group, "direction_label": DIRECTIONS.get(group.get("direction"), group.get("direction"))}
         for group in result.get("groups") or []
@@ -277,6 +275,7 @@ def _segments(request: HttpRequest, invalid: dict[str, Any] | None = None) -> li
         recent = list(
             retraining_runs_for_user(request.user).filter(segment=value).order_by("-created_at", "-pk")[:RECENT_RUNS]
         )
+        backtested, overrides = backtest.backtest_and_overrides(value)
         segments.append(
             {
                 "value": value,
@@ -288,8 +287,8 @@ def _segments(request: HttpRequest, invalid: dict[str, Any] | None = None) -> li
                 "runs": recent,
                 "active_run": next((r for r in recent if r.status in {"queued", "running"}), None),
                 "drift": _drift_view(checks.get(value, [])),
-                "backtest": _backtest_view(value),
-                "overrides": _overrides_view(value),
+                "backtest": _backtest_view(backtested),
+                "overrides": _overrides_view(overrides),
                 "invalid": invalid if invalid and invalid.get("segment") == value else None,
             }
         )
