@@ -757,10 +757,9 @@ MODEL_DRIFT_AT = env_str("MODEL_DRIFT_AT", "04:00")
 MODEL_DRIFT_WINDOW_DAYS = env_int("MODEL_DRIFT_WINDOW_DAYS", 30)
 MODEL_DRIFT_MIN_SCORES = env_int("MODEL_DRIFT_MIN_SCORES", 100)
 MODEL_PSI_ALERT = env_float("MODEL_PSI_ALERT", 0.25)
-for _entry, _setting, _task in (("model-drift-check", "MODEL_DRIFT_AT", "scoring.model.tasks.drift_check_daily"),):
-    _schedule = _monitoring_schedule(_setting, globals()[_setting])
-    if _schedule is not None:
-        CELERY_BEAT_SCHEDULE[_entry] = {"task": _task, "schedule": _schedule}
+_schedule = _monitoring_schedule("MODEL_DRIFT_AT", MODEL_DRIFT_AT)
+if _schedule is not None:
+    CELERY_BEAT_SCHEDULE["model-drift-check"] = {"task": "scoring.model.tasks.drift_check_daily", "schedule": _schedule}
 if _monitoring_schedule("MODEL_RETRAIN_AT", MODEL_RETRAIN_AT) is not None:
     _hour, _minute = (int(part) for part in MODEL_RETRAIN_AT.split(":"))
     CELERY_BEAT_SCHEDULE["model-retrain-monthly"] = {

@@ -20,7 +20,7 @@ from django.utils import timezone
 from riskoffice.models import AuditEvent
 from scoring.model.registry import model_register
 from scoring.model.retraining import GovernanceError, retraining_start
-from scoring.model.tasks import retrain_model, retrain_scheduled, retrain_sweep
+from scoring.model.tasks import drift_check_daily, retrain_model, retrain_scheduled, retrain_sweep
 from scoring.models import ModelVersion, RetrainingRun
 from scoring.selectors import challenger_for, champion_for
 
@@ -203,6 +203,19 @@ def test_a_new_challenger_supersedes_one_still_awaiting_a_decision(book):
 
 
 # --- when runs start on their own -------------------------------------------------------------------------------
+
+
+def test_beat_runs_the_monthly_retraining_the_sweep_and_the_daily_drift_check():
+    """The schedule as production's beat reads it: the 1st of the month at 03:00 and every day at 04:00, Paris time."""
+    from riskoffice import settings as project_settings
+
+    schedule = project_settings.CELERY_BEAT_SCHEDULE
+    monthly = schedule["model-retrain-monthly"]
+    assert monthly["task"] == retrain_scheduled.name
+    assert (monthly["schedule"].day_of_month, monthly["schedule"].hour, monthly["schedule"].minute) == ({1}, {3}, {0})
+    assert schedule["model-retrain-sweep"]["task"] == retrain_sweep.name
+    drift = schedule["model-drift-check"]
+    assert drift["task"] == drift_check_daily.name and (drift["schedule"].hour, drift["schedule"].minute) == ({4}, {0})
 
 
 def test_the_monthly_task_starts_one_run_per_segment_that_has_a_champion_or_outcomes(champion):
